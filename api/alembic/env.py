@@ -1,0 +1,69 @@
+"""Alembic environment: our metadata, our URL, and what autogenerate must not compare."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alembic import context
+from sqlalchemy import create_engine, pool
+
+from planwise.config import get_settings
+from planwise.db.engine import sqlalchemy_url
+from planwise.db.models import metadata
+
+config = context.config
+
+# Tables that extensions own (PostGIS's spatial_ref_sys) are not ours to diff.
+FOREIGN_TABLES = {"spatial_ref_sys"}
+
+
+def migration_url() -> str:
+    """A URL handed in by code (`config.attributes["url"]`) wins over the settings."""
+    url = config.attributes.get("url") or get_settings().admin_url
+    return sqlalchemy_url(str(url))
+
+
+def include_object(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
+    if type_ == "table" and name in FOREIGN_TABLES:
+        return False
+    return True
+
+
+def run_migrations_offline() -> None:
+    context.configure(
+        url=migration_url(),
+        target_metadata=metadata,
+        literal_binds=True,
+        dialect_opts={"paramstyle": "named"},
+        include_object=include_object,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    engine = create_engine(
+        migration_url(),
+        poolclass=pool.NullPool,
+        connect_args={"application_name": "planwise-migrate"},
+    )
+    with engine.connect() as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=metadata,
+            include_object=include_object,
+            compare_type=True,
+            compare_server_default=True,
+            transaction_per_migration=False,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+    engine.dispose()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

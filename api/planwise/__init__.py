@@ -1,0 +1,1 @@
+"""Planwise data platform."""

@@ -1,0 +1,1 @@
+"""Database plumbing: metadata conventions, engines, sessions and the managed local cluster."""

@@ -1,0 +1,34 @@
+"""One transaction per unit of work, with the acting user set for row-level security.
+
+`set_config('app.user_id', …, true)` is transaction-local: the setting disappears at
+COMMIT or ROLLBACK, so it cannot leak to the next user of a pooled connection, even
+through PgBouncer in transaction mode where consecutive transactions of one client may
+run on different server connections.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Engine, text
+from sqlmodel import Session
+
+SET_ACTING_USER = text("select set_config('app.user_id', :user_id, true)")
+
+
+def set_acting_user(session: Session, user_id: int) -> None:
+    """Make RLS policies see `user_id` for the rest of the current transaction."""
+    session.execute(SET_ACTING_USER, {"user_id": str(int(user_id))})
+
+
+@contextmanager
+def unit_of_work(engine: Engine, user_id: int | None = None) -> Iterator[Session]:
+    """Open a session and a transaction; commit when the block succeeds, else roll back.
+
+    Services take the yielded session and never commit themselves.
+    """
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        if user_id is not None:
+            set_acting_user(session, user_id)
+        yield session

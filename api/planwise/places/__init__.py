@@ -1,0 +1,1 @@
+"""Places (Google Place IDs) with their location, category and rating."""

@@ -1,0 +1,1 @@
+"""A user's rating and comment of a place, one per (user, place)."""

@@ -1,0 +1,1 @@
+"""Accounts: the `user` table, registration and login."""
