@@ -2,33 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from alembic import context
 from sqlalchemy import create_engine, pool
 
+from alembic import context
 from planwise.config import get_settings
 from planwise.db.engine import sqlalchemy_url
+from planwise.db.migrations import include_object
 from planwise.db.models import metadata
 
 config = context.config
-
-# Tables that extensions own (PostGIS's spatial_ref_sys) are not ours to diff.
-FOREIGN_TABLES = {"spatial_ref_sys"}
 
 
 def migration_url() -> str:
     """A URL handed in by code (`config.attributes["url"]`) wins over the settings."""
     url = config.attributes.get("url") or get_settings().admin_url
     return sqlalchemy_url(str(url))
-
-
-def include_object(
-    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
-) -> bool:
-    if type_ == "table" and name in FOREIGN_TABLES:
-        return False
-    return True
 
 
 def run_migrations_offline() -> None:

@@ -11,6 +11,7 @@ document's. `updated_at` is kept by a trigger so no code path can forget it.
 from collections.abc import Sequence
 
 import sqlalchemy as sa
+
 from alembic import op
 
 revision: str = "1a2b3c4d5e6f"
@@ -100,6 +101,7 @@ def upgrade() -> None:
     op.create_index("idx_preference_category", "preference", ["category"])
 
     # Only a real change bumps updated_at: an idempotent re-import leaves it alone.
+    # Rows are compared as text because json (place.opening_hours) has no "=" operator.
     op.execute(
         """
         CREATE FUNCTION planwise_set_updated_at() RETURNS trigger
@@ -114,7 +116,7 @@ def upgrade() -> None:
     for table in TABLES_WITH_UPDATED_AT:
         op.execute(
             f'CREATE TRIGGER trg_{table}_updated_at BEFORE UPDATE ON "{table}" '
-            "FOR EACH ROW WHEN (OLD.* IS DISTINCT FROM NEW.*) "
+            "FOR EACH ROW WHEN (OLD::text IS DISTINCT FROM NEW::text) "
             "EXECUTE FUNCTION planwise_set_updated_at()"
         )
 

@@ -96,8 +96,7 @@ def upgrade() -> None:
 
     # app_read: every row of every table, but not password hashes.
     op.execute(
-        'GRANT SELECT (id, username, full_name, role, is_active, created_at) ON "user" '
-        "TO app_read"
+        'GRANT SELECT (id, username, full_name, role, is_active, created_at) ON "user" TO app_read'
     )
     op.execute("GRANT SELECT ON place, review, preference TO app_read")
 
@@ -108,7 +107,7 @@ def upgrade() -> None:
 
     # planwise_auth: exactly what login and registration need.
     op.execute(
-        'GRANT SELECT (id, username, hashed_password, role, is_active), '
+        "GRANT SELECT (id, username, hashed_password, role, is_active), "
         'INSERT (username, hashed_password, full_name, role) ON "user" TO planwise_auth'
     )
     op.execute("GRANT USAGE ON SEQUENCE user_id_seq TO planwise_auth")
@@ -121,10 +120,10 @@ def upgrade() -> None:
             f"USING ({owner_column} = {ACTING_USER}) "
             f"WITH CHECK ({owner_column} = {ACTING_USER})"
         )
-        op.execute(f'CREATE POLICY {table}_app_read ON "{table}" FOR SELECT TO app_read USING (true)')
-    op.execute(
-        'CREATE POLICY user_auth_lookup ON "user" FOR SELECT TO planwise_auth USING (true)'
-    )
+        op.execute(
+            f'CREATE POLICY {table}_app_read ON "{table}" FOR SELECT TO app_read USING (true)'
+        )
+    op.execute('CREATE POLICY user_auth_lookup ON "user" FOR SELECT TO planwise_auth USING (true)')
     op.execute(
         'CREATE POLICY user_auth_register ON "user" FOR INSERT TO planwise_auth '
         "WITH CHECK (role = 'user')"
@@ -196,8 +195,12 @@ def downgrade() -> None:
     op.execute("DROP FUNCTION planwise_find_login(text)")
     for table in ALL_TABLES:
         op.execute(f'DROP POLICY {table}_supabase_admin ON "{table}"')
-    for policy in ("place_public_read", "place_admin_insert", "place_admin_update",
-                   "place_admin_delete"):
+    for policy in (
+        "place_public_read",
+        "place_admin_insert",
+        "place_admin_update",
+        "place_admin_delete",
+    ):
         op.execute(f"DROP POLICY {policy} ON place")
     op.execute("ALTER TABLE place DISABLE ROW LEVEL SECURITY")
     op.execute("DROP FUNCTION planwise_acting_user_is_admin()")

@@ -151,7 +151,7 @@ def psql(
     if binary is None:
         raise PlanwiseError("psql not found: run `make install`")
     target = libpq_url(role_url(get_settings(), role))
-    os.execv(binary, [binary, target])
+    os.execv(binary, [binary, target])  # noqa: S606  (become psql, like `exec psql`)
 
 
 @app.command()

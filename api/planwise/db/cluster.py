@@ -1,7 +1,8 @@
 """The managed local PostgreSQL 15 + PostGIS cluster (the embedded default).
 
 It lives under `.planwise/pg/` in the checkout, or under `/var/tmp/planwise-<hash>/pg`
-when the `postgres` OS user cannot reach the checkout (a clone under `/root`, say).
+when the `postgres` OS user cannot reach the checkout (a clone under `/root`, say;
+the hash is of the `.planwise` path, so two checkouts never share a cluster).
 PostgreSQL refuses to run as root, so when we are root every server command runs as
 `postgres` through `runuser`.
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pwd
 import secrets
 import shutil
 import subprocess
@@ -22,7 +24,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from planwise.config import LOCAL_ENV_FILE, PLANWISE_HOME, REPO_ROOT, Settings
+from planwise.config import LOCAL_ENV_FILE, PLANWISE_HOME, Settings
 from planwise.errors import PlanwiseError
 
 PG_MAJOR = 15
@@ -67,8 +69,9 @@ def default_cluster_dir() -> Path:
         if _cluster_user_can_enter(preferred):
             return preferred
         preferred.rmdir()
-    digest = hashlib.sha256(str(REPO_ROOT).encode()).hexdigest()[:12]
-    return Path("/var/tmp") / f"planwise-{digest}" / "pg"
+    digest = hashlib.sha256(str(PLANWISE_HOME.resolve()).encode()).hexdigest()[:12]
+    # A fixed name under a world-writable dir: `Cluster.init` checks who owns it.
+    return Path("/var/tmp") / f"planwise-{digest}" / "pg"  # noqa: S108
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,16 @@ class Cluster:
                 "Run `make install` (it installs postgresql-15 and postgresql-15-postgis-3)."
             )
 
+    def _refuse_foreign_owner(self) -> None:
+        """Someone else could have made our predictable directory first (in /var/tmp)."""
+        trusted = {0, os.geteuid()}
+        if _running_as_root():
+            trusted.add(pwd.getpwnam(CLUSTER_OS_USER).pw_uid)
+        for directory in (self.directory, self.directory.parent):
+            owner = directory.stat().st_uid
+            if owner not in trusted:
+                raise PlanwiseError(f"{directory} belongs to uid {owner}, not to us: refusing")
+
     @property
     def initialized(self) -> bool:
         return (self.data_dir / "PG_VERSION").exists()
@@ -143,6 +156,7 @@ class Cluster:
         if self.initialized:
             return False
         self.directory.mkdir(parents=True, exist_ok=True)
+        self._refuse_foreign_owner()
         if _running_as_root():
             shutil.chown(self.directory, CLUSTER_OS_USER, CLUSTER_OS_USER)
         self.directory.chmod(0o700)
@@ -250,9 +264,9 @@ class Cluster:
 
     def drop_database(self, dbname: str) -> None:
         with self.admin_connect() as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(dbname)
-            ))
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
+            )
 
     def up(self) -> list[str]:
         """Initialise, configure, start and prepare; returns what was done, for the user."""

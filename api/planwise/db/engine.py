@@ -23,9 +23,7 @@ def libpq_url(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def build_engine(
-    url: str, settings: Settings, *, application_name: str | None = None
-) -> Engine:
+def build_engine(url: str, settings: Settings, *, application_name: str | None = None) -> Engine:
     """A pooled engine with the document's pool settings.
 
     `application_name` makes our sessions identifiable in `pg_stat_activity`;

@@ -26,7 +26,9 @@ def set_role_passwords(admin_url: str, passwords: dict[str, SecretStr]) -> list[
     take no bind parameters.
     """
     changed = []
-    with psycopg.connect(libpq_url(admin_url), autocommit=True, application_name="planwise-cli") as conn:
+    with psycopg.connect(
+        libpq_url(admin_url), autocommit=True, application_name="planwise-cli"
+    ) as conn:
         for role, secret in passwords.items():
             if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
                 conn.execute(

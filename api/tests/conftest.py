@@ -1,0 +1,117 @@
+"""Tests run against real PostgreSQL: the managed cluster, started if needed, holding a
+throwaway database built by `alembic upgrade head` for this run. Each test gets a
+transaction that is rolled back at its end."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import psycopg
+import pytest
+from sqlalchemy import Connection, Engine, create_engine, pool
+from sqlmodel import Session
+
+from planwise.config import Settings, get_settings
+from planwise.db import migrations
+from planwise.db.cluster import Cluster, ensure_local_secrets
+from planwise.db.engine import libpq_url, sqlalchemy_url
+from planwise.db.roles import configured_role_passwords, set_role_passwords
+
+
+@dataclass(frozen=True)
+class DatabaseUnderTest:
+    name: str
+    admin_url: str
+    app_url: str
+    read_url: str
+
+
+def _on(url: str, dbname: str) -> str:
+    """The same server and credentials, another database."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(database=dbname).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    if os.environ.get("DATABASE_URL"):
+        pytest.exit("tests build their own databases on the managed cluster: unset DATABASE_URL")
+    ensure_local_secrets(get_settings())
+    get_settings.cache_clear()
+    return get_settings()
+
+
+@pytest.fixture(scope="session")
+def cluster(settings: Settings) -> Iterator[Cluster]:
+    """The managed cluster; stopped again at the end if this run started it."""
+    cluster = Cluster(settings)
+    was_running = cluster.running
+    cluster.up()
+    yield cluster
+    if not was_running:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def create_database(
+    cluster: Cluster, settings: Settings
+) -> Iterator[Callable[[str], DatabaseUnderTest]]:
+    """Make empty databases (PostGIS available) for this run; all dropped at the end."""
+    made: list[str] = []
+
+    def create(prefix: str) -> DatabaseUnderTest:
+        name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+        cluster.prepare_database(name)
+        made.append(name)
+        return DatabaseUnderTest(
+            name=name,
+            admin_url=_on(settings.admin_url, name),
+            app_url=_on(settings.app_url, name),
+            read_url=_on(settings.managed_url("app_read", settings.app_read_password), name),
+        )
+
+    yield create
+    for name in made:
+        cluster.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def test_db(
+    create_database: Callable[[str], DatabaseUnderTest], settings: Settings
+) -> DatabaseUnderTest:
+    """One database at head for the whole run, with role passwords set."""
+    database = create_database("planwise_test")
+    migrations.upgrade(database.admin_url)
+    set_role_passwords(database.admin_url, configured_role_passwords(settings))
+    return database
+
+
+@pytest.fixture(scope="session")
+def admin_engine(test_db: DatabaseUnderTest) -> Iterator[Engine]:
+    engine = create_engine(sqlalchemy_url(test_db.admin_url), poolclass=pool.NullPool)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def admin_connection(admin_engine: Engine) -> Iterator[Connection]:
+    """The owner's connection inside a transaction rolled back after the test."""
+    with admin_engine.connect() as connection:
+        transaction = connection.begin()
+        yield connection
+        transaction.rollback()
+
+
+@pytest.fixture
+def db_session(admin_connection: Connection) -> Iterator[Session]:
+    """An ORM session joined to the rolled-back transaction (its commits are savepoints)."""
+    with Session(bind=admin_connection, join_transaction_mode="create_savepoint") as session:
+        yield session
+
+
+def connect(url: str) -> psycopg.Connection[tuple[object, ...]]:
+    return psycopg.connect(libpq_url(url), application_name="planwise-tests")

@@ -1,0 +1,122 @@
+"""`planwise db …` run as a user runs it: a subprocess, its output and its exit code."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from planwise.db.cluster import Cluster
+from tests.conftest import DatabaseUnderTest
+
+PLANWISE = str(Path(sys.executable).parent / "planwise")
+SPARE_PORT = 54391
+
+
+def planwise(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "COLUMNS": "200", **env}
+    return subprocess.run(
+        [PLANWISE, *args], capture_output=True, text=True, env=environment,
+        stdin=subprocess.DEVNULL, check=False, timeout=180,
+    )  # fmt: skip
+
+
+def test_up_is_idempotent_and_prints_the_url(cluster: Cluster) -> None:
+    result = planwise("db", "up")
+    assert result.returncode == 0, result.stderr
+    assert "nothing to do" in result.stdout
+    assert re.search(r"DATABASE_URL=postgresql://app_service:\S+@127\.0\.0\.1:\d+/", result.stdout)
+
+
+def test_status_of_the_running_cluster(cluster: Cluster) -> None:
+    result = planwise("db", "status")
+    assert result.returncode == 0, result.stderr
+    assert "running" in result.stdout and str(cluster.directory) in result.stdout
+    assert "15." in result.stdout and "MiB" in result.stdout
+
+
+def test_url_for_each_role(cluster: Cluster) -> None:
+    users = {role: planwise("db", "url", "--as", role).stdout for role in ("admin", "app", "read")}
+    assert users["admin"].startswith("postgresql://postgres:")
+    assert users["app"].startswith("postgresql://app_service:")
+    assert users["read"].startswith("postgresql://app_read:")
+    bad = planwise("db", "url", "--as", "root")
+    assert bad.returncode == 1 and "unknown role" in bad.stderr
+
+
+@pytest.fixture
+def spare_home(tmp_path: Path) -> Iterator[Path]:
+    """A second managed cluster for this test only, on its own port."""
+    home = tmp_path / "home"
+    yield home
+    planwise("db", "down", PLANWISE_HOME=str(home), PLANWISE_PG_PORT=str(SPARE_PORT))
+    status = planwise("db", "status", PLANWISE_HOME=str(home), PLANWISE_PG_PORT=str(SPARE_PORT))
+    match = re.search(r"directory\s*│\s*(\S+)", status.stdout)
+    if match:
+        shutil.rmtree(match.group(1), ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_full_lifecycle_of_a_new_cluster(spare_home: Path) -> None:
+    env = {"PLANWISE_HOME": str(spare_home), "PLANWISE_PG_PORT": str(SPARE_PORT)}
+    first = planwise("db", "up", **env)
+    assert first.returncode == 0, first.stderr
+    assert "initialised" in first.stdout and f":{SPARE_PORT}/planwise" in first.stdout
+    assert (spare_home / "local.env").stat().st_mode & 0o777 == 0o600
+    if os.geteuid() == 0 and str(spare_home).startswith("/tmp/pytest-of-"):  # noqa: S108
+        # pytest's tmp dir is 0700 root: postgres cannot enter, so the cluster moves.
+        assert "/var/tmp/planwise-" in first.stdout  # noqa: S108
+    again = planwise("db", "up", **env)
+    assert again.returncode == 0 and "nothing to do" in again.stdout
+    migrate = planwise("db", "migrate", **env)
+    assert migrate.returncode == 0, migrate.stderr
+    roles = planwise("db", "roles", **env)
+    assert roles.returncode == 0 and "app_service" in roles.stdout, roles.stderr
+    assert planwise("db", "check", **env).returncode == 0
+    assert planwise("db", "down", **env).returncode == 0
+    stopped = planwise("db", "status", **env)
+    assert stopped.returncode == 3 and "stopped" in stopped.stdout
+
+
+def test_external_database_url_never_starts_a_cluster(
+    test_db: DatabaseUnderTest, tmp_path: Path
+) -> None:
+    env = {"DATABASE_URL": test_db.admin_url, "PLANWISE_HOME": str(tmp_path / "home")}
+    up = planwise("db", "up", **env)
+    assert up.returncode == 0, up.stderr
+    assert "no local cluster started" in up.stdout and "reachable" in up.stdout
+    assert not (tmp_path / "home" / "pg").exists()
+    status = planwise("db", "status", **env)
+    assert status.returncode == 0 and "external" in status.stdout
+
+
+def test_unreachable_external_server_is_a_clear_error(tmp_path: Path) -> None:
+    env = {
+        "DATABASE_URL": "postgresql://app:pw@127.0.0.1:1/planwise",
+        "PLANWISE_HOME": str(tmp_path),
+    }
+    up = planwise("db", "up", **env)
+    assert up.returncode == 1 and "database unreachable" in up.stderr
+    assert "Traceback" not in up.stderr
+    status = planwise("db", "status", **env)
+    assert status.returncode == 3 and "unreachable" in status.stdout
+
+
+def test_bad_configuration_exits_2_naming_the_variable() -> None:
+    result = planwise("db", "status", DATABASE_POOL_SIZE="lots")
+    assert result.returncode == 2
+    assert "DATABASE_POOL_SIZE" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_downgrade_needs_confirmation(test_db: DatabaseUnderTest) -> None:
+    env = {"MIGRATION_DATABASE_URL": test_db.admin_url}
+    result = planwise("db", "downgrade", "base", **env)
+    assert result.returncode == 3 and "not confirmed" in result.stderr
+    assert "dropped with their data" in result.stdout
+    assert planwise("db", "check", **env).returncode == 0
