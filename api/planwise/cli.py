@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import psycopg
+import sqlalchemy.exc
 import typer
 from rich.console import Console
 
-from planwise.config import ConfigError
+from planwise.config import ConfigError, get_settings
 from planwise.db.cli import app as db_app
 from planwise.errors import PlanwiseError
 
@@ -16,6 +18,29 @@ app = typer.Typer(no_args_is_help=True, help="Planwise data platform.")
 app.add_typer(db_app, name="db")
 
 err_console = Console(stderr=True)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="uvicorn worker processes")] = 1,
+    reload: Annotated[bool, typer.Option(help="restart on code changes (development)")] = False,
+) -> None:
+    """Run the HTTP API (uvicorn). Refuses to start in production with a default secret."""
+    import uvicorn
+
+    get_settings().check_servable()
+    uvicorn.run(
+        "planwise.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        reload=reload,
+        proxy_headers=True,
+        access_log=False,
+    )
 
 
 def main() -> None:
@@ -28,6 +53,7 @@ def main() -> None:
     except PlanwiseError as error:
         err_console.print(f"[red]error:[/red] {error}")
         sys.exit(error.exit_code)
-    except psycopg.OperationalError as error:
-        err_console.print(f"[red]database unreachable:[/red] {str(error).strip()}")
+    except (psycopg.OperationalError, sqlalchemy.exc.OperationalError) as error:
+        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        err_console.print(f"[red]database unreachable:[/red] {reason}")
         sys.exit(1)

@@ -8,6 +8,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 import pytest
@@ -115,3 +116,51 @@ def db_session(admin_connection: Connection) -> Iterator[Session]:
 
 def connect(url: str) -> psycopg.Connection[tuple[object, ...]]:
     return psycopg.connect(libpq_url(url), application_name="planwise-tests")
+
+
+# -- the HTTP API ---------------------------------------------------------------------
+# API requests commit (one transaction per request, as in production), so API tests run
+# on a database of their own and tell their data apart by unique usernames.
+
+TEST_JWT_SECRET = "test-secret-" + "x" * 40
+
+
+@pytest.fixture(scope="session")
+def api_db(
+    create_database: Callable[[str], DatabaseUnderTest], settings: Settings
+) -> DatabaseUnderTest:
+    database = create_database("planwise_api")
+    migrations.upgrade(database.admin_url)
+    set_role_passwords(database.admin_url, configured_role_passwords(settings))
+    return database
+
+
+@pytest.fixture(scope="session")
+def api_settings(api_db: DatabaseUnderTest, settings: Settings) -> Settings:
+    from pydantic import SecretStr
+
+    return settings.model_copy(
+        update={
+            "database_url": api_db.app_url,
+            "migration_database_url": api_db.admin_url,
+            "planwise_env": "test",
+            "jwt_secret": SecretStr(TEST_JWT_SECRET),
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+def api_app(api_settings: Settings) -> Iterator[Any]:
+    from planwise.app import create_app
+
+    app = create_app(api_settings)
+    yield app
+    app.state.engine.dispose()
+
+
+@pytest.fixture
+def client(api_app: Any) -> Iterator[Any]:
+    from fastapi.testclient import TestClient
+
+    with TestClient(api_app, base_url="http://testserver/api/v1") as test_client:
+        yield test_client

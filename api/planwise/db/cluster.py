@@ -37,6 +37,7 @@ LOCAL_SECRETS = (
     "APP_SERVICE_PASSWORD",
     "APP_READ_PASSWORD",
     "SUPABASE_ADMIN_PASSWORD",
+    "JWT_SECRET",
 )
 EXTENSIONS = ("postgis", "pg_stat_statements")
 
@@ -96,6 +97,7 @@ def ensure_local_secrets(settings: Settings) -> list[str]:
         "APP_SERVICE_PASSWORD": settings.app_service_password,
         "APP_READ_PASSWORD": settings.app_read_password,
         "SUPABASE_ADMIN_PASSWORD": settings.supabase_admin_password,
+        "JWT_SECRET": None if settings.jwt_secret_is_default else settings.jwt_secret,
     }
     missing = [name for name in LOCAL_SECRETS if current[name] is None]
     if missing:
@@ -103,7 +105,9 @@ def ensure_local_secrets(settings: Settings) -> list[str]:
         descriptor = os.open(LOCAL_ENV_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         with os.fdopen(descriptor, "a", encoding="utf-8") as handle:
             for name in missing:
-                handle.write(f"{name}={secrets.token_urlsafe(24)}\n")
+                handle.write(
+                    f"{name}={secrets.token_urlsafe(48 if name == 'JWT_SECRET' else 24)}\n"
+                )
         LOCAL_ENV_FILE.chmod(0o600)
     return missing
 

@@ -1,0 +1,137 @@
+"""The FastAPI application: routers per domain, database errors as clear HTTP answers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, status
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from psycopg import errors as pg_errors
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from planwise.config import Settings, get_settings
+from planwise.db.engine import build_engine
+from planwise.db.migrations import head_revision
+from planwise.deps import API_PREFIX
+from planwise.observability import Metrics, MetricsMiddleware
+from planwise.places.routes import router as places_router
+from planwise.preferences.routes import router as preferences_router
+from planwise.reviews.routes import router as reviews_router
+from planwise.users.routes import auth_router, users_router
+
+logger = logging.getLogger("planwise.api")
+
+POOL_RETRY_AFTER_SECONDS = 1
+DATABASE_RETRY_AFTER_SECONDS = 5
+
+
+def _unavailable(detail: str, retry_after: int) -> JSONResponse:
+    return JSONResponse(
+        {"detail": detail},
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
+    """Database trouble becomes a JSON 4xx/503, never a bare 500 with a traceback."""
+
+    @app.exception_handler(PoolTimeout)
+    async def pool_exhausted(_request: Request, _error: PoolTimeout) -> JSONResponse:
+        metrics.pool_timeouts.inc()
+        return _unavailable(
+            "all database connections are busy; retry shortly", POOL_RETRY_AFTER_SECONDS
+        )
+
+    @app.exception_handler(DBAPIError)
+    async def database_error(_request: Request, error: DBAPIError) -> JSONResponse:
+        original = error.orig
+        if isinstance(original, pg_errors.InsufficientPrivilege):
+            return JSONResponse({"detail": "not allowed"}, status.HTTP_403_FORBIDDEN)
+        if isinstance(original, pg_errors.QueryCanceled):
+            return _unavailable("the query took too long and was cancelled", 1)
+        if isinstance(error, OperationalError | InterfaceError) or error.connection_invalidated:
+            logger.warning("database unavailable: %s", original)
+            return _unavailable("database unavailable; retry shortly", DATABASE_RETRY_AFTER_SECONDS)
+        if isinstance(error, IntegrityError):
+            return JSONResponse(
+                {"detail": "conflicts with existing data"}, status.HTTP_409_CONFLICT
+            )
+        if isinstance(original, pg_errors.DataError):
+            return JSONResponse(
+                {"detail": f"invalid value: {str(original).splitlines()[0]}"},
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+            )
+        logger.exception("unexpected database error", exc_info=error)
+        return JSONResponse({"detail": "internal error"}, status.HTTP_500_INTERNAL_SERVER_ERROR)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    settings.check_servable()
+    engine = build_engine(settings.app_url, settings, application_name="planwise-api")
+    metrics = Metrics(engine)
+    expected_revision = head_revision()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="Planwise API",
+        version="1.0.0",
+        summary="Places near a traveller, ranked by their own category preferences.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.metrics = metrics
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    install_error_handlers(app, metrics)
+
+    for router in (
+        auth_router,
+        users_router,
+        places_router,
+        reviews_router,
+        preferences_router,
+    ):
+        app.include_router(router, prefix=API_PREFIX)
+
+    @app.get(
+        "/health",
+        tags=["operations"],
+        responses={503: {"description": "database unreachable or schema not at head"}},
+    )
+    def health() -> JSONResponse:
+        """Ready when the database answers and its schema is at the code's migration head."""
+        try:
+            with engine.connect() as connection:
+                current = connection.execute(
+                    text("SELECT version_num FROM alembic_version")
+                ).scalar()
+        except (DBAPIError, PoolTimeout) as error:
+            return JSONResponse(
+                {"status": "unavailable", "database": str(error.__class__.__name__)},
+                status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+                headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+            )
+        body = {"database": "ok", "migration": current, "expected_migration": expected_revision}
+        if current != expected_revision:
+            return JSONResponse({"status": "migration pending", **body}, status_code=503)
+        return JSONResponse({"status": "ok", **body})
+
+    app.add_api_route(f"{API_PREFIX}/health", health, methods=["GET"], include_in_schema=False)
+
+    @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
+    def prometheus_metrics() -> PlainTextResponse:
+        """Prometheus text exposition of this process's metrics."""
+        return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,94 @@
+"""Accounts. Services take the request's session and never commit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from psycopg import errors as pg_errors
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from planwise.db.session import set_acting_user
+from planwise.users.models import User
+from planwise.users.schemas import UserRegister, UserUpdate
+from planwise.users.security import hash_password, verify_password
+
+
+class UsernameTaken(Exception):
+    """Another account already has this username."""
+
+
+class AccountDisabled(Exception):
+    """The credentials are right but the account is deactivated."""
+
+
+@dataclass(frozen=True)
+class LoginRecord:
+    id: int
+    hashed_password: str
+    role: str
+    is_active: bool
+
+
+def _is_unique_violation(error: IntegrityError) -> bool:
+    return isinstance(error.orig, pg_errors.UniqueViolation)
+
+
+def register(session: Session, data: UserRegister) -> User:
+    """Create a plain user through the SECURITY DEFINER function (no acting user yet)."""
+    try:
+        with session.begin_nested():
+            user_id = session.execute(
+                text("SELECT planwise_register_user(:username, :hashed, :full_name)"),
+                {
+                    "username": data.username,
+                    "hashed": hash_password(data.password),
+                    "full_name": data.full_name,
+                },
+            ).scalar_one()
+    except IntegrityError as error:
+        if _is_unique_violation(error):
+            raise UsernameTaken(data.username) from None
+        raise
+    set_acting_user(session, user_id)
+    user = session.get(User, user_id)
+    assert user is not None
+    return user
+
+
+def authenticate(session: Session, username: str, password: str) -> LoginRecord | None:
+    """The login record when the password matches; raises AccountDisabled if inactive."""
+    row = session.execute(
+        text("SELECT id, hashed_password, role, is_active FROM planwise_find_login(:username)"),
+        {"username": username},
+    ).first()
+    record = LoginRecord(*row) if row else None
+    if not verify_password(password, record.hashed_password if record else None):
+        return None
+    assert record is not None
+    if not record.is_active:
+        raise AccountDisabled(username)
+    return record
+
+
+def update_profile(session: Session, user: User, data: UserUpdate) -> User:
+    changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    if "password" in changes:
+        user.hashed_password = hash_password(changes.pop("password"))
+    for field, value in changes.items():
+        setattr(user, field, value)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError as error:
+        if _is_unique_violation(error):
+            raise UsernameTaken(str(changes.get("username"))) from None
+        raise
+    return user
+
+
+def delete_account(session: Session, user: User) -> None:
+    """Delete the user; the schema's ON DELETE CASCADE removes their reviews and preferences."""
+    session.delete(user)
+    session.flush()

@@ -1,0 +1,179 @@
+"""Accounts through HTTP: registration, tokens, profile, deletion, deactivation."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+import pytest
+from fastapi.testclient import TestClient
+
+from planwise.config import ConfigError, Settings
+from tests.api_helpers import PASSWORD, Account, login, new_account, new_admin, put_place
+from tests.conftest import TEST_JWT_SECRET, DatabaseUnderTest, connect
+
+
+def test_register_login_and_read_me(client: TestClient) -> None:
+    account = new_account(client, "ana")
+    me = client.get("/users/me", headers=account.headers)
+    assert me.status_code == 200
+    assert me.json() | {"created_at": None} == {
+        "id": account.id,
+        "username": account.username,
+        "full_name": "Ana",
+        "role": "user",
+        "is_active": True,
+        "created_at": None,
+    }
+
+
+def test_token_claims_are_supabase_shaped(client: TestClient) -> None:
+    account = new_account(client)
+    token = account.headers["Authorization"].split()[1]
+    claims = jwt.decode(token, TEST_JWT_SECRET, algorithms=["HS256"], audience="authenticated")
+    assert claims["sub"] == str(account.id)
+    assert claims["role"] == "authenticated" and claims["aud"] == "authenticated"
+    assert claims["exp"] > claims["iat"] >= int(time.time()) - 5
+
+
+def test_password_is_stored_as_argon2(client: TestClient, api_db: DatabaseUnderTest) -> None:
+    account = new_account(client)
+    with connect(api_db.admin_url) as conn:
+        row = conn.execute('SELECT hashed_password FROM "user" WHERE id = %s', (account.id,))
+        hashed = str(row.fetchone()[0])  # type: ignore[index]
+    assert hashed.startswith("$argon2id$") and PASSWORD not in hashed
+
+
+def test_duplicate_username_is_409(client: TestClient) -> None:
+    account = new_account(client)
+    again = client.post(
+        "/auth/register",
+        json={"username": account.username, "password": PASSWORD, "full_name": "Again"},
+    )
+    assert again.status_code == 409 and "taken" in again.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"username": "ab", "password": PASSWORD, "full_name": "Too short"},
+        {"username": "x" * 51, "password": PASSWORD, "full_name": "Too long"},
+        {"username": "has space", "password": PASSWORD, "full_name": "Bad char"},
+        {"username": "shortpass", "password": "1234567", "full_name": "Short"},
+        {"username": "nulname", "password": PASSWORD, "full_name": "nul\x00byte"},
+        {"username": "noname", "password": PASSWORD},
+    ],
+)
+def test_invalid_registration_is_422(client: TestClient, body: dict[str, str]) -> None:
+    response = client.post("/auth/register", json=body)
+    assert response.status_code == 422 and response.json()["detail"]
+
+
+def test_wrong_password_and_unknown_user_are_401(client: TestClient) -> None:
+    account = new_account(client)
+    for username, password in ((account.username, "wrong password"), ("nobody_here", PASSWORD)):
+        response = client.post("/auth/token", data={"username": username, "password": password})
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"] == "Bearer"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "Bearer not-a-jwt",
+        "Bearer " + jwt.encode({"sub": "1", "aud": "authenticated", "iat": 0, "exp": 1},
+                               TEST_JWT_SECRET, algorithm="HS256"),
+        "Bearer " + jwt.encode({"sub": "1", "aud": "authenticated", "iat": 0,
+                                "exp": 4102444800}, "another-secret-" * 3, algorithm="HS256"),
+    ],
+)  # fmt: skip
+def test_missing_bad_expired_or_forged_tokens_are_401(
+    client: TestClient, header: str | None
+) -> None:
+    headers = {"Authorization": header} if header else {}
+    response = client.get("/users/me", headers=headers)
+    assert response.status_code == 401 and response.json()["detail"]
+
+
+def test_update_profile_and_password(client: TestClient) -> None:
+    account = new_account(client)
+    changed = client.patch(
+        "/users/me",
+        json={"full_name": "New Name", "password": "a brand new password"},
+        headers=account.headers,
+    )
+    assert changed.status_code == 200 and changed.json()["full_name"] == "New Name"
+    assert (
+        client.post(
+            "/auth/token", data={"username": account.username, "password": PASSWORD}
+        ).status_code
+        == 401
+    )
+    login(client, account.username, "a brand new password")
+
+
+def test_renaming_to_a_taken_username_is_409(client: TestClient) -> None:
+    first, second = new_account(client), new_account(client)
+    response = client.patch("/users/me", json={"username": first.username}, headers=second.headers)
+    assert response.status_code == 409
+
+
+def test_role_cannot_be_changed_through_the_api(client: TestClient) -> None:
+    account = new_account(client)
+    response = client.patch("/users/me", json={"role": "admin"}, headers=account.headers)
+    assert response.status_code == 200 and response.json()["role"] == "user"
+
+
+def test_delete_me_cascades(client: TestClient, api_db: DatabaseUnderTest) -> None:
+    admin = new_admin(client, api_db)
+    put_place(client, admin, "cascade-place")
+    account = new_account(client)
+    assert (
+        client.post(
+            "/reviews", json={"place_id": "cascade-place", "rating": 4}, headers=account.headers
+        ).status_code
+        == 201
+    )
+    assert (
+        client.put("/preferences/museum", json={"rating": 0.9}, headers=account.headers).status_code
+        == 201
+    )
+    assert client.delete("/users/me", headers=account.headers).status_code == 204
+    with connect(api_db.admin_url) as conn:
+        for table in ("review", "preference"):
+            row = conn.execute(f"SELECT count(*) FROM {table} WHERE user_id = %s", (account.id,))
+            assert row.fetchone() == (0,)
+    assert client.get("/users/me", headers=account.headers).status_code == 401
+
+
+def test_deactivated_user_gets_403(client: TestClient, api_db: DatabaseUnderTest) -> None:
+    account: Account = new_account(client)
+    with connect(api_db.admin_url) as conn:
+        conn.execute('UPDATE "user" SET is_active = false WHERE id = %s', (account.id,))
+    assert client.get("/users/me", headers=account.headers).status_code == 403
+    response = client.post("/auth/token", data={"username": account.username, "password": PASSWORD})
+    assert response.status_code == 403
+
+
+def test_production_refuses_the_default_secret(settings: Settings) -> None:
+    from pydantic import SecretStr
+
+    from planwise.app import create_app
+    from planwise.config import DEFAULT_JWT_SECRET
+
+    for env in ("production", "test"):
+        unsafe = settings.model_copy(
+            update={"planwise_env": env, "jwt_secret": SecretStr(DEFAULT_JWT_SECRET)}
+        )
+        with pytest.raises(ConfigError, match="JWT_SECRET"):
+            create_app(unsafe)
+    weak = settings.model_copy(
+        update={"planwise_env": "production", "jwt_secret": SecretStr("short")}
+    )
+    with pytest.raises(ConfigError, match="JWT_SECRET"):
+        create_app(weak)
+    development = settings.model_copy(
+        update={"planwise_env": "development", "jwt_secret": SecretStr(DEFAULT_JWT_SECRET)}
+    )
+    create_app(development).state.engine.dispose()
