@@ -21,6 +21,7 @@ from planwise.deps import API_PREFIX
 from planwise.observability import Metrics, MetricsMiddleware
 from planwise.places.routes import router as places_router
 from planwise.preferences.routes import router as preferences_router
+from planwise.recommendations.routes import router as recommendations_router
 from planwise.reviews.routes import router as reviews_router
 from planwise.users.routes import auth_router, users_router
 
@@ -101,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         places_router,
         reviews_router,
         preferences_router,
+        recommendations_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
 

@@ -12,10 +12,14 @@ from rich.console import Console
 
 from planwise.config import ConfigError, get_settings
 from planwise.db.cli import app as db_app
+from planwise.demo.cli import app as demo_app
 from planwise.errors import PlanwiseError
+from planwise.places.cli import app as places_app
 
 app = typer.Typer(no_args_is_help=True, help="Planwise data platform.")
 app.add_typer(db_app, name="db")
+app.add_typer(places_app, name="places")
+app.add_typer(demo_app, name="demo")
 
 err_console = Console(stderr=True)
 

@@ -244,3 +244,66 @@ def test_places_near_across_the_antimeridian(client: TestClient, admin: Account)
 @pytest.mark.parametrize("near", ["91,0", "0,181", "abc", "1,2,3"])
 def test_bad_near_is_422(client: TestClient, near: str) -> None:
     assert client.get("/places", params={"near": near}).status_code == 422
+
+
+# -- recommendations ------------------------------------------------------------------
+
+
+def test_recommendations_follow_my_preferences_not_others(
+    client: TestClient, admin: Account
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    lat, lng = -33.9249, 18.4241  # Cape Town
+    put_place(client, admin, f"reco-museum-{tag}", name=f"Museum {tag}", lat=lat + 0.01,
+              lng=lng, types=["museum"], rating=4.8, user_ratings_total=900)  # fmt: skip
+    put_place(client, admin, f"reco-park-{tag}", name=f"Park {tag}", lat=lat, lng=lng + 0.01,
+              types=["park"], rating=4.0, user_ratings_total=50)  # fmt: skip
+    alice, bob = new_account(client, "alice"), new_account(client, "bob")
+    params = {"lat": lat, "lng": lng, "radius_km": 3}
+
+    empty = client.get("/recommendations", params=params, headers=alice.headers).json()
+    assert empty["items"] == [] and "PUT /api/v1/preferences" in empty["hint"]
+
+    client.put("/preferences/museum", json={"rating": 1.0}, headers=alice.headers)
+    client.put("/preferences/park", json={"rating": 1.0}, headers=bob.headers)
+    mine = client.get("/recommendations", params=params, headers=alice.headers).json()
+    ours = [item for item in mine["items"] if tag in item["id"]]
+    assert [item["id"] for item in ours] == [f"reco-museum-{tag}"]
+    item = ours[0]
+    assert item["distance_km"] == pytest.approx(1.112, abs=0.01)
+    parts = item["components"]
+    assert parts["preference"] == 1.0 and parts["rating"] == pytest.approx(0.96)
+    assert item["score"] == pytest.approx(
+        parts["preference"] * 0.6 + parts["rating"] * 0.2 + parts["popularity"] * 0.1
+        + parts["proximity"] * 0.1
+    )  # fmt: skip
+
+    client.post("/reviews", json={"place_id": f"reco-museum-{tag}", "rating": 5},
+                headers=alice.headers)  # fmt: skip
+    unreviewed = client.get(
+        "/recommendations", params=params | {"exclude_reviewed": True}, headers=alice.headers
+    ).json()
+    assert all(tag not in item["id"] for item in unreviewed["items"])
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"lat": 0, "lng": 0, "radius_km": 51},
+        {"lat": 0, "lng": 0, "radius_km": 0},
+        {"lat": 95, "lng": 0},
+        {"lat": 0, "lng": 0, "limit": 101},
+        {"lat": 0, "lng": 0, "category": "spaceport"},
+        {"lng": 0},
+    ],
+)
+def test_invalid_recommendation_requests_are_422(
+    client: TestClient, params: dict[str, object]
+) -> None:
+    user = new_account(client)
+    response = client.get("/recommendations", params=params, headers=user.headers)
+    assert response.status_code == 422
+
+
+def test_recommendations_need_a_login(client: TestClient) -> None:
+    assert client.get("/recommendations", params={"lat": 0, "lng": 0}).status_code == 401

@@ -6,12 +6,16 @@ of them (`.jsonl`/`.ndjson`, or any file whose whole text is not one JSON docume
 whose first line is). Each place is validated in Python; a bad one is reported as a
 `Rejection` (source, line or record number, reason) and skipped, the others are kept.
 
-Speed comes from doing one round trip per import, not per row: valid rows stream through
-`COPY` into a temporary staging table (no WAL, no indexes), and a single
-`INSERT … SELECT … ON CONFLICT (id) DO UPDATE … WHERE … IS DISTINCT FROM …` merges them.
-The WHERE skips rows whose content did not change, so re-importing a file rewrites
-nothing and leaves `updated_at` alone. Within one import the last record of a place_id
-wins (`DISTINCT ON (id) … ORDER BY id, seq DESC`). Everything is one transaction.
+Speed comes from round trips per batch, not per row, and from overlapping Python with
+the server: valid rows stream through `COPY` into a temporary staging table (no WAL, no
+indexes); one `INSERT … SELECT … ON CONFLICT (id) DO UPDATE … WHERE … IS DISTINCT FROM …`
+per batch merges them, sent in pipeline mode so that the server merges a batch while
+Python parses the next. The WHERE skips rows whose content did not change, so
+re-importing a file rewrites nothing and leaves `updated_at` alone. The last record of a
+place_id wins: within a batch through `DISTINCT ON (id) … ORDER BY id, seq DESC`, across
+batches because they are merged in order. Merged ids are noted in a second temporary
+table so that a place touched by several batches is counted once. Everything is one
+transaction.
 
 The demo data generator goes through `import_records` too, so it is validated and
 merged exactly as real Google data is.
@@ -52,7 +56,12 @@ JSON_LINES_SUFFIXES = frozenset({".jsonl", ".ndjson"})
 PROGRESS_EVERY = 8192
 """Records between progress updates: often enough to look live, rarely enough to cost ~0."""
 
+BATCH_SIZE = 25_000
+"""Staged rows per COPY and merge: large enough that round trips cost nothing, small
+enough that parsing the next batch overlaps with most of the merging."""
+
 STAGING_TABLE = "planwise_place_staging"
+TOUCHED_TABLE = "planwise_place_touched"
 PLACE_COLUMNS = (
     "id",
     "name",
@@ -83,7 +92,9 @@ CREATE TEMP TABLE {STAGING_TABLE} (
     opening_hours json
 ) ON COMMIT DROP
 """
+CREATE_TOUCHED = f"CREATE TEMP TABLE {TOUCHED_TABLE} (id text, inserted boolean) ON COMMIT DROP"
 COPY_STAGING = f"COPY {STAGING_TABLE} (seq, {_COLUMN_LIST}) FROM STDIN"
+TRUNCATE_STAGING = f"TRUNCATE {STAGING_TABLE}"
 
 # `xmax = 0` tells a freshly inserted row from an updated one (an update stamps the
 # updating transaction into the old tuple's xmax, which RETURNING sees on the new one).
@@ -97,17 +108,23 @@ WITH merged AS (
         {", ".join(f"{c} = EXCLUDED.{c}" for c in PLACE_COLUMNS[1:])}
     WHERE ({", ".join(f"p.{c}" for c in _COMPARED)})
         IS DISTINCT FROM ({", ".join(f"EXCLUDED.{c}" for c in _COMPARED)})
-    RETURNING xmax = 0 AS inserted
+    RETURNING id, xmax = 0 AS inserted
 )
-SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM merged
+INSERT INTO {TOUCHED_TABLE} (id, inserted) SELECT id, inserted FROM merged
 """
 MERGE_STAGING = _MERGE.format(select=f"SELECT {_COLUMN_LIST} FROM {STAGING_TABLE}")
 MERGE_STAGING_LAST_WINS = _MERGE.format(
     select=f"SELECT DISTINCT ON (id) {_COLUMN_LIST} FROM {STAGING_TABLE} ORDER BY id, seq DESC"
 )
-"""For imports with duplicated ids: ON CONFLICT cannot touch one row twice, and the
-record read last must win. Without duplicates the sort is skipped."""
-DROP_STAGING = f"DROP TABLE {STAGING_TABLE}"
+"""For a batch with a repeated id: ON CONFLICT cannot touch one row twice in a statement,
+and the record read last must win. Batches without repeats skip the sort."""
+
+# An id is inserted at most once per import; any other touch of it is an update.
+COUNT_TOUCHED = f"""
+SELECT count(*) FILTER (WHERE inserted), count({{distinct}}id) - count(*) FILTER (WHERE inserted)
+FROM {TOUCHED_TABLE}
+"""
+DROP_TEMPORARY = f"DROP TABLE {STAGING_TABLE}, {TOUCHED_TABLE}"
 
 
 class Rejection(NamedTuple):
@@ -279,53 +296,87 @@ def place_row(place: object) -> tuple[Any, ...]:
 # -- staging and merging -------------------------------------------------------------------
 
 
+class _Batches:
+    """Validated staging rows, a batch at a time; rejections go to `rejected`."""
+
+    def __init__(
+        self, records: Iterable[SourceRecord | Rejection], rejected: list[Rejection]
+    ) -> None:
+        self._records = iter(records)
+        self._rejected = rejected
+        self.ids: set[str] = set()
+        self.read = 0
+        self.staged = 0
+        self.repeated = False
+        """Some id was met twice (in one batch or across batches)."""
+
+    def next(self, size: int) -> tuple[list[tuple[Any, ...]], bool]:
+        """Up to `size` rows (seq first) and whether an id among them was met before."""
+        rows: list[tuple[Any, ...]] = []
+        append, ids, rejected = rows.append, self.ids, self._rejected
+        read, repeats = self.read, False
+        for record in self._records:
+            read += 1
+            if type(record) is Rejection:
+                rejected.append(record)
+                continue
+            try:
+                row = place_row(record.place)  # type: ignore[union-attr]
+            except RecordError as error:
+                label = record.label  # type: ignore[union-attr]
+                reason = f"{label}: {error}" if label else str(error)
+                rejected.append(Rejection(record.source, record.line, reason))
+                continue
+            if row[0] in ids:
+                repeats = True
+            else:
+                ids.add(row[0])
+            append((read, *row))
+            if len(rows) == size:
+                break
+        self.read = read
+        self.staged += len(rows)
+        self.repeated = self.repeated or repeats
+        return rows, repeats
+
+
 def import_records(
     conn: psycopg.Connection[Any],
     records: Iterable[SourceRecord | Rejection],
     *,
-    on_merge: Callable[[], None] | None = None,
+    batch_size: int = BATCH_SIZE,
 ) -> ImportReport:
     """Stage and merge place records in the connection's current transaction.
 
     `records` may carry Rejections found while reading (invalid JSON): they are counted
-    and reported. The caller commits. `on_merge` is called when staging is done and the
-    merge (the part with no per-record progress) starts.
+    and reported. The caller commits (or rolls back: nothing is kept then).
     """
     started = perf_counter()
     report = ImportReport()
-    rejected = report.rejected
-    ids: set[str] = set()
-    add_id = ids.add
-    read = staged = 0
+    batches = _Batches(records, report.rejected)
     with conn.cursor() as cursor:
         cursor.execute(CREATE_STAGING)
-        with cursor.copy(COPY_STAGING) as copy:
-            write_row = copy.write_row
-            for record in records:
-                read += 1
-                if type(record) is Rejection:
-                    rejected.append(record)
-                    continue
-                try:
-                    row = place_row(record.place)  # type: ignore[union-attr]
-                except RecordError as error:
-                    label = record.label  # type: ignore[union-attr]
-                    reason = f"{label}: {error}" if label else str(error)
-                    rejected.append(Rejection(record.source, record.line, reason))
-                    continue
-                staged += 1
-                add_id(row[0])
-                write_row((read, *row))
-        if on_merge is not None:
-            on_merge()
-        cursor.execute(MERGE_STAGING if len(ids) == staged else MERGE_STAGING_LAST_WINS)
+        cursor.execute(CREATE_TOUCHED)
+        rows, repeats = batches.next(batch_size)
+        while rows:
+            with cursor.copy(COPY_STAGING) as copy:
+                write_row = copy.write_row
+                for row in rows:
+                    write_row(row)
+            # Pipeline mode sends the merge at once and waits only when the block ends:
+            # meanwhile Python reads and validates the next batch.
+            with conn.pipeline():
+                cursor.execute(MERGE_STAGING_LAST_WINS if repeats else MERGE_STAGING)
+                cursor.execute(TRUNCATE_STAGING)
+                rows, repeats = batches.next(batch_size)
+        cursor.execute(COUNT_TOUCHED.format(distinct="DISTINCT " if batches.repeated else ""))
         counts = cursor.fetchone()
-        cursor.execute(DROP_STAGING)
+        cursor.execute(DROP_TEMPORARY)
     assert counts is not None
-    report.read = read
+    report.read = batches.read
     report.inserted, report.updated = (int(count) for count in counts)
-    report.unchanged = len(ids) - report.inserted - report.updated
-    report.duplicates = staged - len(ids)
+    report.unchanged = len(batches.ids) - report.inserted - report.updated
+    report.duplicates = batches.staged - len(batches.ids)
     report.seconds = perf_counter() - started
     return report
 
@@ -494,10 +545,7 @@ def import_places(admin_url: str, paths: list[Path], progress: bool = True) -> I
                         yield record
                 bar.update(task, rows=count, completed=total_bytes or 1)
 
-            def merging() -> None:
-                bar.update(task, description="merging")
-
-            report = import_records(conn, tracked(), on_merge=merging)
+            report = import_records(conn, tracked())
             bar.update(task, description="done")
         conn.commit()
     return report

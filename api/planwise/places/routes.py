@@ -5,7 +5,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from planwise.deps import AdminUser, Responses, SessionDep
 from planwise.pagination import Cursor, Limit, Page, decode_cursor, make_page
 from planwise.places import service
-from planwise.places.geo import MAX_RADIUS_KM, Circle
+from planwise.places.geo import MAX_RADIUS_KM, validate_point
 from planwise.places.schemas import PlaceIn, PlacePublic
 from planwise.validation import DbStr
 
@@ -15,15 +15,17 @@ PlaceId = Annotated[DbStr, Path(min_length=1, max_length=100, description="Googl
 NOT_FOUND: Responses = {status.HTTP_404_NOT_FOUND: {"description": "no such place"}}
 
 
-def _circle(near: str, radius_km: float) -> Circle:
+def _point(near: str) -> tuple[float, float]:
     try:
         lat_text, lng_text = near.split(",")
-        return Circle(float(lat_text), float(lng_text), radius_km)
+        lat, lng = float(lat_text), float(lng_text)
+        validate_point(lat, lng)
     except ValueError:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             "near must be 'lat,lng' with lat in -90..90 and lng in -180..180",
         ) from None
+    return lat, lng
 
 
 @router.get("", responses={status.HTTP_400_BAD_REQUEST: {"description": "invalid cursor"}})
@@ -46,11 +48,13 @@ def list_places(
 ) -> Page[PlacePublic]:
     """Browse places by id, or nearest first with `near`; filter by category and name."""
     if near is not None:
-        circle = _circle(near, radius_km)
+        lat, lng = _point(near)
         near_key = decode_cursor(cursor, {"d": float, "id": str})
         found = service.search_near(
             session,
-            circle,
+            lat=lat,
+            lng=lng,
+            radius_km=radius_km,
             category=category,
             name_contains=q,
             after=(near_key["d"], near_key["id"]) if near_key else None,

@@ -9,7 +9,7 @@ from sqlalchemy import text
 from sqlmodel import Session, col, select
 
 from planwise.places.categories import category_for
-from planwise.places.geo import DISTANCE_KM_SQL, WITHIN_SQL, Circle
+from planwise.places.geo import DISTANCE_M_SQL, WITHIN_SQL, circle_params
 from planwise.places.models import Place
 from planwise.places.schemas import PlaceIn
 
@@ -84,10 +84,15 @@ def search(
     return list(session.exec(query.order_by(col(Place.id)).limit(limit)))
 
 
+DISTANCE_KM_SQL = f"({DISTANCE_M_SQL} / 1000.0)"
+
+
 def search_near(
     session: Session,
-    circle: Circle,
     *,
+    lat: float,
+    lng: float,
+    radius_km: float,
     category: str | None,
     name_contains: str | None,
     after: tuple[float, str] | None,
@@ -95,7 +100,7 @@ def search_near(
 ) -> list[tuple[Place, float]]:
     """Places within the circle, nearest first (keyset on distance, id); one query."""
     conditions = [WITHIN_SQL]
-    params: dict[str, Any] = {**circle.params(), "limit": limit}
+    params: dict[str, Any] = {**circle_params(lat, lng, radius_km), "limit": limit}
     if category is not None:
         conditions.append("category = :category")
         params["category"] = category

@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 class ScoreComponents(BaseModel):
     """The four normalised terms of the score, each in [0, 1], before weighting.
 
-    score = 0.6 × preference + 0.2 × rating + 0.1 × popularity + 0.1 × proximity
+    score = 0.6 * preference + 0.2 * rating + 0.1 * popularity + 0.1 * proximity
     (the design document's weights), so a client can show why a place ranks where it does.
     """
 

@@ -4,6 +4,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 
 from planwise.deps import CurrentUser, SessionDep
 from planwise.places.categories import CATEGORIES
+from planwise.places.geo import MAX_RADIUS_KM
 from planwise.recommendations import service
 from planwise.recommendations.models import RecommendationResult
 
@@ -13,10 +14,10 @@ router = APIRouter(prefix="/recommendations", tags=["recommendations"])
 @router.get("")
 def get_recommendations(
     session: SessionDep,
-    user: CurrentUser,
+    user: CurrentUser,  # authenticates, and sets app.user_id for the service and RLS
     lat: Annotated[float, Query(ge=-90, le=90, allow_inf_nan=False)],
     lng: Annotated[float, Query(ge=-180, le=180, allow_inf_nan=False)],
-    radius_km: Annotated[float, Query(gt=0, le=service.MAX_RADIUS_KM, allow_inf_nan=False)] = 5.0,
+    radius_km: Annotated[float, Query(gt=0, le=MAX_RADIUS_KM, allow_inf_nan=False)] = 5.0,
     limit: Annotated[int, Query(ge=1, le=service.MAX_LIMIT)] = 20,
     exclude_reviewed: bool = False,
     category: Annotated[

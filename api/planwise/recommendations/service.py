@@ -1,29 +1,28 @@
 """Recommendations for the acting user (`app.user_id`), in one index-served statement.
 
-Distance is the great-circle distance on the WGS84 mean sphere (R = 6 371 008.8 m):
-`ST_DistanceSphere`, used by the filter, the proximity score and the ground truth alike.
-The sphere is within 0.5 % of the spheroid, far below what a 10 % proximity weight can
-tell apart, and is several times cheaper than geography's spheroidal `ST_Distance`.
-
-Candidates come from `idx_place_location` (GiST on `PLACE_POINT_SQL`) through `&&` with
-one or two lng/lat boxes that provably contain the whole circle (see `search_boxes`);
-the exact distance filter then keeps what is truly within `radius_km`. The design
-document's query (`DOCUMENT_QUERY`) instead measures degrees as if they were all
-111.32 km, which overstates east-west distances by 1/cos(latitude): at 60°N it keeps
-only about half of the circle, and it finds nothing across the antimeridian.
+Distance, candidate search and validation are `planwise.places.geo`'s: great-circle
+kilometres, candidates from `idx_place_location` through boxes that provably contain the
+circle, then the exact distance filter. The design document's query (`DOCUMENT_QUERY`)
+instead measures degrees as if they were all 111.32 km, which overstates east-west
+distances by 1/cos(latitude): at 60°N it keeps only about half of the circle, and it
+finds nothing across the antimeridian.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import text
 from sqlmodel import Session
 
-from planwise.places.models import PLACE_POINT_SQL
+from planwise.places.geo import (
+    DISTANCE_M_SQL,
+    MAX_RADIUS_KM,
+    WITHIN_SQL,
+    circle_params,
+    validate_point,
+)
 from planwise.recommendations.models import (
     DocumentRecommendation,
     Recommendation,
@@ -31,23 +30,12 @@ from planwise.recommendations.models import (
     ScoreComponents,
 )
 
-MAX_RADIUS_KM = 50.0
 MAX_LIMIT = 100
-
-KM_PER_DEGREE_LOWER_BOUND = 110.5
-"""Fewer km than any degree of latitude has, on the sphere (111.195) or the WGS84
-spheroid (110.574 at the equator), and than a degree of longitude has at the equator
-(111.195 / 111.319). Dividing a radius by it can only overestimate degrees, never miss
-a place; 111.32 (the document's figure) would miss places due north or south near the
-circle's edge, since a degree of latitude is shorter than that."""
 
 ACTING_USER_SQL = "nullif(current_setting('app.user_id', true), '')::integer"
 """The user RLS sees; also filtered on explicitly so the planner can use the user index."""
 
-ORIGIN_SQL = "ST_SetSRID(ST_MakePoint(:lng, :lat), 4326)"
-DISTANCE_M_SQL = f"ST_DistanceSphere({PLACE_POINT_SQL}, {ORIGIN_SQL})"
-"""Metres from the origin to a place (whose columns are in scope unqualified)."""
-
+# Interpolated fragments are this module's constants; every value is a bind parameter.
 RECOMMENDATION_SQL = f"""
 WITH user_prefs AS (
     SELECT category, rating
@@ -61,9 +49,7 @@ candidates AS (
            {DISTANCE_M_SQL} / 1000.0 AS distance_km
     FROM place
     JOIN user_prefs ON user_prefs.category = place.category
-    WHERE ({PLACE_POINT_SQL} && ST_MakeEnvelope(:west_a, :south, :east_a, :north, 4326)
-           OR {PLACE_POINT_SQL} && ST_MakeEnvelope(:west_b, :south, :east_b, :north, 4326))
-      AND {DISTANCE_M_SQL} <= :radius_km * 1000.0
+    WHERE {WITHIN_SQL}
       AND (CAST(:category AS varchar) IS NULL OR place.category = :category)
       AND NOT (:exclude_reviewed AND EXISTS (
           SELECT 1 FROM review
@@ -92,7 +78,7 @@ SELECT {ACTING_USER_SQL} AS acting_user_id,
 FROM (VALUES (1)) AS one_row (n)
 LEFT JOIN ranked ON true
 ORDER BY ranked.score DESC, ranked.distance_km, ranked.id
-"""
+"""  # noqa: S608
 """Parameters: `recommendation_params`. The outer LEFT JOIN returns one row even when
 nothing qualifies, carrying the preference counts that explain the empty result."""
 
@@ -126,63 +112,11 @@ WHERE place.category IN (
     SELECT category FROM preference WHERE user_id = {ACTING_USER_SQL}
 )
   AND {DISTANCE_M_SQL} <= :radius_km * 1000.0
-"""
+"""  # noqa: S608
 
 NO_PREFERENCES_HINT = (
     "Set preferences with PUT /api/v1/preferences/{category} to get recommendations"
 )
-
-
-@dataclass(frozen=True)
-class Box:
-    """A lng/lat rectangle in degrees (west <= east, never crossing the antimeridian)."""
-
-    west: float
-    south: float
-    east: float
-    north: float
-
-
-def search_boxes(lat: float, lng: float, radius_km: float) -> tuple[Box, Box]:
-    """Two boxes whose union holds every point within `radius_km` of (lat, lng).
-
-    Along the shortest path to a point within r km, latitude moves by at most
-    r / k degrees (k = KM_PER_DEGREE_LOWER_BOUND), so the path stays below
-    lat_max = |lat| + r / k, where a degree of longitude is at least k·cos(lat_max) km:
-    the longitude moves by at most r / (k·cos(lat_max)) degrees. A circle reaching a pole
-    spans every longitude. A circle crossing ±180° is split into a box on each side;
-    otherwise both boxes are the same (the statement's shape never changes).
-    """
-    dlat = radius_km / KM_PER_DEGREE_LOWER_BOUND
-    south, north = max(-90.0, lat - dlat), min(90.0, lat + dlat)
-    lat_max = abs(lat) + dlat
-    if lat_max >= 90.0:
-        dlng = 360.0
-    else:
-        dlng = radius_km / (KM_PER_DEGREE_LOWER_BOUND * math.cos(math.radians(lat_max)))
-    if dlng >= 180.0:
-        whole = Box(-180.0, south, 180.0, north)
-        return whole, whole
-    west, east = lng - dlng, lng + dlng
-    if west < -180.0:
-        return Box(-180.0, south, east, north), Box(west + 360.0, south, 180.0, north)
-    if east > 180.0:
-        return Box(west, south, 180.0, north), Box(-180.0, south, east - 360.0, north)
-    box = Box(west, south, east, north)
-    return box, box
-
-
-def validate_point(lat: float, lng: float) -> None:
-    # Written as negations so NaN fails too.
-    if not -90.0 <= lat <= 90.0:
-        raise ValueError(f"lat must be within [-90, 90], got {lat!r}")
-    if not -180.0 <= lng <= 180.0:
-        raise ValueError(f"lng must be within [-180, 180], got {lng!r}")
-
-
-def validate_radius(radius_km: float) -> None:
-    if not 0.0 < radius_km <= MAX_RADIUS_KM:
-        raise ValueError(f"radius_km must be within (0, {MAX_RADIUS_KM:g}], got {radius_km!r}")
 
 
 def recommendation_params(
@@ -195,24 +129,13 @@ def recommendation_params(
     category: str | None = None,
 ) -> dict[str, Any]:
     """Validated bind parameters of `RECOMMENDATION_SQL` (also for EXPLAIN and benchmarks)."""
-    validate_point(lat, lng)
-    validate_radius(radius_km)
     if isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:
         raise ValueError(f"limit must be within [1, {MAX_LIMIT}], got {limit!r}")
-    first, second = search_boxes(lat, lng, radius_km)
     return {
-        "lat": float(lat),
-        "lng": float(lng),
-        "radius_km": float(radius_km),
+        **circle_params(lat, lng, radius_km),
         "limit": int(limit),
         "exclude_reviewed": bool(exclude_reviewed),
         "category": category,
-        "south": first.south,
-        "north": first.north,
-        "west_a": first.west,
-        "east_a": first.east,
-        "west_b": second.west,
-        "east_b": second.east,
     }
 
 
