@@ -26,7 +26,13 @@ db: install
 	$(PLANWISE) db migrate
 	$(PLANWISE) db roles
 
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+# Demo data once (idempotent), then the API in the foreground.
 run: db
+	$(PLANWISE) demo load
+	$(PLANWISE) serve --host $(HOST) --port $(PORT)
 
 lint: venv
 	cd api && ../$(BIN)/ruff check planwise tests alembic && ../$(BIN)/ruff format --check planwise tests alembic

@@ -64,10 +64,10 @@ def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
                 {"detail": "conflicts with existing data"}, status.HTTP_409_CONFLICT
             )
         if isinstance(original, pg_errors.DataError):
-            return JSONResponse(
-                {"detail": f"invalid value: {str(original).splitlines()[0]}"},
-                status.HTTP_422_UNPROCESSABLE_CONTENT,
-            )
+            # Shaped like FastAPI's own validation errors, as the OpenAPI schema promises.
+            problem = {"type": "value_error", "loc": ["body"], "input": None,
+                       "msg": f"invalid value: {str(original).splitlines()[0]}"}  # fmt: skip
+            return JSONResponse({"detail": [problem]}, status.HTTP_422_UNPROCESSABLE_CONTENT)
         logger.exception("unexpected database error", exc_info=error)
         return JSONResponse({"detail": "internal error"}, status.HTTP_500_INTERNAL_SERVER_ERROR)
 

@@ -216,7 +216,9 @@ def opening_hours(hours: Hours) -> dict[str, Any]:
             })  # fmt: skip
     text = []
     for day in (1, 2, 3, 4, 5, 6, 0):  # weekday_text starts on Monday
-        when = "Closed" if day == closed_day else f"{_clock(opens)} – {_clock(closes)}"
+        when = (
+            "Closed" if day == closed_day else f"{_clock(opens)} \u2013 {_clock(closes)}"
+        )  # en dash, as Google
         text.append(f"{GOOGLE_DAYS[day]}: {when}")
     return {"periods": periods, "weekday_text": text}
 
@@ -260,7 +262,7 @@ def place(index: int) -> dict[str, Any]:
         "business_status": "OPERATIONAL",
     }
     if rng.random() < 0.95:  # a few new places have no reviews yet
-        # Ratings cluster high (most 3.5–4.8) and review counts are log-normal.
+        # Ratings cluster high (most 3.5 to 4.8) and review counts are log-normal.
         record["rating"] = round(min(5.0, max(1.0, rng.gauss(4.2, 0.4))), 1)
         record["user_ratings_total"] = max(1, int(rng.lognormvariate(4.5, 1.4)))
     if kind.hours is not None:
@@ -318,7 +320,7 @@ class Review:
 
 
 def preferences(user: DemoUser) -> dict[str, float]:
-    """4–6 category ratings in 0..1: the user's likes high, one or two dislikes low."""
+    """4 to 6 category ratings in 0..1: the user's likes high, one or two dislikes low."""
     rng = random.Random(f"{SEED}:preferences:{user.username}")  # noqa: S311
     ratings = {category: round(rng.uniform(0.7, 1.0), 2) for category in user.likes}
     others = [category for category in _CATEGORY_ORDER if category not in ratings]

@@ -33,6 +33,7 @@ from typing import Any, NamedTuple
 
 import orjson
 import psycopg
+from psycopg import sql
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -60,8 +61,6 @@ BATCH_SIZE = 25_000
 """Staged rows per COPY and merge: large enough that round trips cost nothing, small
 enough that parsing the next batch overlaps with most of the merging."""
 
-STAGING_TABLE = "planwise_place_staging"
-TOUCHED_TABLE = "planwise_place_touched"
 PLACE_COLUMNS = (
     "id",
     "name",
@@ -74,11 +73,13 @@ PLACE_COLUMNS = (
     "description",
     "opening_hours",
 )
-_COLUMN_LIST = ", ".join(PLACE_COLUMNS)
+_STAGING = sql.Identifier("planwise_place_staging")
+_TOUCHED = sql.Identifier("planwise_place_touched")
+_COLUMNS = sql.SQL(", ").join(map(sql.Identifier, PLACE_COLUMNS))
 
 # `seq` is the record's position in the import, for last-wins among duplicated ids.
-CREATE_STAGING = f"""
-CREATE TEMP TABLE {STAGING_TABLE} (
+CREATE_STAGING = sql.SQL("""
+CREATE TEMP TABLE {} (
     seq bigint NOT NULL,
     id text NOT NULL,
     name text NOT NULL,
@@ -91,40 +92,73 @@ CREATE TEMP TABLE {STAGING_TABLE} (
     description text,
     opening_hours json
 ) ON COMMIT DROP
-"""
-CREATE_TOUCHED = f"CREATE TEMP TABLE {TOUCHED_TABLE} (id text, inserted boolean) ON COMMIT DROP"
-COPY_STAGING = f"COPY {STAGING_TABLE} (seq, {_COLUMN_LIST}) FROM STDIN"
-TRUNCATE_STAGING = f"TRUNCATE {STAGING_TABLE}"
+""").format(_STAGING)
+CREATE_TOUCHED = sql.SQL("CREATE TEMP TABLE {} (id text, inserted boolean) ON COMMIT DROP").format(
+    _TOUCHED
+)
+COPY_STAGING = sql.SQL("COPY {} (seq, {}) FROM STDIN").format(_STAGING, _COLUMNS)
+TRUNCATE_STAGING = sql.SQL("TRUNCATE {}").format(_STAGING)
+DROP_TEMPORARY = sql.SQL("DROP TABLE {}, {}").format(_STAGING, _TOUCHED)
 
-# `xmax = 0` tells a freshly inserted row from an updated one (an update stamps the
-# updating transaction into the old tuple's xmax, which RETURNING sees on the new one).
-# json has no equality operator: opening_hours is compared as jsonb.
-_COMPARED = [c if c != "opening_hours" else "opening_hours::jsonb" for c in PLACE_COLUMNS[1:]]
-_MERGE = f"""
+
+def _compared(table: str) -> sql.Composed:
+    """The row's content columns; json has no equality operator, so opening_hours as jsonb."""
+    return sql.SQL(", ").join(
+        sql.SQL("{}.{}{}").format(
+            sql.Identifier(table),
+            sql.Identifier(column),
+            sql.SQL("::jsonb" if column == "opening_hours" else ""),
+        )
+        for column in PLACE_COLUMNS[1:]
+    )
+
+
+def _merge(select: str) -> sql.Composed:
+    """Upsert the staged rows that `select` picks; note each touched id and how.
+
+    `xmax = 0` tells a freshly inserted row from an updated one (an update stamps the
+    updating transaction into the old tuple's xmax, which RETURNING sees on the new one).
+    The WHERE leaves rows whose content is unchanged alone: no write, no updated_at bump.
+    """
+    updates = sql.SQL(", ").join(
+        sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(column)) for column in PLACE_COLUMNS[1:]
+    )
+    return sql.SQL("""
 WITH merged AS (
-    INSERT INTO place AS p ({_COLUMN_LIST})
-    {{select}}
-    ON CONFLICT (id) DO UPDATE SET
-        {", ".join(f"{c} = EXCLUDED.{c}" for c in PLACE_COLUMNS[1:])}
-    WHERE ({", ".join(f"p.{c}" for c in _COMPARED)})
-        IS DISTINCT FROM ({", ".join(f"EXCLUDED.{c}" for c in _COMPARED)})
+    INSERT INTO place AS p ({columns})
+    {select}
+    ON CONFLICT (id) DO UPDATE SET {updates}
+    WHERE ({old}) IS DISTINCT FROM ({new})
     RETURNING id, xmax = 0 AS inserted
 )
-INSERT INTO {TOUCHED_TABLE} (id, inserted) SELECT id, inserted FROM merged
-"""
-MERGE_STAGING = _MERGE.format(select=f"SELECT {_COLUMN_LIST} FROM {STAGING_TABLE}")
-MERGE_STAGING_LAST_WINS = _MERGE.format(
-    select=f"SELECT DISTINCT ON (id) {_COLUMN_LIST} FROM {STAGING_TABLE} ORDER BY id, seq DESC"
+INSERT INTO {touched} (id, inserted) SELECT id, inserted FROM merged
+""").format(
+        columns=_COLUMNS,
+        select=sql.SQL(select).format(columns=_COLUMNS, staging=_STAGING),
+        updates=updates,
+        old=_compared("p"),
+        new=_compared("excluded"),
+        touched=_TOUCHED,
+    )
+
+
+MERGE_STAGING = _merge("SELECT {columns} FROM {staging}")
+MERGE_STAGING_LAST_WINS = _merge(
+    "SELECT DISTINCT ON (id) {columns} FROM {staging} ORDER BY id, seq DESC"
 )
 """For a batch with a repeated id: ON CONFLICT cannot touch one row twice in a statement,
 and the record read last must win. Batches without repeats skip the sort."""
 
 # An id is inserted at most once per import; any other touch of it is an update.
-COUNT_TOUCHED = f"""
-SELECT count(*) FILTER (WHERE inserted), count({{distinct}}id) - count(*) FILTER (WHERE inserted)
-FROM {TOUCHED_TABLE}
+_COUNT_TOUCHED = """
+SELECT count(*) FILTER (WHERE inserted), count({distinct}id) - count(*) FILTER (WHERE inserted)
+FROM {touched}
 """
-DROP_TEMPORARY = f"DROP TABLE {STAGING_TABLE}, {TOUCHED_TABLE}"
+COUNT_TOUCHED = sql.SQL(_COUNT_TOUCHED).format(distinct=sql.SQL(""), touched=_TOUCHED)
+COUNT_TOUCHED_DISTINCT = sql.SQL(_COUNT_TOUCHED).format(
+    distinct=sql.SQL("DISTINCT "), touched=_TOUCHED
+)
+"""When some id was met twice it may have been touched by two batches."""
 
 
 class Rejection(NamedTuple):
@@ -146,7 +180,7 @@ class SourceRecord(NamedTuple):
     line: int
     place: object
     label: str = ""
-    """Which of several places on one line (`result 3`), prefixed to its rejection reason."""
+    """Which of several places on one line (`place 3 on the line`), for rejections."""
 
 
 @dataclass
@@ -317,14 +351,13 @@ class _Batches:
         read, repeats = self.read, False
         for record in self._records:
             read += 1
-            if type(record) is Rejection:
+            if isinstance(record, Rejection):
                 rejected.append(record)
                 continue
             try:
-                row = place_row(record.place)  # type: ignore[union-attr]
+                row = place_row(record.place)
             except RecordError as error:
-                label = record.label  # type: ignore[union-attr]
-                reason = f"{label}: {error}" if label else str(error)
+                reason = f"{record.label}: {error}" if record.label else str(error)
                 rejected.append(Rejection(record.source, record.line, reason))
                 continue
             if row[0] in ids:
@@ -369,7 +402,7 @@ def import_records(
                 cursor.execute(MERGE_STAGING_LAST_WINS if repeats else MERGE_STAGING)
                 cursor.execute(TRUNCATE_STAGING)
                 rows, repeats = batches.next(batch_size)
-        cursor.execute(COUNT_TOUCHED.format(distinct="DISTINCT " if batches.repeated else ""))
+        cursor.execute(COUNT_TOUCHED_DISTINCT if batches.repeated else COUNT_TOUCHED)
         counts = cursor.fetchone()
         cursor.execute(DROP_TEMPORARY)
     assert counts is not None
@@ -384,27 +417,30 @@ def import_records(
 # -- reading files -------------------------------------------------------------------------
 
 
-def _expand(value: object) -> list[tuple[str, object]]:
-    """The places in one parsed JSON value: a response, a place, or a list of them."""
-    if isinstance(value, list):
-        return [item for element in value for item in _expand_one(element)]
-    return _expand_one(value)
-
-
-def _expand_one(value: object) -> list[tuple[str, object]]:
-    if not isinstance(value, dict):
-        return [("", value)]  # rejected by place_row as "not a JSON object"
-    if "results" in value:
-        results = value["results"]
-        if not isinstance(results, list):
-            raise RecordError("`results` is not a list")
-        return [(f"result {n}", place) for n, place in enumerate(results, 1)]
-    if "result" in value:
-        return [("result", value["result"])]
-    if "place_id" not in value and "status" in value:
-        message = value.get("error_message", "no results")
-        raise RecordError(f"API response with status {value['status']!r}: {message}")
-    return [("", value)]
+def _expand(value: object) -> list[tuple[object, str]]:
+    """The places in one parsed JSON value (a response, a place, or a list of them), each
+    with its label; a RecordError stands in for an element that holds no place."""
+    places: list[tuple[object, str]] = []
+    for element in value if type(value) is list else [value]:
+        if type(element) is not dict:
+            places.append((element, ""))  # place_row rejects it: "not a JSON object"
+        elif "results" in element:
+            results = element["results"]
+            if type(results) is list:
+                places.extend((place, "") for place in results)
+            else:
+                places.append((RecordError("`results` is not a list"), ""))
+        elif "result" in element:
+            places.append((element["result"], ""))
+        elif "status" in element and "place_id" not in element:
+            detail = element.get("error_message", "no results")
+            error = RecordError(f"API response with status {element['status']!r}: {detail}")
+            places.append((error, ""))
+        else:
+            places.append((element, ""))
+    if len(places) > 1:
+        places = [(place, f"place {n} on the line") for n, (place, _) in enumerate(places, 1)]
+    return places
 
 
 def _invalid_json(source: str, error: orjson.JSONDecodeError, line: int = 0) -> Rejection:
@@ -430,14 +466,12 @@ def _read_lines(
         if type(value) is dict and "place_id" in value:  # the common case, fast
             yield SourceRecord(source, number, value)
             continue
-        try:
-            places = _expand(value)
-        except RecordError as error:
-            yield Rejection(source, number, str(error))
-            continue
-        several = len(places) > 1
-        for label, place in places:
-            yield SourceRecord(source, number, place, label if several else "")
+        for place, label in _expand(value):
+            if type(place) is RecordError:
+                reason = f"{label}: {place}" if label else str(place)
+                yield Rejection(source, number, reason)
+            else:
+                yield SourceRecord(source, number, place, label)
     if advance is not None:
         advance(pending)
 
@@ -473,13 +507,11 @@ def read_file(
         return
     if advance is not None:
         advance(len(data))
-    try:
-        places = _expand(document)
-    except RecordError as error:
-        yield Rejection(source, 1, str(error))
-        return
-    for number, (_label, place) in enumerate(places, 1):
-        yield SourceRecord(source, number, place)
+    for number, (place, _label) in enumerate(_expand(document), 1):
+        if type(place) is RecordError:
+            yield Rejection(source, number, str(place))
+        else:
+            yield SourceRecord(source, number, place)
 
 
 # -- the command's entry point -------------------------------------------------------------
@@ -512,9 +544,10 @@ def import_places(admin_url: str, paths: list[Path], progress: bool = True) -> I
 
     Raises PlanwiseError, before touching the database, if a file is missing.
     """
-    missing = [str(path) for path in paths if not path.is_file()]
-    if missing:
-        raise PlanwiseError(f"no such file: {', '.join(missing)}")
+    for path in paths:
+        if not path.is_file():
+            problem = "not a regular file" if path.exists() else "no such file"
+            raise PlanwiseError(f"{problem}: {path}")
     total_bytes = sum(path.stat().st_size for path in paths)
     bar = _progress_bar(Console(stderr=True)) if progress else None
 
@@ -522,8 +555,8 @@ def import_places(admin_url: str, paths: list[Path], progress: bool = True) -> I
         bar if bar is not None else nullcontext(),
         psycopg.connect(libpq_url(admin_url), application_name="planwise-import") as conn,
     ):
-        # The DISTINCT ON sort and the staging table stay in memory for large imports.
-        conn.execute("SET LOCAL work_mem = '256MB'")
+        # Sorts (a batch's DISTINCT ON, the final distinct count) stay in memory.
+        conn.execute("SET LOCAL work_mem = '64MB'")
         if bar is None:
             records: Iterable[SourceRecord | Rejection] = (
                 record for path in paths for record in read_file(path)

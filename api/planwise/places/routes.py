@@ -5,27 +5,14 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from planwise.deps import AdminUser, Responses, SessionDep
 from planwise.pagination import Cursor, Limit, Page, decode_cursor, make_page
 from planwise.places import service
-from planwise.places.geo import MAX_RADIUS_KM, validate_point
+from planwise.places.geo import MAX_RADIUS_KM
 from planwise.places.schemas import PlaceIn, PlacePublic
-from planwise.validation import DbStr
+from planwise.validation import DbStr, LatLngText, parse_lat_lng
 
 router = APIRouter(prefix="/places", tags=["places"])
 
 PlaceId = Annotated[DbStr, Path(min_length=1, max_length=100, description="Google Place ID")]
 NOT_FOUND: Responses = {status.HTTP_404_NOT_FOUND: {"description": "no such place"}}
-
-
-def _point(near: str) -> tuple[float, float]:
-    try:
-        lat_text, lng_text = near.split(",")
-        lat, lng = float(lat_text), float(lng_text)
-        validate_point(lat, lng)
-    except ValueError:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            "near must be 'lat,lng' with lat in -90..90 and lng in -180..180",
-        ) from None
-    return lat, lng
 
 
 @router.get("", responses={status.HTTP_400_BAD_REQUEST: {"description": "invalid cursor"}})
@@ -34,7 +21,7 @@ def list_places(
     category: Annotated[DbStr | None, Query(max_length=100)] = None,
     q: Annotated[DbStr | None, Query(max_length=200, description="part of the name")] = None,
     near: Annotated[
-        str | None,
+        LatLngText | None,
         Query(
             max_length=60,
             pattern=r"^\s*-?\d+(\.\d+)?\s*,\s*-?\d+(\.\d+)?\s*$",
@@ -48,7 +35,7 @@ def list_places(
 ) -> Page[PlacePublic]:
     """Browse places by id, or nearest first with `near`; filter by category and name."""
     if near is not None:
-        lat, lng = _point(near)
+        lat, lng = parse_lat_lng(near)
         near_key = decode_cursor(cursor, {"d": float, "id": str})
         found = service.search_near(
             session,

@@ -6,26 +6,18 @@ from planwise.deps import CurrentUser, SessionDep
 from planwise.places.categories import CATEGORIES
 from planwise.preferences import service
 from planwise.preferences.schemas import PreferenceIn, PreferencePublic
+from planwise.validation import KnownCategory
 
 router = APIRouter(prefix="/preferences", tags=["preferences"])
 
 Category = Annotated[
-    str,
+    KnownCategory,
     Path(
         max_length=100,
         description=f"one of the place categories: {', '.join(CATEGORIES)}",
         json_schema_extra={"enum": list(CATEGORIES)},
     ),
 ]
-
-
-def _known(category: str) -> str:
-    if category not in CATEGORIES:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            f"unknown category {category!r}; known: {', '.join(CATEGORIES)}",
-        )
-    return category
 
 
 @router.get("")
@@ -41,7 +33,7 @@ def set_preference(
 ) -> PreferencePublic:  # fmt: skip
     """Create or replace how much you like a category (201 when new, 200 when replaced)."""
     assert user.id is not None
-    preference, created = service.upsert(session, user.id, _known(category), body.rating)
+    preference, created = service.upsert(session, user.id, category, body.rating)
     if created:
         response.status_code = status.HTTP_201_CREATED
     return PreferencePublic.model_validate(preference)

@@ -1,12 +1,13 @@
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Query
 
 from planwise.deps import CurrentUser, SessionDep
 from planwise.places.categories import CATEGORIES
 from planwise.places.geo import MAX_RADIUS_KM
 from planwise.recommendations import service
 from planwise.recommendations.models import RecommendationResult
+from planwise.validation import KnownCategory
 
 router = APIRouter(prefix="/recommendations", tags=["recommendations"])
 
@@ -21,7 +22,7 @@ def get_recommendations(
     limit: Annotated[int, Query(ge=1, le=service.MAX_LIMIT)] = 20,
     exclude_reviewed: bool = False,
     category: Annotated[
-        str | None,
+        KnownCategory | None,
         Query(
             max_length=100,
             description=f"only this category, one of: {', '.join(CATEGORIES)}",
@@ -34,11 +35,6 @@ def get_recommendations(
     Distances are great-circle kilometres. With no preferences the list is empty and
     `hint` says how to set some.
     """
-    if category is not None and category not in CATEGORIES:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            f"unknown category {category!r}; known: {', '.join(CATEGORIES)}",
-        )
     return service.recommend(
         session,
         lat=lat,
