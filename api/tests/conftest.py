@@ -81,14 +81,24 @@ def create_database(
 
 
 @pytest.fixture(scope="session")
-def test_db(
+def create_migrated_database(
     create_database: Callable[[str], DatabaseUnderTest], settings: Settings
-) -> DatabaseUnderTest:
-    """One database at head for the whole run, with role passwords set."""
-    database = create_database("planwise_test")
-    migrations.upgrade(database.admin_url)
-    set_role_passwords(database.admin_url, configured_role_passwords(settings))
-    return database
+) -> Callable[[str], DatabaseUnderTest]:
+    """Make a database at the migration head, its login roles' passwords set."""
+
+    def create(prefix: str) -> DatabaseUnderTest:
+        database = create_database(prefix)
+        migrations.upgrade(database.admin_url)
+        set_role_passwords(database.admin_url, configured_role_passwords(settings))
+        return database
+
+    return create
+
+
+@pytest.fixture(scope="session")
+def test_db(create_migrated_database: Callable[[str], DatabaseUnderTest]) -> DatabaseUnderTest:
+    """One database at head for the whole run."""
+    return create_migrated_database("planwise_test")
 
 
 @pytest.fixture(scope="session")
@@ -126,13 +136,8 @@ TEST_JWT_SECRET = "test-secret-" + "x" * 40
 
 
 @pytest.fixture(scope="session")
-def api_db(
-    create_database: Callable[[str], DatabaseUnderTest], settings: Settings
-) -> DatabaseUnderTest:
-    database = create_database("planwise_api")
-    migrations.upgrade(database.admin_url)
-    set_role_passwords(database.admin_url, configured_role_passwords(settings))
-    return database
+def api_db(create_migrated_database: Callable[[str], DatabaseUnderTest]) -> DatabaseUnderTest:
+    return create_migrated_database("planwise_api")
 
 
 @pytest.fixture(scope="session")

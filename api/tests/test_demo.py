@@ -11,9 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from planwise.config import Settings
-from planwise.db import migrations
-from planwise.db.roles import configured_role_passwords, set_role_passwords
 from planwise.demo import data
 from planwise.demo.cli import load_demo
 from planwise.places.categories import CATEGORIES, category_for
@@ -27,12 +24,9 @@ TABLES = ("place", '"user"', "preference", "review")
 
 @pytest.fixture
 def demo_db(
-    create_database: Callable[[str], DatabaseUnderTest], settings: Settings
+    create_migrated_database: Callable[[str], DatabaseUnderTest],
 ) -> DatabaseUnderTest:
-    database = create_database("planwise_demo")
-    migrations.upgrade(database.admin_url)
-    set_role_passwords(database.admin_url, configured_role_passwords(settings))
-    return database
+    return create_migrated_database("planwise_demo")
 
 
 def counts(db: DatabaseUnderTest) -> dict[str, int]:

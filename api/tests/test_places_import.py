@@ -18,9 +18,6 @@ from typing import Any
 import orjson
 import pytest
 
-from planwise.config import Settings
-from planwise.db import migrations
-from planwise.db.roles import configured_role_passwords, set_role_passwords
 from planwise.errors import PlanwiseError
 from planwise.places.categories import CATEGORIES, PRIORITY, category_for
 from planwise.places.importer import (
@@ -42,12 +39,9 @@ HOURS = {
 
 @pytest.fixture(scope="module")
 def import_db(
-    create_database: Callable[[str], DatabaseUnderTest], settings: Settings
+    create_migrated_database: Callable[[str], DatabaseUnderTest],
 ) -> DatabaseUnderTest:
-    database = create_database("planwise_import")
-    migrations.upgrade(database.admin_url)
-    set_role_passwords(database.admin_url, configured_role_passwords(settings))
-    return database
+    return create_migrated_database("planwise_import")
 
 
 def google_place(place_id: str, **fields: Any) -> dict[str, Any]:

@@ -9,7 +9,6 @@ import psycopg
 import pytest
 from psycopg import errors
 
-from planwise.db import migrations
 from tests.conftest import DatabaseUnderTest, connect
 
 SET_USER = "SELECT set_config('app.user_id', %s, true)"
@@ -27,10 +26,8 @@ class Seed:
 
 
 @pytest.fixture(scope="module")
-def rls_db(create_database: Callable[[str], DatabaseUnderTest]) -> DatabaseUnderTest:
-    database = create_database("planwise_rls")
-    migrations.upgrade(database.admin_url)
-    return database
+def rls_db(create_migrated_database: Callable[[str], DatabaseUnderTest]) -> DatabaseUnderTest:
+    return create_migrated_database("planwise_rls")
 
 
 @pytest.fixture(scope="module")
