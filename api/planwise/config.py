@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     # Our own access tokens (HS256, Supabase-Auth-shaped claims).
     jwt_secret: SecretStr = SecretStr(DEFAULT_JWT_SECRET)
     jwt_expire_minutes: int = Field(60, ge=1, le=60 * 24 * 30)
+    # Tokens issued by Supabase Auth are accepted too when this (the project's JWT secret,
+    # HS256) is set; their users get a Planwise row on first sight.
+    supabase_jwt_secret: SecretStr | None = None
 
     # The document's connection variables. Unset DATABASE_URL means "the managed cluster".
     database_url: str | None = None

@@ -18,6 +18,7 @@ from planwise.config import Settings
 from planwise.db.session import set_acting_user, unit_of_work
 from planwise.users.models import User
 from planwise.users.security import InvalidToken, decode_access_token
+from planwise.users.service import user_for_supabase
 
 API_PREFIX = "/api/v1"
 
@@ -55,9 +56,10 @@ def get_current_user(
     if token is None:
         raise unauthorized("not authenticated: send Authorization: Bearer <token>")
     try:
-        user_id = decode_access_token(settings, token)
+        identity = decode_access_token(settings, token)
     except InvalidToken as error:
         raise unauthorized(f"invalid token: {error}") from None
+    user_id = identity if isinstance(identity, int) else user_for_supabase(session, identity)
     set_acting_user(session, user_id)
     user = session.get(User, user_id)  # RLS: only the acting user's own row is visible
     if user is None:

@@ -133,6 +133,7 @@ def connect(url: str) -> psycopg.Connection[tuple[object, ...]]:
 # on a database of their own and tell their data apart by unique usernames.
 
 TEST_JWT_SECRET = "test-secret-" + "x" * 40
+TEST_SUPABASE_JWT_SECRET = "supabase-project-jwt-secret-" + "y" * 40
 
 
 @pytest.fixture(scope="session")
@@ -150,6 +151,7 @@ def api_settings(api_db: DatabaseUnderTest, settings: Settings) -> Settings:
             "migration_database_url": api_db.admin_url,
             "planwise_env": "test",
             "jwt_secret": SecretStr(TEST_JWT_SECRET),
+            "supabase_jwt_secret": SecretStr(TEST_SUPABASE_JWT_SECRET),
         }
     )
 

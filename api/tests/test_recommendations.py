@@ -14,7 +14,6 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from planwise.db.session import set_acting_user
-from planwise.places.geo import search_boxes
 from planwise.recommendations import service
 from planwise.recommendations.service import (
     NO_PREFERENCES_HINT,
@@ -238,34 +237,56 @@ def test_document_query_drops_places_east_and_west_at_60_north(
     assert "rec-oslo-edge-5.001-0" not in ours
 
 
-def test_search_boxes_contain_every_point_of_the_circle() -> None:
+def box(session: Session, lat: float, lng: float, radius: float, part: int) -> tuple[float, ...]:
+    """(west, south, east, north) of `planwise_search_box`."""
+    row = session.execute(
+        text(
+            "SELECT ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b) "
+            "FROM planwise_search_box(:lat, :lng, :radius, :part) AS b"
+        ),
+        {"lat": lat, "lng": lng, "radius": radius, "part": part},
+    ).one()
+    return tuple(float(value) for value in row)
+
+
+def test_search_boxes_contain_every_point_of_the_circle(db_session: Session) -> None:
     """Points on the circle's edge (the worst case) at many latitudes fall in a box."""
     rng = random.Random(7)
+    cases: list[tuple[float, float, float, float, float]] = []
     for _ in range(20_000):
         lat, lng = rng.uniform(-89.99, 89.99), rng.uniform(-180, 180)
         radius = rng.choice((0.1, 1.0, 5.0, 50.0))
         plat, plng = destination(lat, lng, rng.uniform(0, 360), radius * 0.999999)
-        boxes = search_boxes(lat, lng, radius)
-        assert any(b.west <= plng <= b.east and b.south <= plat <= b.north for b in boxes), (
-            lat,
-            lng,
-            radius,
-            plat,
-            plng,
-        )
+        cases.append((lat, lng, radius, plat, plng))
+    lats, lngs, radii, plats, plngs = (list(column) for column in zip(*cases, strict=True))
+    missed = db_session.execute(
+        text(
+            "SELECT count(*) FROM unnest(CAST(:lats AS float8[]), CAST(:lngs AS float8[]), "
+            "CAST(:radii AS float8[]), CAST(:plats AS float8[]), CAST(:plngs AS float8[])) "
+            "AS c(lat, lng, radius, plat, plng) "
+            "WHERE NOT (ST_SetSRID(ST_MakePoint(plng, plat), 4326) "
+            "           && planwise_search_box(lat, lng, radius, 1) "
+            "        OR ST_SetSRID(ST_MakePoint(plng, plat), 4326) "
+            "           && planwise_search_box(lat, lng, radius, 2))"
+        ),
+        {"lats": lats, "lngs": lngs, "radii": radii, "plats": plats, "plngs": plngs},
+    ).scalar_one()
+    assert missed == 0
 
 
-def test_search_boxes_split_at_the_antimeridian_and_open_at_the_poles() -> None:
-    east_side, west_side = search_boxes(-16.85, 179.99, 5.0)
-    assert east_side.east == 180.0 and east_side.west < 179.99
-    assert west_side.west == -180.0 and -180.0 < west_side.east < -179.9
-    same, again = search_boxes(59.9, 10.75, 5.0)
+def test_search_boxes_split_at_the_antimeridian_and_open_at_the_poles(
+    db_session: Session,
+) -> None:
+    west, _, east, _ = box(db_session, -16.85, 179.99, 5.0, 1)
+    assert east == 180.0 and west < 179.99
+    west2, _, east2, _ = box(db_session, -16.85, 179.99, 5.0, 2)
+    assert west2 == -180.0 and -180.0 < east2 < -179.9
+    same, again = box(db_session, 59.9, 10.75, 5.0, 1), box(db_session, 59.9, 10.75, 5.0, 2)
     assert same == again
-    assert (same.east - same.west) / (same.north - same.south) == pytest.approx(
-        1 / math.cos(math.radians(59.9 + 5 / 110.5)), rel=1e-9
-    )
-    polar, _ = search_boxes(-89.98, 45.0, 5.0)
-    assert (polar.west, polar.east, polar.south) == (-180.0, 180.0, -90.0)
+    width, height = same[2] - same[0], same[3] - same[1]
+    assert width / height == pytest.approx(1 / math.cos(math.radians(59.9 + 5 / 110.5)), rel=1e-9)
+    polar = box(db_session, -89.98, 45.0, 5.0, 1)
+    assert (polar[0], polar[2], polar[1]) == (-180.0, 180.0, -90.0)
 
 
 # -- index use -------------------------------------------------------------------------

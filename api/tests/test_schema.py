@@ -27,6 +27,7 @@ EXPECTED_COLUMNS = {
         "role": (VARCHAR_NN, 20, "NO", None),
         "is_active": ("boolean", None, "NO", "true"),
         "created_at": TS,
+        "auth_user_id": ("uuid", None, "YES", None),  # Supabase Auth link (9b0c1d2e3f4a)
     },
     "place": {
         "id": (VARCHAR_NN, 100, "NO", None),
@@ -63,6 +64,7 @@ EXPECTED_COLUMNS = {
 EXPECTED_CONSTRAINTS = {
     ("user", "pk_user"): "PRIMARY KEY (id)",
     ("user", "uq_user_username"): "UNIQUE (username)",
+    ("user", "uq_user_auth_user_id"): "UNIQUE (auth_user_id)",
     ("place", "pk_place"): "PRIMARY KEY (id)",
     ("review", "pk_review"): "PRIMARY KEY (id)",
     ("review", "uq_review_user_id_place_id"): "UNIQUE (user_id, place_id)",

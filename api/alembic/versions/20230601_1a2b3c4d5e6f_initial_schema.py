@@ -30,7 +30,20 @@ def timestamps(*names: str) -> list[sa.Column]:  # type: ignore[type-arg]
 
 
 def upgrade() -> None:
-    op.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+    # Supabase keeps extensions in the `extensions` schema; elsewhere the default applies.
+    op.execute(
+        """
+        DO $$
+        BEGIN
+            IF EXISTS (SELECT FROM pg_namespace WHERE nspname = 'extensions') THEN
+                CREATE EXTENSION IF NOT EXISTS postgis SCHEMA extensions;
+            ELSE
+                CREATE EXTENSION IF NOT EXISTS postgis;
+            END IF;
+        END
+        $$
+        """
+    )
 
     op.create_table(
         "user",

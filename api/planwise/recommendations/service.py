@@ -13,16 +13,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from psycopg import errors as pg_errors
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
-from planwise.places.geo import (
-    DISTANCE_M_SQL,
-    MAX_RADIUS_KM,
-    WITHIN_SQL,
-    circle_params,
-    validate_point,
-)
+from planwise.places.geo import DISTANCE_M_SQL, MAX_RADIUS_KM, circle_params, validate_point
 from planwise.recommendations.models import (
     DocumentRecommendation,
     Recommendation,
@@ -32,55 +28,22 @@ from planwise.recommendations.models import (
 
 MAX_LIMIT = 100
 
-ACTING_USER_SQL = "nullif(current_setting('app.user_id', true), '')::integer"
-"""The user RLS sees; also filtered on explicitly so the planner can use the user index."""
+ACTING_USER_SQL = "planwise_acting_user_id()"
+"""The user RLS sees: `app.user_id` (the API) or the Supabase JWT's user."""
 
-# Interpolated fragments are this module's constants; every value is a bind parameter.
-RECOMMENDATION_SQL = f"""
-WITH user_prefs AS (
-    SELECT category, rating
-    FROM preference
-    WHERE user_id = {ACTING_USER_SQL}
-),
-candidates AS (
-    SELECT place.id, place.name, place.lat, place.lng, place.category, place.rating,
-           place.user_ratings_total, place.types, place.description,
-           user_prefs.rating AS preference,
-           {DISTANCE_M_SQL} / 1000.0 AS distance_km
-    FROM place
-    JOIN user_prefs ON user_prefs.category = place.category
-    WHERE {WITHIN_SQL}
-      AND (CAST(:category AS varchar) IS NULL OR place.category = :category)
-      AND NOT (:exclude_reviewed AND EXISTS (
-          SELECT 1 FROM review
-          WHERE review.place_id = place.id AND review.user_id = {ACTING_USER_SQL}
-      ))
-),
-components AS (
-    SELECT candidates.*,
-           coalesce(rating, 0) / 5 AS rating_component,
-           least(1.0, log(coalesce(user_ratings_total, 0) + 1) / 10) AS popularity,
-           1 - least(1.0, distance_km / :radius_km) AS proximity
-    FROM candidates
-),
-ranked AS (
-    SELECT components.*,
-           preference * 0.6 + rating_component * 0.2 + popularity * 0.1 + proximity * 0.1
-               AS score
-    FROM components
-    ORDER BY score DESC, distance_km, id
-    LIMIT :limit
+RECOMMENDATION_SQL = (
+    "SELECT * FROM recommend_places(:lat, :lng, :radius_km, :limit, :exclude_reviewed, :category)"
 )
-SELECT {ACTING_USER_SQL} AS acting_user_id,
-       (SELECT count(*) FROM user_prefs) AS preference_count,
-       (SELECT count(*) FROM user_prefs WHERE category = :category) AS category_preferred,
-       ranked.*
-FROM (VALUES (1)) AS one_row (n)
-LEFT JOIN ranked ON true
-ORDER BY ranked.score DESC, ranked.distance_km, ranked.id
+"""The SQL function `recommend_places` (migration 9b0c1d2e3f4a) is the one implementation:
+the API calls it here, Supabase clients through `/rest/v1/rpc/recommend_places`. It is
+plain SQL, so the planner inlines it and EXPLAIN shows the index at work."""
+
+PREFERENCE_COUNTS_SQL = f"""
+SELECT count(*) AS preference_count,
+       count(*) FILTER (WHERE category = :category) AS category_preferred
+FROM preference WHERE user_id = {ACTING_USER_SQL}
 """  # noqa: S608
-"""Parameters: `recommendation_params`. The outer LEFT JOIN returns one row even when
-nothing qualifies, carrying the preference counts that explain the empty result."""
+"""Explains an empty result; run only then."""
 
 DOCUMENT_QUERY = """WITH user_prefs AS (
 SELECT category, rating
@@ -113,6 +76,7 @@ WHERE place.category IN (
 )
   AND {DISTANCE_M_SQL} <= :radius_km * 1000.0
 """  # noqa: S608
+"""Every preferred-category place truly within the radius: a full scan, no box."""
 
 NO_PREFERENCES_HINT = (
     "Set preferences with PUT /api/v1/preferences/{category} to get recommendations"
@@ -184,15 +148,20 @@ def recommend(
         exclude_reviewed=exclude_reviewed,
         category=category,
     )
-    rows = session.execute(text(RECOMMENDATION_SQL), params).mappings().all()
-    head = rows[0]  # the LEFT JOIN always yields a row
-    _require_acting_user(head["acting_user_id"])
+    try:
+        rows = session.execute(text(RECOMMENDATION_SQL), params).mappings().all()
+    except DBAPIError as error:
+        if isinstance(error.orig, pg_errors.InsufficientPrivilege):
+            raise RuntimeError(
+                "app.user_id is not set in this transaction: call set_acting_user() first"
+            ) from None
+        raise
     items = [
         Recommendation(
             id=row["id"],
             name=row["name"],
-            lat=row["lat"],
-            lng=row["lng"],
+            lat=row["place_lat"],
+            lng=row["place_lng"],
             category=row["category"],
             rating=row["rating"],
             user_ratings_total=row["user_ratings_total"],
@@ -208,11 +177,11 @@ def recommend(
             ),
         )
         for row in rows
-        if row["id"] is not None
     ]
     hint = None
     if not items:
-        hint = _hint(head["preference_count"], head["category_preferred"], params)
+        counts = session.execute(text(PREFERENCE_COUNTS_SQL), params).one()
+        hint = _hint(counts.preference_count, counts.category_preferred, params)
     return RecommendationResult(items=items, hint=hint)
 
 

@@ -1,6 +1,7 @@
+import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, Index, Integer, String, text
+from sqlalchemy import Boolean, Index, Integer, String, Uuid, text
 from sqlmodel import Column, Field, SQLModel
 
 from planwise.db.base import timestamp_column
@@ -20,3 +21,7 @@ class User(SQLModel, table=True):
         sa_column=Column(Boolean, nullable=False, server_default=text("true")),
     )
     created_at: datetime | None = Field(default=None, sa_column=timestamp_column())
+    # The Supabase Auth user (JWT `sub`) this account belongs to, if any.
+    auth_user_id: uuid.UUID | None = Field(
+        default=None, sa_column=Column(Uuid, unique=True, nullable=True)
+    )

@@ -8,6 +8,8 @@ would carry ("authenticated"), while the Planwise role (user/admin) is read from
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,8 +31,11 @@ def hash_password(password: str) -> str:
 
 
 def verify_password(password: str, hashed: str | None) -> bool:
-    """Constant work whether or not the user exists, so timing does not reveal usernames."""
-    if hashed is None:
+    """Constant work whether or not the user exists, so timing does not reveal usernames.
+
+    Accounts of Supabase Auth users hold no usable hash (they sign in at Supabase).
+    """
+    if hashed is None or not hashed.startswith("$"):
         _hasher.verify(password, _DUMMY_HASH)
         return False
     return _hasher.verify(password, hashed)
@@ -53,16 +58,38 @@ def create_access_token(settings: Settings, user_id: int, *, now: datetime | Non
     return jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm=ALGORITHM)
 
 
-def decode_access_token(settings: Settings, token: str) -> int:
-    """The user id a valid token names."""
+@dataclass(frozen=True)
+class SupabaseIdentity:
+    """A Supabase Auth user: `sub` is their uuid; the name is for their first Planwise row."""
+
+    auth_user_id: uuid.UUID
+    full_name: str
+
+
+def _claims(token: str, secret: str) -> dict[str, Any]:
+    claims: dict[str, Any] = jwt.decode(
+        token,
+        secret,
+        algorithms=[ALGORITHM],
+        audience=AUDIENCE,
+        options={"require": ["sub", "exp", "aud"]},
+    )
+    return claims
+
+
+def decode_access_token(settings: Settings, token: str) -> int | SupabaseIdentity:
+    """The Planwise user id our token names, or the Supabase user a Supabase token names."""
     try:
-        claims: dict[str, Any] = jwt.decode(
-            token,
-            settings.jwt_secret.get_secret_value(),
-            algorithms=[ALGORITHM],
-            audience=AUDIENCE,
-            options={"require": ["sub", "exp", "iat", "aud"]},
-        )
-        return int(claims["sub"])
+        return int(_claims(token, settings.jwt_secret.get_secret_value())["sub"])
+    except jwt.InvalidSignatureError:
+        if settings.supabase_jwt_secret is None:
+            raise InvalidToken("signature verification failed") from None
     except (jwt.PyJWTError, ValueError) as error:
+        raise InvalidToken(str(error)) from None
+    try:
+        claims = _claims(token, settings.supabase_jwt_secret.get_secret_value())
+        metadata = claims.get("user_metadata") or {}
+        name = metadata.get("full_name") or metadata.get("name") or claims.get("email") or ""
+        return SupabaseIdentity(uuid.UUID(str(claims["sub"])), str(name))
+    except (jwt.PyJWTError, ValueError, AttributeError) as error:
         raise InvalidToken(str(error)) from None

@@ -12,7 +12,7 @@ from sqlmodel import Session
 from planwise.db.session import set_acting_user
 from planwise.users.models import User
 from planwise.users.schemas import UserRegister, UserUpdate
-from planwise.users.security import hash_password, verify_password
+from planwise.users.security import SupabaseIdentity, hash_password, verify_password
 
 
 class UsernameTaken(Exception):
@@ -92,3 +92,12 @@ def delete_account(session: Session, user: User) -> None:
     """Delete the user; the schema's ON DELETE CASCADE removes their reviews and preferences."""
     session.delete(user)
     session.flush()
+
+
+def user_for_supabase(session: Session, identity: SupabaseIdentity) -> int:
+    """The Planwise user of a Supabase Auth user, created on first sight."""
+    user_id: int = session.execute(
+        text("SELECT planwise_user_for_auth_id(:auth_user_id, :full_name)"),
+        {"auth_user_id": identity.auth_user_id, "full_name": identity.full_name},
+    ).scalar_one()
+    return user_id
