@@ -14,12 +14,14 @@ from planwise.config import ConfigError, get_settings
 from planwise.db.cli import app as db_app
 from planwise.demo.cli import app as demo_app
 from planwise.errors import PlanwiseError
+from planwise.ops.backup_cli import app as backup_app
 from planwise.places.cli import app as places_app
 
 app = typer.Typer(no_args_is_help=True, help="Planwise data platform.")
 app.add_typer(db_app, name="db")
 app.add_typer(places_app, name="places")
 app.add_typer(demo_app, name="demo")
+app.add_typer(backup_app, name="backup")
 
 err_console = Console(stderr=True)
 
@@ -58,6 +60,11 @@ def main() -> None:
         err_console.print(f"[red]error:[/red] {error}")
         sys.exit(error.exit_code)
     except (psycopg.OperationalError, sqlalchemy.exc.OperationalError) as error:
-        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
-        err_console.print(f"[red]database unreachable:[/red] {reason}")
+        original = getattr(error, "orig", None) or error
+        reason = str(original).strip().splitlines()[0]
+        what = (
+            "query cancelled" if isinstance(original, psycopg.errors.QueryCanceled)
+            else "database unreachable"
+        )  # fmt: skip
+        err_console.print(f"[red]{what}:[/red] {reason}")
         sys.exit(1)

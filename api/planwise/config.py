@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     planwise_pg_database: str = Field("planwise", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     planwise_pg_superuser_password: SecretStr | None = None
 
+    # Where `planwise backup` keeps dumps and manifests (default .planwise/backups).
+    backup_dir: Path | None = None
+    # pg_dump gives up (and leaves nothing) rather than queue behind a lock this long.
+    backup_lock_wait_timeout_ms: int = Field(60_000, ge=1)
+
     # Passwords of the login roles created by the roles migration (`planwise db roles`).
     app_service_password: SecretStr | None = None
     app_read_password: SecretStr | None = None

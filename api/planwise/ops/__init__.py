@@ -1,0 +1,1 @@
+"""Operations: backups, point-in-time recovery, monitoring, pooling, promotion."""

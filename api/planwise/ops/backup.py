@@ -1,0 +1,348 @@
+"""Verified logical backups (pg_dump custom format) with calendar retention.
+
+A backup is `backup_YYYYMMDD_HHMMSS.dump` plus `backup_YYYYMMDD_HHMMSS.json`, its
+manifest: size, sha256, database, server version, Alembic revision, exact row counts,
+start and end time, kind, and — once `verify` has restored it into a scratch database
+and compared the row counts — when it was verified. The dump is written under a
+temporary name and renamed when complete, after its manifest: a failed dump never leaves
+a file that looks like a backup.
+
+Dumps connect with the admin URL (MIGRATION_DATABASE_URL; on Supabase the `postgres`
+role): FORCEd row-level security would hide rows from anyone else. Credentials go to the
+child processes through PG* environment variables, never through argv (visible in `ps`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import psycopg
+from alembic.script import ScriptDirectory
+from psycopg import sql
+from sqlalchemy.engine import make_url
+
+from planwise.config import PLANWISE_HOME
+from planwise.db import migrations
+from planwise.db.engine import libpq_url
+from planwise.errors import PlanwiseError
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+DEFAULT_BACKUP_DIR = PLANWISE_HOME / "backups"
+COUNTED_TABLES = ("user", "place", "review", "preference", "alembic_version")
+NAME_PATTERN = re.compile(r"^backup_(\d{8}_\d{6})\.dump$")
+Kind = Literal["daily", "weekly", "monthly", "safety", "pre-migration"]
+
+# Retention: the design document's "daily for 30 days, weekly for 6 months, monthly for
+# 2 years", as grandfather-father-son buckets.
+KEEP_DAILY_DAYS = 30
+KEEP_WEEKLY_WEEKS = 26
+KEEP_MONTHLY_MONTHS = 24
+
+
+class VerificationFailed(PlanwiseError):
+    exit_code = 4
+
+
+@dataclass(frozen=True)
+class Backup:
+    path: Path
+    manifest: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def taken_at(self) -> datetime:
+        return datetime.fromisoformat(self.manifest["finished_at"])
+
+    @property
+    def verified(self) -> bool:
+        return bool(self.manifest.get("verified_at")) and bool(self.manifest.get("verified"))
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.path.with_suffix(".json")
+
+
+def pg_environment(url: str) -> dict[str, str]:
+    """libpq's PG* variables for `url`, so no password appears on a command line."""
+    parsed = make_url(libpq_url(url))
+    variables = {
+        "PGHOST": parsed.host,
+        "PGPORT": str(parsed.port) if parsed.port else None,
+        "PGUSER": parsed.username,
+        "PGPASSWORD": parsed.password,
+        "PGDATABASE": parsed.database,
+        "PGAPPNAME": "planwise-backup",
+    }
+    return {**os.environ, **{k: v for k, v in variables.items() if v is not None}}
+
+
+def _run(command: list[str], url: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        command, env=pg_environment(url), capture_output=True, text=True, check=False
+    )
+
+
+def _count_rows(conn: psycopg.Connection[Any]) -> dict[str, int]:
+    counts = {}
+    for table in COUNTED_TABLES:
+        if conn.execute("SELECT to_regclass(%s)", (f'public."{table}"',)).fetchone() == (None,):
+            continue
+        query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))
+        counts[table] = int(conn.execute(query).fetchone()[0])  # type: ignore[index]
+    return counts
+
+
+def row_counts(url: str) -> dict[str, int]:
+    with psycopg.connect(libpq_url(url), application_name="planwise-backup") as conn:
+        return _count_rows(conn)
+
+
+def _server_facts(url: str) -> tuple[str, str, str | None]:
+    """Database name, server version and Alembic revision (None before any migration)."""
+    with psycopg.connect(libpq_url(url), application_name="planwise-backup") as conn:
+        row = conn.execute("SELECT current_database(), current_setting('server_version')")
+        database, version = row.fetchone()  # type: ignore[misc]
+        revision = None
+        if conn.execute("SELECT to_regclass('public.alembic_version')").fetchone() != (None,):
+            found = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+            revision = str(found[0]) if found else None
+    return str(database), str(version), revision
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_manifest(path: Path, manifest: dict[str, Any]) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    temporary.replace(path)
+
+
+def create_backup(
+    url: str, directory: Path, kind: Kind = "daily", lock_wait_timeout_ms: int = 60_000
+) -> Backup:
+    """pg_dump to a temporary name; manifest; rename. Nothing complete-looking on failure."""
+    directory.mkdir(parents=True, exist_ok=True)
+    started = datetime.now(UTC)
+    stamp = started.strftime("%Y%m%d_%H%M%S")
+    final = directory / f"backup_{stamp}.dump"
+    while final.exists():  # two backups in one second: keep both
+        started += timedelta(seconds=1)
+        stamp = started.strftime("%Y%m%d_%H%M%S")
+        final = directory / f"backup_{stamp}.dump"
+    partial = directory / f".{final.name}.partial"
+    database, server_version, revision = _server_facts(url)
+    # Count rows in the very snapshot pg_dump dumps, so verification compares like with like
+    # even while the application keeps writing.
+    with psycopg.connect(libpq_url(url), application_name="planwise-backup") as conn:
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        snapshot = str(conn.execute("SELECT pg_export_snapshot()").fetchone()[0])  # type: ignore[index]
+        counts = _count_rows(conn)
+        result = _run(
+            [str(PG_BIN / "pg_dump"), "--format=custom", f"--snapshot={snapshot}",
+             f"--lock-wait-timeout={lock_wait_timeout_ms}", "--file", str(partial)],
+            url,
+        )  # fmt: skip
+        conn.rollback()
+    if result.returncode != 0:
+        partial.unlink(missing_ok=True)
+        raise PlanwiseError(f"pg_dump failed: {result.stderr.strip()}")
+    manifest = {
+        "name": final.name,
+        "kind": kind,
+        "database": database,
+        "server_version": server_version,
+        "alembic_revision": revision,
+        "row_counts": counts,
+        "size_bytes": partial.stat().st_size,
+        "sha256": sha256_of(partial),
+        "started_at": started.isoformat(),
+        "finished_at": datetime.now(UTC).isoformat(),
+        "verified": None,
+        "verified_at": None,
+    }
+    _write_manifest(final.with_suffix(".json"), manifest)
+    partial.replace(final)
+    return Backup(final, manifest)
+
+
+def load(directory: Path, name: str) -> Backup:
+    """The backup called `name` (with or without `.dump`)."""
+    path = directory / (name if name.endswith(".dump") else f"{name}.dump")
+    if not NAME_PATTERN.match(path.name) or not path.is_file():
+        raise PlanwiseError(f"no backup {name!r} in {directory} (see `planwise backup list`)")
+    manifest_path = path.with_suffix(".json")
+    if not manifest_path.is_file():
+        raise PlanwiseError(f"{path.name} has no manifest ({manifest_path.name}): not ours")
+    return Backup(path, json.loads(manifest_path.read_text()))
+
+
+def list_backups(directory: Path) -> list[Backup]:
+    """Complete backups, oldest first (temporary files are not backups)."""
+    if not directory.is_dir():
+        return []
+    found = []
+    for path in sorted(directory.glob("backup_*.dump")):
+        if NAME_PATTERN.match(path.name) and path.with_suffix(".json").is_file():
+            found.append(Backup(path, json.loads(path.with_suffix(".json").read_text())))
+    return sorted(found, key=lambda backup: backup.taken_at)
+
+
+def _scratch_url(url: str) -> tuple[str, str, str]:
+    """(maintenance URL, scratch URL, scratch name) on the same server."""
+    target = make_url(libpq_url(url))
+    name = f"planwise_verify_{uuid.uuid4().hex[:8]}"
+    maintenance = target.set(database="postgres").render_as_string(hide_password=False)
+    return maintenance, target.set(database=name).render_as_string(hide_password=False), name
+
+
+def verify_backup(backup: Backup, url: str) -> Backup:
+    """Checksum, `pg_restore --list`, and a real restore whose row counts must match."""
+    problems = []
+    if sha256_of(backup.path) != backup.manifest["sha256"]:
+        problems.append("checksum differs from the manifest")
+    listing = _run([str(PG_BIN / "pg_restore"), "--list", str(backup.path)], url)
+    if listing.returncode != 0:
+        problems.append(f"pg_restore --list failed: {listing.stderr.strip()}")
+    if not problems:
+        maintenance, scratch_url, scratch = _scratch_url(url)
+        with psycopg.connect(maintenance, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch)))
+        try:
+            restored = _run(
+                [str(PG_BIN / "pg_restore"), "--exit-on-error", "--no-owner",
+                 "--dbname", scratch, str(backup.path)],
+                scratch_url,
+            )  # fmt: skip
+            if restored.returncode != 0:
+                problems.append(f"restore failed: {restored.stderr.strip()[:500]}")
+            else:
+                counts = row_counts(scratch_url)
+                if counts != backup.manifest["row_counts"]:
+                    problems.append(
+                        f"row counts after restore {counts} != manifest "
+                        f"{backup.manifest['row_counts']}"
+                    )
+        finally:
+            with psycopg.connect(maintenance, autocommit=True) as conn:
+                conn.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                        sql.Identifier(scratch)
+                    )
+                )
+    manifest = {
+        **backup.manifest,
+        "verified": not problems,
+        "verified_at": datetime.now(UTC).isoformat(),
+        "verification_problems": problems,
+    }
+    _write_manifest(backup.manifest_path, manifest)
+    verified = Backup(backup.path, manifest)
+    if problems:
+        raise VerificationFailed(f"{backup.name} failed verification: " + "; ".join(problems))
+    return verified
+
+
+def known_revisions() -> set[str]:
+    script = ScriptDirectory.from_config(migrations.alembic_config())
+    return {revision.revision for revision in script.walk_revisions()}
+
+
+def ensure_restorable(backup: Backup) -> None:
+    """Refuse a dump from a revision this code does not know (made by a newer release)."""
+    revision = backup.manifest.get("alembic_revision")
+    if revision is not None and revision not in known_revisions():
+        raise PlanwiseError(
+            f"{backup.name} is at Alembic revision {revision}, which this code does not know "
+            "(a newer release made it?): refusing to restore a schema we cannot migrate"
+        )
+
+
+def restore_backup(backup: Backup, url: str) -> None:
+    """pg_restore --clean --if-exists into `url` (the caller took the safety backup)."""
+    ensure_restorable(backup)
+    result = _run(
+        [str(PG_BIN / "pg_restore"), "--clean", "--if-exists", "--exit-on-error",
+         "--single-transaction", "--dbname", make_url(libpq_url(url)).database or "",
+         str(backup.path)],
+        url,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise PlanwiseError(f"pg_restore failed (nothing changed): {result.stderr.strip()}")
+
+
+# -- retention --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Decision:
+    backup: Backup
+    keep: bool
+    reasons: tuple[str, ...]
+
+
+def _months_back(day: date, months: int) -> tuple[int, int]:
+    index = day.year * 12 + day.month - 1 - months
+    return index // 12, index % 12 + 1
+
+
+def plan_retention(backups: Iterable[Backup], now: datetime) -> list[Decision]:
+    """Grandfather-father-son: keep the newest backup of each of the last 30 days, of each
+    of the last 26 ISO weeks and of each of the last 24 months, and always the newest
+    verified backup; everything else may go. Decisions are oldest first."""
+    ordered = sorted(backups, key=lambda backup: backup.taken_at)
+    today = now.astimezone(UTC).date()
+    first_day = today - timedelta(days=KEEP_DAILY_DAYS - 1)
+    this_week = today - timedelta(days=today.weekday())
+    first_week = this_week - timedelta(weeks=KEEP_WEEKLY_WEEKS - 1)
+    first_month = _months_back(today, KEEP_MONTHLY_MONTHS - 1)
+
+    newest: dict[str, Backup] = {}  # bucket label → newest backup in it
+    for backup in ordered:  # later ones overwrite: the newest of each bucket remains
+        day = backup.taken_at.astimezone(UTC).date()
+        if day > today:
+            continue
+        week = day - timedelta(days=day.weekday())
+        if day >= first_day:
+            newest[f"day {day}"] = backup
+        if week >= first_week:
+            newest[f"week {week:%G-W%V}"] = backup
+        if (day.year, day.month) >= first_month:
+            newest[f"month {day:%Y-%m}"] = backup
+
+    reasons: dict[Path, list[str]] = {}
+    for label, backup in newest.items():
+        reasons.setdefault(backup.path, []).append(f"newest of {label}")
+    verified = [backup for backup in ordered if backup.verified]
+    if verified:
+        reasons.setdefault(verified[-1].path, []).append("newest verified backup")
+    future = [b for b in ordered if b.taken_at.astimezone(UTC).date() > today]
+    for backup in future:
+        reasons.setdefault(backup.path, []).append("taken after --now")
+    return [
+        Decision(backup, backup.path in reasons, tuple(reasons.get(backup.path, ())))
+        for backup in ordered
+    ]
+
+
+def delete_backup(backup: Backup) -> None:
+    backup.path.unlink(missing_ok=True)
+    backup.manifest_path.unlink(missing_ok=True)

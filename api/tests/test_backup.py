@@ -1,0 +1,208 @@
+"""`planwise backup …` for real: pg_dump, manifests, scratch-restore verification,
+restore with a safety backup, and grandfather-father-son retention."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from planwise.ops.backup import Backup, plan_retention
+from tests.conftest import DatabaseUnderTest, connect
+
+PLANWISE = str(Path(sys.executable).parent / "planwise")
+
+
+def planwise(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PLANWISE, *args], capture_output=True, text=True, check=False, timeout=300,
+        stdin=subprocess.DEVNULL, env={**os.environ, "COLUMNS": "200", **env},
+    )  # fmt: skip
+
+
+@pytest.fixture
+def backup_env(
+    create_migrated_database: Callable[[str], DatabaseUnderTest], tmp_path: Path
+) -> tuple[DatabaseUnderTest, dict[str, str]]:
+    db = create_migrated_database("planwise_backup")
+    with connect(db.admin_url) as conn:
+        conn.execute(
+            "INSERT INTO place (id, name, lat, lng, category) VALUES "
+            "('b1', 'One', 1, 1, 'museum'), ('b2', 'Two', 2, 2, 'park')"
+        )
+        conn.execute(
+            'INSERT INTO "user" (username, hashed_password, full_name, role) '
+            "VALUES ('backed_up', 'h', 'B', 'user')"
+        )
+    return db, {"MIGRATION_DATABASE_URL": db.admin_url, "BACKUP_DIR": str(tmp_path / "backups")}
+
+
+def only_backup(directory: Path) -> Path:
+    dumps = sorted(directory.glob("backup_*.dump"))
+    assert len(dumps) == 1, dumps
+    return dumps[0]
+
+
+def test_create_list_verify_restore(backup_env: tuple[DatabaseUnderTest, dict[str, str]]) -> None:
+    db, env = backup_env
+    created = planwise("backup", "create", **env)
+    assert created.returncode == 0, created.stderr
+    dump = only_backup(Path(env["BACKUP_DIR"]))
+    manifest = json.loads(dump.with_suffix(".json").read_text())
+    assert manifest["row_counts"] == {
+        "user": 1, "place": 2, "review": 0, "preference": 0, "alembic_version": 1,
+    }  # fmt: skip
+    assert manifest["size_bytes"] == dump.stat().st_size and len(manifest["sha256"]) == 64
+    assert manifest["kind"] == "daily" and manifest["alembic_revision"]
+
+    verified = planwise("backup", "verify", dump.stem, **env)
+    assert verified.returncode == 0, verified.stderr
+    assert json.loads(dump.with_suffix(".json").read_text())["verified"] is True
+    listing = planwise("backup", "list", **env)
+    assert dump.name in listing.stdout and "yes" in listing.stdout
+
+    with connect(db.admin_url) as conn:  # changes after the backup
+        conn.execute("DELETE FROM place WHERE id = 'b1'")
+        conn.execute("INSERT INTO place (id, name, lat, lng) VALUES ('b3', 'Three', 3, 3)")
+    refused = planwise("backup", "restore", dump.stem, **env)
+    assert refused.returncode == 3 and "replaces everything" in refused.stdout
+    with connect(db.admin_url) as conn:
+        assert conn.execute("SELECT count(*) FROM place WHERE id = 'b3'").fetchone() == (1,)
+
+    restored = planwise("backup", "restore", dump.stem, "--yes", **env)
+    assert restored.returncode == 0, restored.stderr
+    assert "safety backup" in restored.stdout
+    with connect(db.admin_url) as conn:
+        ids = conn.execute("SELECT id FROM place ORDER BY id").fetchall()
+        assert ids == [("b1",), ("b2",)]
+        assert conn.execute('SELECT count(*) FROM "user"').fetchone() == (1,)
+    safety = [
+        json.loads(path.read_text())
+        for path in Path(env["BACKUP_DIR"]).glob("backup_*.json")
+        if json.loads(path.read_text())["kind"] == "safety"
+    ]
+    assert len(safety) == 1 and safety[0]["row_counts"]["place"] == 2  # b2 and b3
+
+
+def test_tampered_backup_fails_verification(
+    backup_env: tuple[DatabaseUnderTest, dict[str, str]],
+) -> None:
+    _db, env = backup_env
+    assert planwise("backup", "create", **env).returncode == 0
+    dump = only_backup(Path(env["BACKUP_DIR"]))
+    with dump.open("r+b") as handle:
+        handle.seek(dump.stat().st_size // 2)
+        handle.write(b"corrupted")
+    result = planwise("backup", "verify", dump.stem, **env)
+    assert result.returncode == 4 and "checksum" in result.stderr
+
+
+def test_restore_refuses_an_unknown_revision(
+    backup_env: tuple[DatabaseUnderTest, dict[str, str]],
+) -> None:
+    _db, env = backup_env
+    assert planwise("backup", "create", **env).returncode == 0
+    dump = only_backup(Path(env["BACKUP_DIR"]))
+    manifest_path = dump.with_suffix(".json")
+    manifest = json.loads(manifest_path.read_text())
+    manifest_path.write_text(json.dumps({**manifest, "alembic_revision": "ffffffffffff"}))
+    result = planwise("backup", "restore", dump.stem, "--yes", **env)
+    assert result.returncode == 1 and "does not know" in result.stderr
+    assert len(list(Path(env["BACKUP_DIR"]).glob("backup_*.dump"))) == 1, "no safety backup"
+
+
+def test_failed_dump_leaves_nothing_that_looks_complete(
+    backup_env: tuple[DatabaseUnderTest, dict[str, str]],
+) -> None:
+    """pg_dump dies mid-dump (its server session is killed): no backup is left behind."""
+    db, env = backup_env
+    with connect(db.admin_url) as holder, connect(db.admin_url) as watcher:
+        holder.execute("LOCK TABLE spatial_ref_sys IN ACCESS EXCLUSIVE MODE")  # stalls pg_dump
+        running = subprocess.Popen(
+            [PLANWISE, "backup", "create"], env={**os.environ, **env},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        watcher.autocommit = True
+        deadline = time.monotonic() + 30
+        killed = False
+        while not killed and time.monotonic() < deadline:
+            killed = bool(
+                watcher.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = %s AND state = 'active' AND wait_event_type = 'Lock' "
+                    "AND application_name = 'planwise-backup'",
+                    (db.name,),
+                ).fetchall()
+            )
+            time.sleep(0.1)
+        _out, err = running.communicate(timeout=60)
+    assert killed and running.returncode == 1 and "pg_dump failed" in err
+    directory = Path(env["BACKUP_DIR"])
+    assert list(directory.glob("backup_*")) == [] and list(directory.glob(".*")) == []
+
+
+def fake_backup(directory: Path, taken: datetime, verified: bool | None = None) -> Backup:
+    path = directory / f"backup_{taken:%Y%m%d_%H%M%S}.dump"
+    manifest = {"finished_at": taken.isoformat(), "kind": "daily", "verified": verified,
+                "verified_at": taken.isoformat() if verified else None, "size_bytes": 1,
+                "alembic_revision": None}  # fmt: skip
+    return Backup(path, manifest)
+
+
+def test_retention_over_two_years_of_backups(tmp_path: Path) -> None:
+    now = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+    start = now - timedelta(days=730)
+    calendar = [fake_backup(tmp_path, start + timedelta(hours=6 * n)) for n in range(730 * 4 + 1)]
+    decisions = plan_retention(calendar, now)
+    kept = [decision.backup.taken_at for decision in decisions if decision.keep]
+    days = {t.date() for t in kept if t.date() > (now - timedelta(days=30)).date()}
+    assert len(days) == 30
+    weeks = {t.isocalendar()[:2] for t in kept}
+    months = {(t.year, t.month) for t in kept}
+    assert len(months) == 24 and len(weeks) >= 26
+    # Each kept backup is the newest (18:00, or 12:00 today) of its day, week or month.
+    assert all(t.hour in (18, 12) for t in kept)
+    assert len(kept) == len({*kept}) < 30 + 26 + 24
+    oldest_month_start = datetime(2024, 12, 1, tzinfo=UTC)
+    assert min(kept) >= oldest_month_start
+    reasons = {d.backup.taken_at: d.reasons for d in decisions if d.keep}
+    assert any("week" in r for rs in reasons.values() for r in rs)
+
+
+def test_retention_never_deletes_the_only_verified_backup(tmp_path: Path) -> None:
+    now = datetime(2026, 11, 24, tzinfo=UTC)
+    ancient = fake_backup(tmp_path, now - timedelta(days=1000), verified=True)
+    recent = [fake_backup(tmp_path, now - timedelta(days=n)) for n in range(3)]
+    decisions = {d.backup.path: d for d in plan_retention([ancient, *recent], now)}
+    assert decisions[ancient.path].keep
+    assert decisions[ancient.path].reasons == ("newest verified backup",)
+
+
+def test_prune_command_on_real_files(backup_env: tuple[DatabaseUnderTest, dict[str, str]]) -> None:
+    _db, env = backup_env
+    assert planwise("backup", "create", **env).returncode == 0
+    directory = Path(env["BACKUP_DIR"])
+    real = only_backup(directory)
+    manifest = json.loads(real.with_suffix(".json").read_text())
+    for days_ago in (400, 800):  # one kept by the monthly rule, one outside every window
+        taken = datetime.now(UTC) - timedelta(days=days_ago)
+        name = f"backup_{taken:%Y%m%d_%H%M%S}"
+        (directory / f"{name}.dump").write_bytes(real.read_bytes())
+        (directory / f"{name}.json").write_text(
+            json.dumps({**manifest, "finished_at": taken.isoformat(), "name": f"{name}.dump"})
+        )
+    dry = planwise("backup", "prune", "--dry-run", **env)
+    assert dry.returncode == 0 and "1 to delete" in dry.stdout
+    assert len(list(directory.glob("backup_*.dump"))) == 3
+    unconfirmed = planwise("backup", "prune", **env)
+    assert unconfirmed.returncode == 3
+    done = planwise("backup", "prune", "--yes", **env)
+    assert done.returncode == 0 and "deleted 1 backup" in done.stdout
+    assert len(list(directory.glob("backup_*.dump"))) == 2
