@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     planwise_pg_database: str = Field("planwise", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     planwise_pg_superuser_password: SecretStr | None = None
 
+    # Named databases for `planwise migrate --env NAME`, as JSON:
+    # MIGRATION_ENVIRONMENTS='{"staging": "postgresql://…", "production": "postgresql://…"}'
+    migration_environments: dict[str, str] = Field(default_factory=dict)
+
     # Where `planwise backup` keeps dumps and manifests (default .planwise/backups).
     backup_dir: Path | None = None
     # pg_dump gives up (and leaves nothing) rather than queue behind a lock this long.

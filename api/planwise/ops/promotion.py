@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable
 from contextlib import redirect_stdout
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import psycopg
 from alembic.script import ScriptDirectory
@@ -23,6 +24,7 @@ from alembic import command
 from planwise.db import migrations
 from planwise.db.engine import libpq_url
 from planwise.errors import PlanwiseError
+from planwise.ops import backup as backups
 
 TABLES = ("user", "place", "review", "preference")
 
@@ -153,3 +155,57 @@ def check_row_counts(before: dict[str, int], after: dict[str, int], allowed: set
 
 
 Say = Callable[[str], None]
+
+PRODUCTION = "production"
+
+
+def apply(
+    url: str,
+    *,
+    backup_dir: Path,
+    lock_wait_timeout_ms: int,
+    say: Say,
+) -> MigrationStatus:
+    """Back up, migrate, check; on any failure put the database back and raise."""
+    before = status(url)
+    drift = drift_against_scratch(url)
+    if drift:
+        raise PlanwiseError(
+            "the models drift from the migrations (a model changed without a revision): "
+            f"refusing. Run `alembic revision --autogenerate`.\n{drift}"
+        )
+    say("models match the migrations (checked on a scratch database)")
+    safety = backups.create_backup(url, backup_dir, "pre-migration", lock_wait_timeout_ms)
+    backups.verify_backup(safety, url)
+    say(f"backup {safety.name} taken and verified")
+    counts_before = row_counts(url)
+    allowed = {table for item in before.pending for table in item.changes_row_counts}
+    try:
+        migrations.upgrade(url)
+        say(f"applied {', '.join(item.revision for item in before.pending)}")
+        problems = integrity_problems(url)
+        problems += check_row_counts(counts_before, row_counts(url), allowed)
+        if (after_drift := migrations.schema_drift(url)) is not None:
+            problems.append(f"alembic check: {after_drift}")
+        if problems:
+            raise IntegrityFailure("; ".join(problems))
+    except Exception as error:
+        say(f"FAILED: {error}")
+        _put_back(url, before.current, safety, say)
+        raise PlanwiseError(
+            f"migration failed and was rolled back: {error}. The database is back at "
+            f"revision {before.current or 'base'} with the data of {safety.name}."
+        ) from None
+    say("integrity checks passed: no orphans, constraints valid, row counts unchanged")
+    return status(url)
+
+
+def _put_back(url: str, revision: str | None, safety: backups.Backup, say: Say) -> None:
+    """Undo the schema (downgrade), then the data (restore the verified backup)."""
+    try:
+        migrations.downgrade(url, revision or "base")
+        say(f"downgraded to {revision or 'base'}")
+    except Exception as error:  # the restore below still puts the dumped objects back
+        say(f"downgrade failed ({error}); restoring regardless")
+    backups.restore_backup(safety, url)
+    say(f"restored {safety.name}")
