@@ -61,6 +61,13 @@ class Settings(BaseSettings):
     database_statement_timeout_ms: int = Field(30_000, ge=0)
     database_application_name: str = Field("planwise", min_length=1, max_length=63)
 
+    # DATABASE_URL goes through PgBouncer in transaction mode: no server-side prepared
+    # statements, no `options` startup parameter (see planwise.ops.pgbouncer).
+    database_pgbouncer: bool = False
+    pgbouncer_port: int = Field(54331, ge=1024, le=65535)
+    pgbouncer_pool_size: int = Field(20, ge=1, le=1000)
+    pgbouncer_max_client_conn: int = Field(500, ge=1, le=100_000)
+
     # The managed local cluster (ignored when DATABASE_URL is set).
     planwise_pg_port: int = Field(54329, ge=1024, le=65535)
     planwise_pg_database: str = Field("planwise", pattern=r"^[a-z_][a-z0-9_]{0,62}$")

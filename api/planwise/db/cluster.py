@@ -42,25 +42,25 @@ LOCAL_SECRETS = (
 EXTENSIONS = ("postgis", "pg_stat_statements")
 
 
-def _running_as_root() -> bool:
+def running_as_root() -> bool:
     return os.geteuid() == 0
 
 
-def _as_cluster_user(command: list[str]) -> list[str]:
-    if _running_as_root():
+def as_cluster_user(command: list[str]) -> list[str]:
+    if running_as_root():
         return ["runuser", "-u", CLUSTER_OS_USER, "--", *command]
     return command
 
 
 def _cluster_user_can_enter(directory: Path) -> bool:
-    probe = _as_cluster_user(["test", "-x", str(directory), "-a", "-w", str(directory)])
+    probe = as_cluster_user(["test", "-x", str(directory), "-a", "-w", str(directory)])
     return subprocess.run(probe, capture_output=True, check=False).returncode == 0
 
 
 def default_cluster_dir() -> Path:
     """`.planwise/pg`, unless the cluster's OS user cannot use it or its path is too long."""
     preferred = PLANWISE_HOME / "pg"
-    if not _running_as_root():
+    if not running_as_root():
         return preferred
     PLANWISE_HOME.mkdir(parents=True, exist_ok=True)
     if len(str(preferred)) <= MAX_SOCKET_DIR_LENGTH:
@@ -124,7 +124,7 @@ class Cluster:
     # -- commands -----------------------------------------------------------------
     def _run(self, *command: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            _as_cluster_user(list(command)), capture_output=True, text=True, check=False
+            as_cluster_user(list(command)), capture_output=True, text=True, check=False
         )
 
     def _require_binaries(self) -> None:
@@ -137,7 +137,7 @@ class Cluster:
     def _refuse_foreign_owner(self) -> None:
         """Someone else could have made our predictable directory first (in /var/tmp)."""
         trusted = {0, os.geteuid()}
-        if _running_as_root():
+        if running_as_root():
             trusted.add(pwd.getpwnam(CLUSTER_OS_USER).pw_uid)
         for directory in (self.directory, self.directory.parent):
             owner = directory.stat().st_uid
@@ -161,7 +161,7 @@ class Cluster:
             return False
         self.directory.mkdir(parents=True, exist_ok=True)
         self._refuse_foreign_owner()
-        if _running_as_root():
+        if running_as_root():
             shutil.chown(self.directory, CLUSTER_OS_USER, CLUSTER_OS_USER)
         self.directory.chmod(0o700)
         result = self._run(
@@ -196,7 +196,7 @@ class Cluster:
         text = "".join(f"{key} = {value}\n" for key, value in lines.items())
         path = self.data_dir / "planwise.conf"
         path.write_text(text, encoding="utf-8")
-        if _running_as_root():
+        if running_as_root():
             shutil.chown(path, CLUSTER_OS_USER, CLUSTER_OS_USER)
 
     def start(self) -> bool:

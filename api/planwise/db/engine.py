@@ -30,18 +30,24 @@ def build_engine(url: str, settings: Settings, *, application_name: str | None =
     `statement_timeout` stops a runaway query from holding a pooled connection forever;
     `pool_pre_ping` replaces connections the server dropped (restart, failover).
     """
-    name = application_name or settings.database_application_name
+    connect_args: dict[str, object] = {
+        "application_name": application_name or settings.database_application_name,
+        "connect_timeout": 10,
+    }
+    if settings.database_pgbouncer:
+        # Transaction pooling: consecutive statements may reach different server
+        # connections, so nothing may be prepared server-side; PgBouncer refuses the
+        # `options` parameter, and `planwise pgbouncer up` puts the timeout on the role.
+        connect_args["prepare_threshold"] = None
+    else:
+        connect_args["options"] = f"-c statement_timeout={settings.database_statement_timeout_ms}"
     return create_engine(
         sqlalchemy_url(url),
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
         pool_timeout=settings.database_pool_timeout,
         pool_pre_ping=True,
-        connect_args={
-            "application_name": name,
-            "options": f"-c statement_timeout={settings.database_statement_timeout_ms}",
-            "connect_timeout": 10,
-        },
+        connect_args=connect_args,
     )
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+
 import psycopg
 from psycopg import sql
 from pydantic import SecretStr
@@ -19,22 +23,53 @@ def configured_role_passwords(settings: Settings) -> dict[str, SecretStr]:
     return {role: secret for role, secret in candidates.items() if secret is not None}
 
 
-def set_role_passwords(admin_url: str, passwords: dict[str, SecretStr]) -> list[str]:
-    """ALTER ROLE … LOGIN PASSWORD for each role that exists; returns the roles changed.
+def scram_matches(verifier: str, password: str) -> bool:
+    """Whether `password` is the one behind a stored SCRAM-SHA-256 verifier (RFC 5802)."""
+    try:
+        method, rest = verifier.split("$", 1)
+        iterations_salt, keys = rest.split("$", 1)
+        iterations, salt = iterations_salt.split(":", 1)
+        stored_key = keys.split(":", 1)[0]
+        salted = hashlib.pbkdf2_hmac(
+            "sha256", password.encode(), base64.b64decode(salt), int(iterations)
+        )
+    except ValueError:
+        return False
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    expected = base64.b64encode(hashlib.sha256(client_key).digest()).decode()
+    return method == "SCRAM-SHA-256" and hmac.compare_digest(expected, stored_key)
 
-    The password is sent as a quoted literal (psycopg.sql.Literal): utility statements
-    take no bind parameters.
+
+def set_role_passwords(admin_url: str, passwords: dict[str, SecretStr]) -> list[str]:
+    """ALTER ROLE … LOGIN PASSWORD for each existing role whose password differs; returns
+    the roles whose password is now the configured one.
+
+    Unchanged passwords are left alone (checked against pg_authid where we may read it):
+    a new SCRAM salt would invalidate PgBouncer's copy of the verifier. The password is
+    sent as a quoted literal (psycopg.sql.Literal): utility statements take no parameters.
     """
     changed = []
     with psycopg.connect(
         libpq_url(admin_url), autocommit=True, application_name="planwise-cli"
     ) as conn:
+        superuser = conn.execute(
+            "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
+        ).fetchone() == (True,)
         for role, secret in passwords.items():
-            if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
+            if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
+                continue
+            password = secret.get_secret_value()
+            stored = None
+            if superuser:  # only superusers may read pg_authid
+                row = conn.execute(
+                    "SELECT rolpassword FROM pg_authid WHERE rolname = %s", (role,)
+                ).fetchone()
+                stored = str(row[0]) if row and row[0] else None
+            if stored is None or not scram_matches(stored, password):
                 conn.execute(
                     sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(
-                        sql.Identifier(role), sql.Literal(secret.get_secret_value())
+                        sql.Identifier(role), sql.Literal(password)
                     )
                 )
-                changed.append(role)
+            changed.append(role)
     return changed

@@ -1,0 +1,71 @@
+"""`planwise pgbouncer up|down|status` for the managed cluster.
+
+Exit codes: 0 done / running; 1 failed; 3 not running (`status`).
+"""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from planwise.config import get_settings
+from planwise.db.cluster import Cluster
+from planwise.errors import PlanwiseError
+from planwise.ops.pgbouncer import PgBouncer
+
+app = typer.Typer(no_args_is_help=True, help="PgBouncer (transaction pooling) in front of it.")
+console = Console()
+
+
+def bouncer() -> PgBouncer:
+    settings = get_settings()
+    if not settings.uses_managed_cluster:
+        raise PlanwiseError(
+            "DATABASE_URL points at a server Planwise does not manage; use its own pooler "
+            "(on Supabase: the transaction-mode pooler URL, with DATABASE_PGBOUNCER=true)"
+        )
+    return PgBouncer(settings, Cluster(settings))
+
+
+@app.command()
+def up() -> None:
+    """Write the config and auth file from settings and start PgBouncer (idempotent)."""
+    pooler = bouncer()
+    started = pooler.up()
+    console.print(
+        f"{'started' if started else 'reloaded'} PgBouncer on 127.0.0.1:{pooler.port} "
+        f"(transaction pooling, {pooler.settings.pgbouncer_pool_size} server connections per "
+        "pool, idle servers closed after 300 s)"
+    )
+    password = pooler.settings.app_service_password
+    url = pooler.url("app_service", password.get_secret_value() if password else None)
+    console.print("Use it with:")
+    console.print(
+        f"DATABASE_URL={url}",
+        highlight=False, soft_wrap=True,
+    )  # fmt: skip
+    console.print("DATABASE_PGBOUNCER=true", highlight=False)
+
+
+@app.command()
+def down() -> None:
+    """Stop PgBouncer after the clients' running transactions."""
+    console.print("stopped" if bouncer().down() else "not running")
+
+
+@app.command()
+def status() -> None:
+    """Running or not, and SHOW POOLS. Exit code 3 when not running."""
+    pooler = bouncer()
+    if not pooler.running:
+        console.print(f"PgBouncer is not running (port {pooler.port})")
+        raise typer.Exit(3)
+    console.print(f"PgBouncer running, pid {pooler.pid}, 127.0.0.1:{pooler.port}")
+    table = Table("database", "user", "clients active", "clients waiting",
+                  "servers active", "servers idle", "servers used")  # fmt: skip
+    for pool in pooler.pools():
+        table.add_row(pool.database, pool.user, str(pool.client_active),
+                      str(pool.client_waiting), str(pool.server_active),
+                      str(pool.server_idle), str(pool.server_used))  # fmt: skip
+    console.print(table)
