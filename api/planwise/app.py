@@ -19,6 +19,8 @@ from planwise.db.engine import build_engine
 from planwise.db.migrations import head_revision
 from planwise.deps import API_PREFIX
 from planwise.observability import Metrics, MetricsMiddleware
+from planwise.ops.monitor import DatabaseCollector
+from planwise.ops.routes import router as admin_router
 from planwise.places.routes import router as places_router
 from planwise.preferences.routes import router as preferences_router
 from planwise.recommendations.routes import router as recommendations_router
@@ -77,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings.check_servable()
     engine = build_engine(settings.app_url, settings, application_name="planwise-api")
     metrics = Metrics(engine)
+    metrics.registry.register(DatabaseCollector(engine))
     expected_revision = head_revision()
 
     @asynccontextmanager
@@ -103,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         reviews_router,
         preferences_router,
         recommendations_router,
+        admin_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
 

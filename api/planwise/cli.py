@@ -15,6 +15,7 @@ from planwise.db.cli import app as db_app
 from planwise.demo.cli import app as demo_app
 from planwise.errors import PlanwiseError
 from planwise.ops.backup_cli import app as backup_app
+from planwise.ops.monitor_cli import app as monitor_app
 from planwise.ops.pgbouncer_cli import app as pgbouncer_app
 from planwise.ops.promotion_cli import app as migrate_app
 from planwise.places.cli import app as places_app
@@ -26,6 +27,7 @@ app.add_typer(demo_app, name="demo")
 app.add_typer(backup_app, name="backup")
 app.add_typer(migrate_app, name="migrate")
 app.add_typer(pgbouncer_app, name="pgbouncer")
+app.add_typer(monitor_app, name="monitor")
 
 err_console = Console(stderr=True)
 

@@ -1,9 +1,10 @@
 """Every table model, imported once so `metadata` is complete (Alembic, tests)."""
 
 from planwise.db.base import metadata
+from planwise.ops.models import DbSizeSample
 from planwise.places.models import Place
 from planwise.preferences.models import Preference
 from planwise.reviews.models import Review
 from planwise.users.models import User
 
-__all__ = ["Place", "Preference", "Review", "User", "metadata"]
+__all__ = ["DbSizeSample", "Place", "Preference", "Review", "User", "metadata"]
