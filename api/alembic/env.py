@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from alembic import context
 from sqlalchemy import create_engine, pool
 
-from alembic import context
 from planwise.config import get_settings
 from planwise.db.engine import sqlalchemy_url
 from planwise.db.migrations import include_object

@@ -17,6 +17,7 @@ from planwise.errors import PlanwiseError
 from planwise.ops.backup_cli import app as backup_app
 from planwise.ops.monitor_cli import app as monitor_app
 from planwise.ops.pgbouncer_cli import app as pgbouncer_app
+from planwise.ops.pitr_cli import app as pitr_app
 from planwise.ops.promotion_cli import app as migrate_app
 from planwise.places.cli import app as places_app
 
@@ -28,6 +29,7 @@ app.add_typer(backup_app, name="backup")
 app.add_typer(migrate_app, name="migrate")
 app.add_typer(pgbouncer_app, name="pgbouncer")
 app.add_typer(monitor_app, name="monitor")
+app.add_typer(pitr_app, name="pitr")
 
 err_console = Console(stderr=True)
 

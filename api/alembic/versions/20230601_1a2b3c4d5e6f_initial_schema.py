@@ -11,7 +11,6 @@ document's. `updated_at` is kept by a trigger so no code path can forget it.
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-
 from alembic import op
 
 revision: str = "1a2b3c4d5e6f"

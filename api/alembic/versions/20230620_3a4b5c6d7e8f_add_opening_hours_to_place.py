@@ -9,7 +9,6 @@ Create Date: 2023-06-20 14:30:45.123456
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-
 from alembic import op
 
 revision: str = "3a4b5c6d7e8f"

@@ -20,9 +20,8 @@ implementation the Python service calls too.
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
-
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision: str = "9b0c1d2e3f4a"
 down_revision: str | None = "5c6d7e8f9a0b"

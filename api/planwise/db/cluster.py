@@ -175,13 +175,24 @@ class Cluster:
         )  # fmt: skip
         if result.returncode != 0:
             raise PlanwiseError(f"initdb failed:\n{result.stderr.strip()}")
-        with (self.data_dir / "postgresql.conf").open("a", encoding="utf-8") as conf:
-            conf.write("\n# Managed by planwise (rewritten on every `planwise db up`).\n")
-            conf.write("include_if_exists = 'planwise.conf'\n")
         return True
 
+    def _include(self, *files: str) -> None:
+        """Have postgresql.conf include our files (once: existing clusters get them too)."""
+        conf = self.data_dir / "postgresql.conf"
+        text = conf.read_text(encoding="utf-8")
+        missing = [name for name in files if f"include_if_exists = '{name}'" not in text]
+        if missing:
+            with conf.open("a", encoding="utf-8") as handle:
+                handle.write("\n# Managed by planwise.\n")
+                handle.writelines(f"include_if_exists = '{name}'\n" for name in missing)
+
     def write_config(self) -> None:
-        """Settings that follow ours (port, socket) and what Planwise needs preloaded."""
+        """Settings that follow ours (port, socket) and what Planwise needs preloaded.
+
+        `pitr.conf` (WAL archiving) is written by `planwise pitr setup`.
+        """
+        self._include("planwise.conf", "pitr.conf")
         lines = {
             "listen_addresses": "'127.0.0.1'",
             "port": str(self.settings.planwise_pg_port),
@@ -213,6 +224,10 @@ class Cluster:
                 f"(is the port taken? set PLANWISE_PG_PORT). Last log lines:\n{self.log_tail()}"
             )
         return True
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
 
     def stop(self) -> bool:
         """Stop the server (fast shutdown). Returns True when it was running."""

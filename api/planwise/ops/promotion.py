@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
+from alembic import command
 from alembic.script import ScriptDirectory
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
-from alembic import command
 from planwise.db import migrations
 from planwise.db.engine import libpq_url
 from planwise.errors import PlanwiseError
