@@ -7,6 +7,8 @@ packages=(
   postgresql-15-postgis-3    # PostGIS 3: idx_place_location and geodesic distance
   postgresql-client-15       # psql, pg_dump, pg_restore
   python3-venv               # the repo's .venv
+  pgbouncer                  # `planwise pgbouncer`: transaction pooling
+  pgbackrest                 # `planwise pitr`: WAL archiving and point-in-time recovery
 )
 
 missing=()
@@ -24,5 +26,4 @@ sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 echo "system packages: installing ${missing[*]}"
 $sudo apt-get update -q
-# policy-rc.d keeps Debian from starting a system-wide cluster we do not use.
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
