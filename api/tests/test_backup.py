@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -15,16 +14,7 @@ from pathlib import Path
 import pytest
 
 from planwise.ops.backup import Backup, plan_retention
-from tests.conftest import DatabaseUnderTest, connect
-
-PLANWISE = str(Path(sys.executable).parent / "planwise")
-
-
-def planwise(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [PLANWISE, *args], capture_output=True, text=True, check=False, timeout=300,
-        stdin=subprocess.DEVNULL, env={**os.environ, "COLUMNS": "200", **env},
-    )  # fmt: skip
+from tests.conftest import PLANWISE, DatabaseUnderTest, connect, planwise
 
 
 @pytest.fixture

@@ -4,27 +4,15 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from planwise.db.cluster import Cluster
-from tests.conftest import DatabaseUnderTest
+from tests.conftest import DatabaseUnderTest, discard_cluster, planwise
 
-PLANWISE = str(Path(sys.executable).parent / "planwise")
 SPARE_PORT = 54391
-
-
-def planwise(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, "COLUMNS": "200", **env}
-    return subprocess.run(
-        [PLANWISE, *args], capture_output=True, text=True, env=environment,
-        stdin=subprocess.DEVNULL, check=False, timeout=180,
-    )  # fmt: skip
 
 
 def test_up_is_idempotent_and_prints_the_url(cluster: Cluster) -> None:
@@ -55,11 +43,7 @@ def spare_home(tmp_path: Path) -> Iterator[Path]:
     """A second managed cluster for this test only, on its own port."""
     home = tmp_path / "home"
     yield home
-    planwise("db", "down", PLANWISE_HOME=str(home), PLANWISE_PG_PORT=str(SPARE_PORT))
-    status = planwise("db", "status", PLANWISE_HOME=str(home), PLANWISE_PG_PORT=str(SPARE_PORT))
-    match = re.search(r"directory\s*│\s*(\S+)", status.stdout)
-    if match:
-        shutil.rmtree(match.group(1), ignore_errors=True)
+    discard_cluster({"PLANWISE_HOME": str(home), "PLANWISE_PG_PORT": str(SPARE_PORT)})
 
 
 @pytest.mark.slow

@@ -5,9 +5,7 @@ from __future__ import annotations
 import math
 import os
 import subprocess
-import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
@@ -15,9 +13,8 @@ from planwise.demo import data
 from planwise.demo.cli import load_demo
 from planwise.places.categories import CATEGORIES, category_for
 from planwise.users.security import verify_password
-from tests.conftest import DatabaseUnderTest, connect
+from tests.conftest import PLANWISE, DatabaseUnderTest, connect
 
-PLANWISE = str(Path(sys.executable).parent / "planwise")
 SET_USER = "SELECT set_config('app.user_id', %s, true)"
 TABLES = ("place", '"user"', "preference", "review")
 

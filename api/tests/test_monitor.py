@@ -4,9 +4,6 @@ and the same figures on /metrics and /api/v1/admin/db."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -15,17 +12,9 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from tests.api_helpers import new_account, new_admin
-from tests.conftest import DatabaseUnderTest, connect
+from tests.conftest import DatabaseUnderTest, connect, planwise
 
-PLANWISE = str(Path(sys.executable).parent / "planwise")
 RELAXED = ["--cache-hit-ratio", "0", "--backup-max-age-hours", "1000"]
-
-
-def planwise(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [PLANWISE, *args], capture_output=True, text=True, check=False, timeout=300,
-        stdin=subprocess.DEVNULL, env={**os.environ, "COLUMNS": "200", **env},
-    )  # fmt: skip
 
 
 def test_report_has_the_five_metrics(

@@ -4,19 +4,14 @@ time, write more and drop a table, restore to the noted time."""
 from __future__ import annotations
 
 import json
-import os
-import re
-import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
 
-PLANWISE = str(Path(sys.executable).parent / "planwise")
+from tests.conftest import discard_cluster, planwise
+
 PORT = 54393
 
 
@@ -25,17 +20,7 @@ def pitr_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
     home = tmp_path_factory.mktemp("pitr") / "home"
     env = {"PLANWISE_HOME": str(home), "PLANWISE_PG_PORT": str(PORT)}
     yield env
-    planwise("db", "down", **env)
-    match = re.search(r"directory\s*│\s*(\S+)", planwise("db", "status", **env).stdout)
-    if match:
-        shutil.rmtree(match.group(1), ignore_errors=True)
-
-
-def planwise(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [PLANWISE, *args], capture_output=True, text=True, check=False, timeout=300,
-        stdin=subprocess.DEVNULL, env={**os.environ, "COLUMNS": "200", **env},
-    )  # fmt: skip
+    discard_cluster(env)
 
 
 def admin(env: dict[str, str]) -> psycopg.Connection[tuple[object, ...]]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -27,9 +26,8 @@ from planwise.places.importer import (
     import_places,
     import_records,
 )
-from tests.conftest import DatabaseUnderTest, connect
+from tests.conftest import PLANWISE, DatabaseUnderTest, connect
 
-PLANWISE = str(Path(sys.executable).parent / "planwise")
 HOURS = {
     "open_now": False,
     "periods": [{"open": {"day": 1, "time": "0900"}, "close": {"day": 1, "time": "1700"}}],
