@@ -23,8 +23,11 @@ from planwise.ops.monitor import DatabaseCollector
 from planwise.ops.routes import router as admin_router
 from planwise.places.routes import router as places_router
 from planwise.preferences.routes import router as preferences_router
+from planwise.realtime import Realtime
+from planwise.realtime import router as realtime_router
 from planwise.recommendations.routes import router as recommendations_router
 from planwise.reviews.routes import router as reviews_router
+from planwise.storage.routes import router as storage_router
 from planwise.users.routes import auth_router, users_router
 
 logger = logging.getLogger("planwise.api")
@@ -81,10 +84,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     metrics = Metrics(engine)
     metrics.registry.register(DatabaseCollector(engine))
     expected_revision = head_revision()
+    realtime = Realtime(settings, engine)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await realtime.start()
         yield
+        await realtime.stop()
         engine.dispose()
 
     app = FastAPI(
@@ -96,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.metrics = metrics
+    app.state.realtime = realtime
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     install_error_handlers(app, metrics)
 
@@ -109,6 +116,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         admin_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
+    app.include_router(realtime_router)  # /realtime/v1/websocket, where Supabase has it
+    app.include_router(storage_router)  # /storage/v1, likewise
 
     @app.get(
         "/health",

@@ -27,6 +27,10 @@ LOCAL_ENV_FILE = PLANWISE_HOME / "local.env"
 POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
 DEFAULT_JWT_SECRET = "planwise-development-only-secret-change-me"  # noqa: S105
 MIN_JWT_SECRET_LENGTH = 32
+DEFAULT_STORAGE_MIME_TYPES = (
+    "image/jpeg", "image/png", "image/webp", "image/gif", "image/avif", "image/heic",
+    "image/heif", "text/plain", "application/pdf", "application/json",
+)  # fmt: skip
 
 
 class ConfigError(Exception):
@@ -82,12 +86,26 @@ class Settings(BaseSettings):
     # pg_dump gives up (and leaves nothing) rather than queue behind a lock this long.
     backup_lock_wait_timeout_ms: int = Field(60_000, ge=1)
 
+    # Object storage (`/storage/v1`): files under STORAGE_DIR (default .planwise/storage),
+    # their metadata in the database's `storage` schema. The size limit applies to every
+    # bucket (a bucket may set a lower one); MIME types are patterns like `image/*`, and a
+    # bucket's own list can only narrow them. HTML, SVG and scripts are left out on purpose:
+    # objects are served from the API's origin.
+    storage_dir: Path | None = None
+    storage_max_object_bytes: int = Field(10 * 1024 * 1024, ge=1, le=5 * 1024**3)
+    storage_allowed_mime_types: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_STORAGE_MIME_TYPES)
+    )
+    # Realtime LISTENs on a connection of its own, which transaction pooling cannot carry:
+    # with DATABASE_PGBOUNCER it defaults to the managed cluster's direct app_service URL.
+    realtime_database_url: str | None = None
+
     # Passwords of the login roles created by the roles migration (`planwise db roles`).
     app_service_password: SecretStr | None = None
     app_read_password: SecretStr | None = None
     supabase_admin_password: SecretStr | None = None
 
-    @field_validator("database_url", "migration_database_url")
+    @field_validator("database_url", "migration_database_url", "realtime_database_url")
     @classmethod
     def _postgres_url(cls, value: str | None) -> str | None:
         if value in (None, ""):

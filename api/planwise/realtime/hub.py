@@ -1,0 +1,289 @@
+"""Who is subscribed to what, and which change each subscriber may see.
+
+A change arrives as keys and owners (see the realtime migration). For INSERT and UPDATE
+the rows are read back as each subscribing user, with `app.user_id` set as `app_service`,
+so row-level security decides what they receive, exactly as for an HTTP request. A deleted
+row cannot be read back: it goes only to the user its owner column names (or to everyone
+for tables everyone may read, like `place`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy import Engine, text
+
+from planwise.db.session import set_acting_user, unit_of_work
+from planwise.realtime.protocol import Binding, Frame, system
+
+logger = logging.getLogger("planwise.realtime")
+
+Key = int | str
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A table whose changes are published (the migration installs matching triggers)."""
+
+    name: str
+    key: str
+    owner: str | None
+    """Column naming the user a row belongs to; None when every user may read every row."""
+    hidden: frozenset[str] = frozenset()
+    """Columns never sent, whoever asks."""
+
+
+PUBLISHED: dict[str, TableSpec] = {
+    spec.name: spec
+    for spec in (
+        TableSpec("user", "id", "id", frozenset({"hashed_password"})),
+        TableSpec("place", "id", None),
+        TableSpec("review", "id", "user_id"),
+        TableSpec("preference", "id", "user_id"),
+    )
+}
+
+
+@dataclass(frozen=True)
+class ChangedRow:
+    key: Key
+    owner: int | None
+
+
+@dataclass(frozen=True)
+class Change:
+    """One notification: rows of one table changed by one statement."""
+
+    table: str
+    type: str  # INSERT, UPDATE or DELETE
+    at: str  # when the trigger ran, UTC ISO 8601
+    rows: tuple[ChangedRow, ...]
+
+
+class Outbox(Protocol):
+    """Where a channel's frames go: the websocket connection's send queue."""
+
+    def send(self, frame: Frame) -> None: ...
+
+    def closed(self, channel: Channel) -> None:
+        """The server ended `channel`: forget its topic."""
+
+
+@dataclass(eq=False)
+class Channel:
+    """A joined topic on one connection: its user, token expiry and bindings."""
+
+    outbox: Outbox
+    topic: str
+    join_ref: str | None
+    user_id: int
+    expires_at: float | None
+    bindings: tuple[Binding, ...]
+
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
+
+Column = tuple[str, str]  # name, PostgreSQL type name (int4, varchar, timestamptz…)
+
+COLUMNS_SQL = text(
+    """
+    SELECT c.relname, a.attname, t.typname
+    FROM pg_attribute a
+    JOIN pg_class c ON c.oid = a.attrelid
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    JOIN pg_type t ON t.oid = a.atttypid
+    WHERE n.nspname = 'public' AND c.relname = ANY(:tables)
+      AND a.attnum > 0 AND NOT a.attisdropped
+    ORDER BY c.relname, a.attnum
+    """
+)
+
+
+def load_columns(engine: Engine) -> dict[str, list[Column]]:
+    """The visible columns of each published table, from the catalog."""
+    columns: dict[str, list[Column]] = {name: [] for name in PUBLISHED}
+    with unit_of_work(engine) as session:
+        for table, name, type_name in session.execute(COLUMNS_SQL, {"tables": list(PUBLISHED)}):
+            if name not in PUBLISHED[table].hidden:
+                columns[table].append((str(name), str(type_name)))
+    return columns
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def read_visible(
+    engine: Engine,
+    spec: TableSpec,
+    columns: Sequence[Column],
+    keys: Sequence[Key],
+    readers: Iterable[int | None],
+) -> dict[int | None, dict[Key, dict[str, Any]]]:
+    """The rows among `keys` each reader may see, read as that reader (RLS decides).
+
+    One transaction; `app.user_id` is set before each reader's query (None: no user).
+    """
+    names = ", ".join(_quote(name) for name, _ in columns)
+    query = text(
+        f"SELECT {names} FROM public.{_quote(spec.name)} "  # noqa: S608 - catalog identifiers
+        f"WHERE {_quote(spec.key)} = ANY(:keys)"
+    )
+    visible: dict[int | None, dict[Key, dict[str, Any]]] = {}
+    with unit_of_work(engine) as session:
+        for reader in readers:
+            if reader is None:
+                session.execute(text("SELECT set_config('app.user_id', '', true)"))
+            else:
+                set_acting_user(session, reader)
+            rows = session.execute(query, {"keys": list(keys)}).mappings()
+            visible[reader] = {row[spec.key]: dict(row) for row in rows}
+    return visible
+
+
+def change_frame(
+    channel: Channel,
+    change: Change,
+    columns: Sequence[Column],
+    ids: list[int],
+    record: Mapping[str, Any] | None,
+    old: Mapping[str, Any],
+) -> Frame:
+    """A `postgres_changes` message, in both spellings clients read: Realtime's
+    (`type`, `record`, `old_record`) and supabase-js's (`eventType`, `new`, `old`)."""
+    data: dict[str, Any] = {
+        "schema": "public",
+        "table": change.table,
+        "commit_timestamp": change.at,
+        "type": change.type,
+        "eventType": change.type,
+        "columns": [{"name": name, "type": type_name} for name, type_name in columns],
+        "errors": None,
+        "new": dict(record) if record is not None else {},
+        "old": dict(old) if change.type != "INSERT" else {},
+    }
+    if record is not None:
+        data["record"] = dict(record)
+    if change.type != "INSERT":
+        data["old_record"] = dict(old)
+    return Frame(channel.topic, "postgres_changes", {"ids": ids, "data": data})
+
+
+class Hub:
+    """The channels of this process and the delivery of changes to them."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.channels: set[Channel] = set()
+        self.columns: dict[str, list[Column]] = {}
+        self.delivered = 0
+
+    async def ensure_columns(self) -> None:
+        if not self.columns:
+            self.columns = await asyncio.to_thread(load_columns, self.engine)
+
+    async def refresh_columns(self) -> None:
+        """Re-read the catalog (after a reconnect the schema may have been migrated)."""
+        self.columns = await asyncio.to_thread(load_columns, self.engine)
+
+    def published_columns(self) -> dict[str, frozenset[str]]:
+        return {table: frozenset(n for n, _ in cols) for table, cols in self.columns.items()}
+
+    def add(self, channel: Channel) -> None:
+        self.channels.add(channel)
+
+    def remove(self, channel: Channel) -> None:
+        self.channels.discard(channel)
+
+    def wants(self, table: str, event: str) -> bool:
+        return any(b.wants(table, event) for c in self.channels for b in c.bindings)
+
+    def close_channel(self, channel: Channel, message: str) -> None:
+        """End a channel from the server side, as Realtime does: system error, phx_close."""
+        self.remove(channel)
+        channel.outbox.closed(channel)
+        channel.outbox.send(system(channel.topic, "system", "error", message))
+        close = Frame(channel.topic, "phx_close", {}, channel.join_ref, channel.join_ref)
+        channel.outbox.send(close)
+
+    def announce_gap(self, message: str) -> None:
+        """Tell every channel that changes may have been missed; clients rejoin and refetch."""
+        for channel in list(self.channels):
+            channel.outbox.send(system(channel.topic, "postgres_changes", "error", message))
+
+    async def dispatch(self, change: Change) -> None:
+        spec = PUBLISHED.get(change.table)
+        if spec is None or not change.rows:
+            return
+        now = time.time()
+        targets: list[tuple[Channel, list[Binding]]] = []
+        for channel in list(self.channels):
+            bindings = [b for b in channel.bindings if b.wants(change.table, change.type)]
+            if not bindings:
+                continue
+            if channel.expired(now):
+                self.close_channel(channel, "Token has expired")
+                continue
+            targets.append((channel, bindings))
+        if not targets:
+            return
+        await self.ensure_columns()
+        columns = self.columns.get(change.table, [])
+        if change.type == "DELETE":
+            self._deliver_deletes(change, spec, columns, targets)
+            return
+        readers = {None} if spec.owner is None else {c.user_id for c, _ in targets}
+        keys = [row.key for row in change.rows]
+        visible = await asyncio.to_thread(
+            read_visible, self.engine, spec, columns, keys, sorted(readers, key=str)
+        )
+        for channel, bindings in targets:
+            rows = visible.get(None if spec.owner is None else channel.user_id, {})
+            for row in change.rows:
+                record = rows.get(row.key)
+                if record is None:  # not theirs to see, or gone since
+                    continue
+                ids = [b.id for b in bindings if b.matches(record)]
+                if ids:
+                    self._send(channel, change, columns, ids, record, {spec.key: row.key})
+
+    def _deliver_deletes(
+        self,
+        change: Change,
+        spec: TableSpec,
+        columns: Sequence[Column],
+        targets: list[tuple[Channel, list[Binding]]],
+    ) -> None:
+        for row in change.rows:
+            old: dict[str, Any] = {spec.key: row.key}
+            if spec.owner is not None:
+                old[spec.owner] = row.owner
+            for channel, bindings in targets:
+                if spec.owner is not None and row.owner != channel.user_id:
+                    continue
+                ids = [b.id for b in bindings if b.matches(old, partial=True)]
+                if ids:
+                    self._send(channel, change, columns, ids, None, old)
+
+    def _send(
+        self,
+        channel: Channel,
+        change: Change,
+        columns: Sequence[Column],
+        ids: list[int],
+        record: Mapping[str, Any] | None,
+        old: Mapping[str, Any],
+    ) -> None:
+        selected = record
+        matched = [b for b in channel.bindings if b.id in ids]
+        if record is not None and all(b.select is not None for b in matched):
+            wanted = {name for b in matched for name in b.select or ()}
+            selected = {name: value for name, value in record.items() if name in wanted}
+        channel.outbox.send(change_frame(channel, change, columns, ids, selected, old))
+        self.delivered += 1

@@ -1,0 +1,657 @@
+"""Realtime with the official `realtime` client against a real uvicorn server: changes
+made through the HTTP API reach the users allowed to read them, and only them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+import uvicorn
+import websockets
+from realtime import AsyncRealtimeClient, RealtimeSubscribeStates
+from realtime.message import ServerMessageAdapter
+
+from planwise.app import create_app
+from planwise.config import Settings
+from tests.api_helpers import Account, new_account, new_admin
+from tests.conftest import TEST_SUPABASE_JWT_SECRET, DatabaseUnderTest, connect
+
+DELIVERY_TIMEOUT = 1.0
+LATENCY_SAMPLES = 30
+QUIET_PERIOD = 0.4  # how long "receives nothing" is watched, after a positive control
+
+
+@dataclass
+class LiveServer:
+    url: str
+    app: Any
+
+    @property
+    def realtime_url(self) -> str:
+        return self.url.replace("http://", "ws://") + "/realtime/v1"
+
+    def http(self) -> httpx.Client:
+        return httpx.Client(base_url=f"{self.url}/api/v1", timeout=10)
+
+
+@contextmanager
+def serve(settings: Settings) -> Iterator[LiveServer]:
+    """Our app under uvicorn on a free port, in a thread, lifespan and websockets on."""
+    app = create_app(settings)
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        assert thread.is_alive(), "uvicorn stopped"
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield LiveServer(f"http://127.0.0.1:{port}", app)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def live(api_settings: Settings) -> Iterator[LiveServer]:
+    with serve(api_settings) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def http(live: LiveServer) -> Iterator[httpx.Client]:
+    with live.http() as client:
+        yield client
+
+
+def token_of(account: Account) -> str:
+    return account.headers["Authorization"].removeprefix("Bearer ")
+
+
+@dataclass
+class Inbox:
+    """Payloads a callback received, with their arrival times."""
+
+    items: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __call__(self, payload: dict[str, Any]) -> None:
+        self.items.append((time.perf_counter(), payload))
+        self.arrived.set()
+
+    async def next(self, timeout: float = DELIVERY_TIMEOUT) -> tuple[float, dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while not self.items:
+            self.arrived.clear()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"nothing arrived within {timeout} s")
+            try:
+                await asyncio.wait_for(self.arrived.wait(), remaining)
+            except TimeoutError:
+                continue
+        return self.items.pop(0)
+
+
+@dataclass
+class Subscription:
+    client: AsyncRealtimeClient
+    states: list[tuple[RealtimeSubscribeStates, Exception | None]]
+    inboxes: list[Inbox]
+
+
+async def subscribe(
+    live: LiveServer,
+    token: str,
+    bindings: list[dict[str, Any]],
+    *,
+    topic: str = "changes",
+    join_token: str | None = None,
+) -> Subscription:
+    """An AsyncRealtimeClient joined to `topic` with one inbox per binding."""
+    client = AsyncRealtimeClient(live.realtime_url, token, max_retries=1, timeout=5)
+    if join_token is not None:
+        await client.set_auth(join_token)
+    channel = client.channel(topic)
+    inboxes = []
+    for binding in bindings:
+        inbox = Inbox()
+        channel.on_postgres_changes(callback=inbox, **binding)
+        inboxes.append(inbox)
+    states: list[tuple[RealtimeSubscribeStates, Exception | None]] = []
+    await channel.subscribe(lambda state, error: states.append((state, error)))
+    return Subscription(client, states, inboxes)
+
+
+def run(coroutine: Callable[[], Any]) -> Any:
+    return asyncio.run(coroutine())
+
+
+async def in_thread(call: Callable[[], httpx.Response]) -> httpx.Response:
+    return await asyncio.to_thread(call)
+
+
+def test_a_user_receives_their_changes_and_nobody_else_does(
+    live: LiveServer, http: httpx.Client
+) -> None:
+    alice, bob = new_account(http, "rt_alice"), new_account(http, "rt_bob")
+    latencies: list[float] = []
+    from_request: list[float] = []
+
+    async def scenario() -> None:
+        a = await subscribe(live, token_of(alice), [{"event": "*", "table": "preference"}])
+        b = await subscribe(live, token_of(bob), [{"event": "*", "table": "preference"}])
+        assert a.states[-1][0] == RealtimeSubscribeStates.SUBSCRIBED, a.states
+        assert b.states[-1][0] == RealtimeSubscribeStates.SUBSCRIBED, b.states
+        try:
+            for method, rating, event in (
+                ("put", 0.9, "INSERT"),
+                ("put", 0.4, "UPDATE"),
+                ("delete", None, "DELETE"),
+            ):
+                body = {"json": {"rating": rating}} if rating is not None else {}
+                response = await in_thread(
+                    lambda m=method, kw=body: http.request(  # type: ignore[misc]
+                        m.upper(), "/preferences/museum", headers=alice.headers, **kw
+                    )
+                )
+                answered = time.perf_counter()
+                assert response.status_code in (200, 201, 204), response.text
+                arrived, payload = await a.inboxes[0].next()
+                latencies.append(arrived - answered)
+                data = payload["data"]
+                # The client keeps Realtime's keys (type/record/old_record) of the payload.
+                assert data["type"] == event
+                assert (data["schema"], data["table"]) == ("public", "preference")
+                assert data["commit_timestamp"].endswith("Z")
+                assert payload["ids"] and data["errors"] is None
+                if event == "DELETE":
+                    assert data["old_record"]["user_id"] == alice.id
+                    assert "record" not in data
+                else:
+                    assert data["record"]["user_id"] == alice.id
+                    assert data["record"]["category"] == "museum"
+                    assert data["record"]["rating"] == rating
+                    assert {"name": "rating", "type": "float8"} in data["columns"]
+                if event == "UPDATE":
+                    assert data["old_record"] == {"id": data["record"]["id"]}
+            # Latency: from the request leaving, and from its response arriving.
+            for i in range(LATENCY_SAMPLES):
+                sent = time.perf_counter()
+                response = await in_thread(
+                    lambda r=0.1 + i / 100: http.put(  # type: ignore[misc]
+                        "/preferences/zoo", json={"rating": r}, headers=alice.headers
+                    )
+                )
+                answered = time.perf_counter()
+                arrived, _ = await a.inboxes[0].next()
+                latencies.append(arrived - answered)
+                from_request.append(arrived - sent)
+            # Bob's own change reaches Bob (his subscription works) but not Alice.
+            response = await in_thread(
+                lambda: http.put("/preferences/park", json={"rating": 0.5}, headers=bob.headers)
+            )
+            assert response.status_code == 201
+            _, payload = await b.inboxes[0].next()
+            assert payload["data"]["record"]["user_id"] == bob.id
+            await asyncio.sleep(QUIET_PERIOD)
+            assert a.inboxes[0].items == [], "Alice received Bob's change"
+            assert b.inboxes[0].items == [], "Bob received more than his own change"
+        finally:
+            await a.client.close()
+            await b.client.close()
+
+    run(scenario)
+    for label, figures in (("response", latencies), ("request", from_request)):
+        ms = sorted(x * 1000 for x in figures)
+        print(f"\nchange received after the HTTP {label}: median {statistics.median(ms):.1f} ms, "
+              f"max {ms[-1]:.1f} ms over {len(ms)}")  # fmt: skip
+    assert max(latencies) < DELIVERY_TIMEOUT
+
+
+# -- the protocol, frame by frame ------------------------------------------------------
+
+
+class RawSocket:
+    """A bare websocket client, to see the frames themselves."""
+
+    def __init__(self, connection: Any, vsn: str) -> None:
+        self.connection = connection
+        self.vsn = vsn
+        self.ref = 0
+
+    async def push(
+        self, topic: str, event: str, payload: dict[str, Any], join_ref: str | None = None
+    ) -> str:
+        self.ref += 1
+        ref = str(self.ref)
+        if self.vsn == "2.0.0":
+            frame: Any = [join_ref, ref, topic, event, payload]
+        else:
+            frame = {"topic": topic, "event": event, "payload": payload, "ref": ref,
+                     "join_ref": join_ref}  # fmt: skip
+        await self.connection.send(json.dumps(frame))
+        return ref
+
+    async def receive(self, timeout: float = DELIVERY_TIMEOUT) -> dict[str, Any]:
+        text = await asyncio.wait_for(self.connection.recv(), timeout)
+        if self.vsn == "2.0.0":
+            join_ref, ref, topic, event, payload = json.loads(text)
+            return {"join_ref": join_ref, "ref": ref, "topic": topic, "event": event,
+                    "payload": payload}  # fmt: skip
+        ServerMessageAdapter.validate_json(text)  # what the official client accepts
+        message: dict[str, Any] = json.loads(text)
+        return message
+
+
+@asynccontextmanager
+async def raw_socket(live: LiveServer, token: str, vsn: str = "1.0.0") -> AsyncIterator[RawSocket]:
+    url = f"{live.realtime_url}/websocket?apikey={token}&vsn={vsn}"
+    async with websockets.connect(url) as connection:
+        yield RawSocket(connection, vsn)
+
+
+def test_heartbeat_unmatched_topic_and_unsupported_events(
+    live: LiveServer, http: httpx.Client
+) -> None:
+    token = token_of(new_account(http, "rt_proto"))
+
+    async def scenario() -> None:
+        async with raw_socket(live, token) as socket:
+            ref = await socket.push("phoenix", "heartbeat", {})
+            assert await socket.receive() == {
+                "topic": "phoenix", "event": "phx_reply", "ref": ref, "join_ref": None,
+                "payload": {"status": "ok", "response": {}},
+            }  # fmt: skip
+            ref = await socket.push("realtime:nowhere", "access_token", {"access_token": token})
+            message = await socket.receive()
+            assert message["ref"] == ref
+            assert message["payload"] == {
+                "status": "error",
+                "response": {"reason": "unmatched topic"},
+            }
+            join = await socket.push("realtime:room", "phx_join", {"config": {}})
+            assert (await socket.receive())["payload"]["status"] == "ok"
+            for event in ("broadcast", "presence"):
+                await socket.push("realtime:room", event, {"event": "x", "payload": {}}, join)
+                reason = (await socket.receive())["payload"]["response"]["reason"]
+                assert "not supported" in reason
+            await socket.push("realtime:room", "phx_leave", {}, join)
+            assert (await socket.receive())["payload"] == {"status": "ok", "response": {}}
+            await socket.push("realtime:room", "phx_leave", {}, join)
+            assert (await socket.receive())["payload"]["response"]["reason"] == "unmatched topic"
+
+    run(scenario)
+
+
+def test_join_reply_echoes_bindings_with_ids_and_changes_carry_both_spellings(
+    live: LiveServer, http: httpx.Client
+) -> None:
+    """vsn 2.0.0 (arrays, as recent supabase-js sends) and the payload keys supabase-js reads."""
+    account = new_account(http, "rt_vsn2")
+    bindings = [
+        {"event": "INSERT", "schema": "public", "table": "preference"},
+        {"event": "*", "schema": "public", "table": "review", "filter": f"user_id=eq.{account.id}"},
+    ]
+
+    async def scenario() -> None:
+        async with raw_socket(live, token_of(account), vsn="2.0.0") as socket:
+            join = await socket.push(
+                "realtime:v2", "phx_join", {"config": {"postgres_changes": bindings}}, "j1"
+            )
+            message = await socket.receive()
+            assert (message["ref"], message["join_ref"], message["event"]) == (
+                join,
+                "j1",
+                "phx_reply",
+            )
+            echoed = message["payload"]["response"]["postgres_changes"]
+            assert [{k: v for k, v in b.items() if k != "id"} for b in echoed] == bindings
+            ids = [b["id"] for b in echoed]
+            assert len(set(ids)) == 2 and all(isinstance(i, int) for i in ids)
+            system = await socket.receive()
+            assert system["event"] == "system" and system["payload"]["status"] == "ok"
+            assert system["payload"]["extension"] == "postgres_changes"
+            response = await in_thread(
+                lambda: http.put("/preferences/zoo", json={"rating": 0.3}, headers=account.headers)
+            )
+            assert response.status_code == 201
+            change = await socket.receive()
+            assert change["event"] == "postgres_changes" and change["payload"]["ids"] == [ids[0]]
+            data = change["payload"]["data"]
+            assert data["eventType"] == data["type"] == "INSERT"
+            assert data["new"] == data["record"] and data["old"] == {}
+            assert data["record"]["category"] == "zoo" and "old_record" not in data
+
+    run(scenario)
+
+
+@pytest.mark.parametrize(
+    ("binding", "reason"),
+    [
+        ({"event": "*", "table": "secrets"}, "table 'secrets' is not published"),
+        ({"event": "*", "schema": "auth", "table": "users"}, "schema 'auth' is not published"),
+        ({"event": "TRUNCATE", "table": "review"}, "invalid event"),
+        ({"event": "*", "table": "review", "filter": "nope=eq.1"}, "invalid column for filter"),
+        ({"event": "*", "table": "review", "filter": "rating=like.%5"}, "invalid operator"),
+        ({"event": "*", "table": "review", "filter": "rating"}, "expected column=operator.value"),
+        ({"event": "*", "table": "user", "filter": "hashed_password=eq.x"}, "invalid column"),
+    ],
+)
+def test_bad_bindings_are_refused_with_a_reason(
+    live: LiveServer, http: httpx.Client, binding: dict[str, Any], reason: str
+) -> None:
+    token = token_of(new_account(http, "rt_bad"))
+
+    async def scenario() -> None:
+        async with raw_socket(live, token) as socket:
+            payload = {"config": {"postgres_changes": [binding]}}
+            await socket.push("realtime:bad", "phx_join", payload)
+            message = await socket.receive()
+            assert message["payload"]["status"] == "error"
+            assert reason in message["payload"]["response"]["reason"]
+
+    run(scenario)
+
+
+def test_a_connection_with_a_foreign_apikey_is_refused(live: LiveServer) -> None:
+    forged = jwt.encode({"sub": "1", "aud": "authenticated", "exp": time.time() + 60},
+                        "not-our-secret-" + "z" * 40, algorithm="HS256")  # fmt: skip
+
+    async def scenario() -> None:
+        with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+            async with raw_socket(live, forged):
+                pass
+        assert refused.value.response.status_code == 403
+
+    run(scenario)
+
+
+# -- the official client ---------------------------------------------------------------
+
+
+def test_invalid_or_expired_join_token_gets_an_error_reply(
+    live: LiveServer, http: httpx.Client, api_settings: Settings
+) -> None:
+    account = new_account(http, "rt_token")
+    secret = api_settings.jwt_secret.get_secret_value()
+    expired = jwt.encode(
+        {"sub": str(account.id), "aud": "authenticated", "exp": int(time.time()) - 10},
+        secret, algorithm="HS256",
+    )  # fmt: skip
+
+    async def scenario() -> None:
+        for bad, reason in (("garbage", "Invalid token"), (expired, "Signature has expired")):
+            sub = await subscribe(
+                live, token_of(account), [{"event": "*", "table": "preference"}], join_token=bad
+            )
+            try:
+                state, error = sub.states[-1]
+                assert state == RealtimeSubscribeStates.CHANNEL_ERROR
+                assert reason in str(error)
+            finally:
+                await sub.client.close()
+
+    run(scenario)
+
+
+def test_filters_pick_the_bindings_a_change_matches(live: LiveServer, http: httpx.Client) -> None:
+    alice, bob = new_account(http, "rt_filter_a"), new_account(http, "rt_filter_b")
+
+    async def scenario() -> None:
+        sub = await subscribe(
+            live,
+            token_of(alice),
+            [
+                {"event": "*", "table": "preference", "filter": f"user_id=eq.{alice.id}"},
+                {"event": "INSERT", "table": "preference", "filter": "category=eq.park"},
+                {"event": "*", "table": "preference", "filter": f"user_id=eq.{bob.id}"},
+                {"event": "UPDATE", "table": "preference", "filter": "rating=gte.0.5"},
+            ],
+        )
+        mine, parks, bobs, high = sub.inboxes
+        try:
+            await in_thread(
+                lambda: http.put("/preferences/museum", json={"rating": 0.2}, headers=alice.headers)
+            )
+            _, payload = await mine.next()
+            assert payload["data"]["record"]["category"] == "museum"
+            await in_thread(
+                lambda: http.put("/preferences/museum", json={"rating": 0.8}, headers=alice.headers)
+            )
+            _, updated = await high.next()
+            assert updated["data"]["type"] == "UPDATE"
+            _, also_mine = await mine.next()
+            assert set(also_mine["ids"]) == set(updated["ids"])
+            await in_thread(
+                lambda: http.put("/preferences/park", json={"rating": 0.1}, headers=alice.headers)
+            )
+            _, park = await parks.next()
+            await mine.next()
+            assert len(park["ids"]) == 2
+            await in_thread(
+                lambda: http.put("/preferences/park", json={"rating": 0.9}, headers=bob.headers)
+            )
+            await asyncio.sleep(QUIET_PERIOD)
+            assert bobs.items == [], "RLS: Bob's rows never reach Alice, whatever her filter"
+            assert [inbox.items for inbox in sub.inboxes] == [[], [], [], []]
+        finally:
+            await sub.client.close()
+
+    run(scenario)
+
+
+def test_supabase_tokens_and_token_refresh(
+    live: LiveServer, http: httpx.Client, api_settings: Settings
+) -> None:
+    """A Supabase Auth user subscribes with the project's JWT; a refreshed token keeps the
+    channel, an invalid one closes it."""
+    claims = {"sub": str(uuid.uuid4()), "aud": "authenticated", "role": "authenticated",
+              "email": "rt@example.com", "exp": int(time.time()) + 600}  # fmt: skip
+    supabase_token = jwt.encode(claims, TEST_SUPABASE_JWT_SECRET, algorithm="HS256")
+    headers = {"Authorization": f"Bearer {supabase_token}"}
+
+    async def scenario() -> None:
+        sub = await subscribe(live, supabase_token, [{"event": "*", "table": "preference"}])
+        try:
+            assert sub.states[-1][0] == RealtimeSubscribeStates.SUBSCRIBED
+            await in_thread(
+                lambda: http.put("/preferences/museum", json={"rating": 0.6}, headers=headers)
+            )
+            _, payload = await sub.inboxes[0].next()
+            assert payload["data"]["record"]["rating"] == 0.6
+            refreshed = jwt.encode({**claims, "exp": int(time.time()) + 1200},
+                                   TEST_SUPABASE_JWT_SECRET, algorithm="HS256")  # fmt: skip
+            await sub.client.set_auth(refreshed)
+            await in_thread(
+                lambda: http.put("/preferences/museum", json={"rating": 0.7}, headers=headers)
+            )
+            _, payload = await sub.inboxes[0].next()
+            assert payload["data"]["record"]["rating"] == 0.7
+            await sub.client.set_auth("not-a-token")
+            deadline = time.monotonic() + DELIVERY_TIMEOUT
+            while sub.states[-1][0] != RealtimeSubscribeStates.CLOSED:
+                assert time.monotonic() < deadline, sub.states
+                await asyncio.sleep(0.02)
+            user_id = payload["data"]["record"]["user_id"]
+            assert not [c for c in live.app.state.realtime.hub.channels if c.user_id == user_id]
+        finally:
+            await sub.client.close()
+
+    run(scenario)
+
+
+def test_places_reach_every_subscriber_and_deleted_reviews_only_their_owner(
+    live: LiveServer, http: httpx.Client, api_db: DatabaseUnderTest
+) -> None:
+    admin = new_admin(http, api_db)
+    alice, bob = new_account(http, "rt_place_a"), new_account(http, "rt_place_b")
+    place_id = f"rt_place_{uuid.uuid4().hex[:8]}"
+    bindings = [{"event": "*", "table": "place"}, {"event": "DELETE", "table": "review"}]
+
+    async def scenario() -> None:
+        a = await subscribe(live, token_of(alice), bindings)
+        b = await subscribe(live, token_of(bob), bindings)
+        try:
+            body = {"name": "Realtime Museum", "lat": 48.85, "lng": 2.35, "types": ["museum"]}
+            response = await in_thread(
+                lambda: http.put(f"/places/{place_id}", json=body, headers=admin.headers)
+            )
+            assert response.status_code == 201, response.text
+            for sub in (a, b):
+                _, payload = await sub.inboxes[0].next()
+                assert payload["data"]["record"]["id"] == place_id
+            review = await in_thread(
+                lambda: http.post(
+                    "/reviews", json={"place_id": place_id, "rating": 4}, headers=alice.headers
+                )
+            )
+            assert review.status_code == 201, review.text
+            review_id = review.json()["id"]
+            await in_thread(lambda: http.delete(f"/reviews/{review_id}", headers=alice.headers))
+            _, deleted = await a.inboxes[1].next()
+            assert deleted["data"]["old_record"] == {"id": review_id, "user_id": alice.id}
+            await asyncio.sleep(QUIET_PERIOD)
+            assert b.inboxes[1].items == [], "a deleted review went to someone else"
+        finally:
+            await a.client.close()
+            await b.client.close()
+
+    run(scenario)
+
+
+def test_listener_reconnects_after_losing_its_connection(
+    live: LiveServer, http: httpx.Client, api_db: DatabaseUnderTest
+) -> None:
+    account = new_account(http, "rt_reconnect")
+    listener = live.app.state.realtime.listener
+
+    async def scenario() -> None:
+        sub = await subscribe(live, token_of(account), [{"event": "*", "table": "preference"}])
+        try:
+            before = listener.connections
+            with connect(api_db.admin_url) as conn:
+                conn.execute("SELECT pg_terminate_backend(%s)", (listener.backend_pid,))
+            started = time.perf_counter()
+            deadline = time.monotonic() + 5
+            while listener.connections == before:
+                assert time.monotonic() < deadline, "the listener did not reconnect"
+                await asyncio.sleep(0.02)
+            reconnected = time.perf_counter() - started
+            # Channels are told changes may have been missed; the client rejoins.
+            while [s for s, _ in sub.states].count(RealtimeSubscribeStates.SUBSCRIBED) < 2:
+                assert time.monotonic() < deadline, sub.states
+                await asyncio.sleep(0.02)
+            assert RealtimeSubscribeStates.CHANNEL_ERROR in [s for s, _ in sub.states]
+            await in_thread(
+                lambda: http.put("/preferences/park", json={"rating": 0.3}, headers=account.headers)
+            )
+            _, payload = await sub.inboxes[0].next()
+            assert payload["data"]["record"]["category"] == "park"
+            print(f"\nlistener reconnected in {reconnected * 1000:.0f} ms")
+        finally:
+            await sub.client.close()
+
+    run(scenario)
+
+
+def test_leaving_and_disconnecting_drop_the_subscriptions(
+    live: LiveServer, http: httpx.Client
+) -> None:
+    account = new_account(http, "rt_leave")
+    hub = live.app.state.realtime.hub
+
+    def mine() -> int:
+        return sum(1 for c in hub.channels if c.user_id == account.id)
+
+    async def scenario() -> None:
+        sub = await subscribe(live, token_of(account), [{"event": "*", "table": "review"}])
+        assert mine() == 1
+        channel = sub.client.get_channels()[0]
+        await sub.client.remove_channel(channel)
+        deadline = time.monotonic() + DELIVERY_TIMEOUT
+        while mine():
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        sub = await subscribe(live, token_of(account), [{"event": "*", "table": "review"}])
+        assert mine() == 1
+        await sub.client.close()
+        while mine():
+            assert time.monotonic() < deadline + DELIVERY_TIMEOUT
+            await asyncio.sleep(0.02)
+
+    run(scenario)
+
+
+def test_a_channel_ends_when_its_token_expires(
+    live: LiveServer, http: httpx.Client, api_settings: Settings
+) -> None:
+    account = new_account(http, "rt_expiry")
+    short = jwt.encode(
+        {"sub": str(account.id), "aud": "authenticated", "exp": int(time.time()) + 2},
+        api_settings.jwt_secret.get_secret_value(),
+        algorithm="HS256",
+    )
+
+    async def scenario() -> None:
+        sub = await subscribe(live, token_of(account), [{"event": "*", "table": "preference"}],
+                              join_token=short)  # fmt: skip
+        try:
+            assert sub.states[-1][0] == RealtimeSubscribeStates.SUBSCRIBED
+            expires = jwt.decode(short, options={"verify_signature": False})["exp"]
+            await asyncio.sleep(max(0.0, expires - time.time()) + 0.1)
+            await in_thread(
+                lambda: http.put("/preferences/zoo", json={"rating": 0.2}, headers=account.headers)
+            )
+            deadline = time.monotonic() + DELIVERY_TIMEOUT
+            while sub.states[-1][0] != RealtimeSubscribeStates.CLOSED:
+                assert time.monotonic() < deadline, sub.states
+                await asyncio.sleep(0.02)
+            assert any("Token has expired" in str(error) for _, error in sub.states)
+            assert sub.inboxes[0].items == []
+        finally:
+            await sub.client.close()
+
+    run(scenario)
+
+
+def test_user_rows_never_carry_password_hashes(live: LiveServer, http: httpx.Client) -> None:
+    account = new_account(http, "rt_user")
+
+    async def scenario() -> None:
+        async with raw_socket(live, token_of(account)) as socket:
+            bindings = [{"event": "UPDATE", "schema": "public", "table": "user"}]
+            await socket.push("realtime:me", "phx_join", {"config": {"postgres_changes": bindings}})
+            assert (await socket.receive())["payload"]["status"] == "ok"
+            await socket.receive()  # system: subscribed
+            response = await in_thread(
+                lambda: http.patch(
+                    "/users/me", json={"full_name": "Renamed"}, headers=account.headers
+                )
+            )
+            assert response.status_code == 200, response.text
+            data = (await socket.receive())["payload"]["data"]
+            assert data["record"]["full_name"] == "Renamed"
+            assert "hashed_password" not in data["record"]
+            assert "hashed_password" not in {column["name"] for column in data["columns"]}
+            # A frame that is not JSON ends the connection (1007), as Phoenix would.
+            await socket.connection.send("not json")
+            with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
+                await socket.receive()
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1007
+
+    run(scenario)
