@@ -82,7 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings.check_servable()
     engine = build_engine(settings.app_url, settings, application_name="planwise-api")
     metrics = Metrics(engine)
-    metrics.registry.register(DatabaseCollector(engine))
+    metrics.registry.register(DatabaseCollector(engine, settings))
     expected_revision = head_revision()
     realtime = Realtime(settings, engine)
 

@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from planwise.db.cluster import Cluster
@@ -62,10 +63,27 @@ def test_full_lifecycle_of_a_new_cluster(spare_home: Path) -> None:
     assert migrate.returncode == 0, migrate.stderr
     roles = planwise("db", "roles", **env)
     assert roles.returncode == 0 and "app_service" in roles.stdout, roles.stderr
+    assert_no_password_in_statement_history(spare_home / "local.env", env)
     assert planwise("db", "check", **env).returncode == 0
     assert planwise("db", "down", **env).returncode == 0
     stopped = planwise("db", "status", **env)
     assert stopped.returncode == 3 and "stopped" in stopped.stdout
+
+
+def assert_no_password_in_statement_history(local_env: Path, env: dict[str, str]) -> None:
+    """Passwords reach the server only as SCRAM verifiers: pg_stat_statements keeps the text
+    of every ALTER ROLE, so a plain password would be readable there."""
+    secrets = [
+        line.split("=", 1)[1].strip()
+        for line in local_env.read_text().splitlines()
+        if line.split("=", 1)[0].endswith("_PASSWORD")
+    ]
+    assert len(secrets) >= 3
+    admin_url = planwise("db", "url", "--as", "admin", **env).stdout.strip().splitlines()[-1]
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        texts = [str(row[0]) for row in conn.execute("SELECT query FROM pg_stat_statements")]
+    assert any("SCRAM-SHA-256$" in text for text in texts)
+    assert not [text for text in texts for secret in secrets if secret in text]
 
 
 def test_external_database_url_never_starts_a_cluster(

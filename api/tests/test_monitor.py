@@ -6,11 +6,15 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 from fastapi.testclient import TestClient
+from psycopg import sql
 
+from planwise.config import Settings
+from planwise.ops import monitor
 from tests.api_helpers import new_account, new_admin
 from tests.conftest import DatabaseUnderTest, connect, planwise
 
@@ -39,7 +43,9 @@ def test_report_has_the_five_metrics(
     growth = {row["relation"]: row["grown_bytes"] for row in report["growth"]}
     assert growth["place"] > 0
     assert {index["index"] for index in report["indexes"]} >= {"idx_place_location"}
-    assert "no verified backup" in report["problems"]
+    assert any(line.startswith("no verified backup") for line in report["problems"])
+    assert report["archiver"]["archive_mode"] in ("off", "on", "always")
+    assert {"index_ratio", "ratio"} <= set(report["cache_by_table"][0])
     text = planwise("monitor", **env).stdout
     assert "Cache hit ratio" in text and "Index usage" in text
 
@@ -63,12 +69,49 @@ def test_check_exits_1_on_a_long_query_and_0_when_all_is_well(
     assert busy.returncode == 1 and "query running" in busy.stdout
 
 
-def test_database_metrics_on_the_api(client: TestClient, api_db: DatabaseUnderTest) -> None:
+def test_database_metrics_on_the_api(
+    client: TestClient, api_db: DatabaseUnderTest, api_settings: Settings
+) -> None:
     text = client.get("http://testserver/metrics").text
     for metric in ("planwise_db_up 1.0", "planwise_db_size_bytes", "planwise_db_cache_hit_ratio",
-                   'planwise_db_table_size_bytes{table="place"}'):  # fmt: skip
+                   'planwise_db_table_size_bytes{table="place"}', "planwise_db_slow_statements",
+                   "planwise_db_lock_waits", 'application="planwise-api"'):  # fmt: skip
         assert metric in text, metric
     user, admin = new_account(client), new_admin(client, api_db)
     assert client.get("/admin/db", headers=user.headers).status_code == 403
-    report = client.get("/admin/db", headers=admin.headers)
-    assert report.status_code == 200 and report.json()["database_bytes"] > 0
+    response = client.get("/admin/db", headers=admin.headers)
+    assert response.status_code == 200
+    report = response.json()
+    assert report["database_bytes"] > 0
+    assert report["app_pool"]["checked_out"] >= 1  # this very request's connection
+    assert report["app_pool"]["size"] == api_settings.database_pool_size
+    assert isinstance(report["problems"], list)
+
+
+def test_password_literals_never_reach_the_report(
+    create_database: Callable[[str], DatabaseUnderTest],
+) -> None:
+    """`ALTER ROLE … PASSWORD '…'` sits verbatim in pg_stat_statements; we print it masked."""
+    db = create_database("planwise_redact")
+    secret = "s3cret-" + uuid.uuid4().hex
+    role = "redact_" + uuid.uuid4().hex[:8]
+    with connect(db.admin_url) as conn:
+        conn.autocommit = True
+        conn.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(role)))
+        try:
+            conn.execute(
+                sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                    sql.Identifier(role), sql.Literal(secret)
+                )
+            )
+            stored = conn.execute(
+                "SELECT query FROM pg_stat_statements WHERE query LIKE %s",
+                (f'ALTER ROLE "{role}" PASSWORD%',),
+            ).fetchone()
+        finally:
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+    assert stored is not None and secret in str(stored[0])
+    assert monitor.redact(str(stored[0])) == f"ALTER ROLE \"{role}\" PASSWORD '***'"
+    for literal in (f"E'{secret}\\'", f"$x${secret}$x$", f"'{secret}"[:12], f"'{secret}''x'"):
+        masked = monitor.redact(f"CREATE ROLE r LOGIN ENCRYPTED password {literal} VALID UNTIL")
+        assert masked is not None and "s3cret" not in masked, masked

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import shutil
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -13,11 +15,16 @@ from planwise.config import Settings
 from planwise.db.cluster import Cluster
 from planwise.db.engine import build_engine
 from planwise.db.session import unit_of_work
+from planwise.ops import monitor
 from planwise.ops.pgbouncer import PgBouncer
 from tests.conftest import DatabaseUnderTest, connect
 
+pytestmark = pytest.mark.slow
+
 TEST_PORT = 54396
+POOL_SIZE = 2
 REQUESTS = 10_000
+THREADS = 4
 
 
 @pytest.fixture(scope="module")
@@ -27,14 +34,23 @@ def pooled_db(create_migrated_database: Callable[[str], DatabaseUnderTest]) -> D
 
 @pytest.fixture(scope="module")
 def bouncer(settings: Settings, cluster: Cluster) -> Iterator[PgBouncer]:
-    """PgBouncer with only 2 server connections per pool, on a port of its own."""
-    tight = settings.model_copy(update={"pgbouncer_port": TEST_PORT, "pgbouncer_pool_size": 2})
-    pooler = PgBouncer(tight, cluster)
-    assert pooler.up()
-    assert not pooler.up(), "up again only reloads"
-    yield pooler
-    assert pooler.down()
-    assert not pooler.running
+    """PgBouncer with only 2 server connections per pool, on a port and in a directory of
+    its own (a developer's `pgbouncer up` keeps running)."""
+    tight = settings.model_copy(
+        update={"pgbouncer_port": TEST_PORT, "pgbouncer_pool_size": POOL_SIZE}
+    )
+    pooler = PgBouncer(tight, cluster, cluster.directory / "pgbouncer-test")
+    try:
+        assert pooler.up()
+        assert not pooler.up(), "up again only reloads"
+        assert pooler.auth_file.stat().st_mode & 0o777 == 0o600
+        assert "SCRAM-SHA-256$" in pooler.auth_file.read_text()
+        yield pooler
+        assert pooler.down()
+        assert not pooler.running
+    finally:
+        pooler.down()
+        shutil.rmtree(pooler.directory, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +89,17 @@ def test_two_users_alternating_never_see_each_other(
     schedule = itertools.islice(itertools.cycle(users), REQUESTS)
     lock = threading.Lock()
     failures: list[str] = []
+    done = threading.Event()
+    peak_servers = 0
+
+    def watch_pools() -> None:
+        """SHOW POOLS while the load runs: the peak, not just what is left at the end."""
+        nonlocal peak_servers
+        while not done.is_set():
+            for pool in bouncer.pools():
+                if pool.database == pooled_db.name:
+                    peak_servers = max(peak_servers, pool.servers)
+            time.sleep(0.02)
 
     def worker() -> None:
         while True:
@@ -92,17 +119,42 @@ def test_two_users_alternating_never_see_each_other(
             if leaked[0] not in ("", None) or leaked[1] != 0:
                 failures.append(f"app.user_id survived a transaction: {tuple(leaked)}")
 
-    threads = [threading.Thread(target=worker) for _ in range(4)]
+    watcher = threading.Thread(target=watch_pools)
+    watcher.start()
+    started = time.monotonic()
+    threads = [threading.Thread(target=worker) for _ in range(THREADS)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    elapsed = time.monotonic() - started
+    done.set()
+    watcher.join()
     assert failures == []
     pools = [p for p in bouncer.pools() if p.database == pooled_db.name]
-    assert pools and all(p.server_active + p.server_idle + p.server_used <= 2 for p in pools)
+    assert pools and all(p.servers <= POOL_SIZE for p in pools)
+    assert 0 < peak_servers <= POOL_SIZE
+    stats = {row["database"]: row for row in bouncer.stats()}
+    assert int(stats[pooled_db.name]["total_xact_count"]) >= 2 * REQUESTS
+    print(f"\n{REQUESTS} requests (+ as many user-less checks) from {THREADS} threads through "
+          f"PgBouncer in {elapsed:.1f} s; peak server connections {peak_servers}")  # fmt: skip
 
 
-def test_statement_timeout_applies_through_pgbouncer(pooled_engine: Engine) -> None:
+def test_statement_timeout_applies_through_pgbouncer(
+    pooled_engine: Engine, settings: Settings
+) -> None:
+    """PgBouncer refuses `options`, so the timeout comes from the role (`pgbouncer up`)."""
     with unit_of_work(pooled_engine) as session:
-        timeout = session.execute(text("SHOW statement_timeout")).scalar_one()
-    assert timeout != "0"
+        applies = session.execute(
+            text("SELECT current_setting('statement_timeout')::interval = :ms * interval '1ms'"),
+            {"ms": settings.database_statement_timeout_ms},
+        ).scalar_one()
+    assert applies
+
+
+def test_monitoring_reads_the_pools(bouncer: PgBouncer, pooled_engine: Engine) -> None:
+    figures = monitor.pgbouncer_figures(bouncer.settings)
+    assert figures is not None and figures["port"] == TEST_PORT
+    assert any(pool["user"] == "app_service" for pool in figures["pools"])
+    assert all(pool["servers"] <= POOL_SIZE for pool in figures["pools"])
+    assert {"total_xact_count", "avg_wait_time"} <= set(figures["stats"][0])

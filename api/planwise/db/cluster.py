@@ -25,6 +25,7 @@ import psycopg
 from psycopg import sql
 
 from planwise.config import LOCAL_ENV_FILE, PLANWISE_HOME, Settings
+from planwise.db.roles import ensure_password
 from planwise.errors import PlanwiseError
 
 PG_MAJOR = 15
@@ -264,11 +265,7 @@ class Cluster:
         password = self.settings.planwise_pg_superuser_password
         with self.admin_connect() as conn:
             if password is not None:
-                conn.execute(
-                    sql.SQL("ALTER ROLE {} PASSWORD {}").format(
-                        sql.Identifier(SUPERUSER), sql.Literal(password.get_secret_value())
-                    )
-                )
+                ensure_password(conn, SUPERUSER, password.get_secret_value())
             exists = conn.execute(
                 "SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)
             ).fetchone()

@@ -40,36 +40,46 @@ def scram_matches(verifier: str, password: str) -> bool:
     return method == "SCRAM-SHA-256" and hmac.compare_digest(expected, stored_key)
 
 
-def set_role_passwords(admin_url: str, passwords: dict[str, SecretStr]) -> list[str]:
-    """ALTER ROLE … LOGIN PASSWORD for each existing role whose password differs; returns
-    the roles whose password is now the configured one.
+def ensure_password(
+    conn: psycopg.Connection[tuple[object, ...]], role: str, password: str, *, login: bool = False
+) -> bool:
+    """Give `role` this password unless it already has it; True when it was changed.
 
-    Unchanged passwords are left alone (checked against pg_authid where we may read it):
-    a new SCRAM salt would invalidate PgBouncer's copy of the verifier. The password is
-    sent as a quoted literal (psycopg.sql.Literal): utility statements take no parameters.
+    An unchanged password is left alone (checked against pg_authid where we may read it):
+    a new SCRAM salt would invalidate PgBouncer's copy of the verifier. What is sent is the
+    SCRAM verifier computed here by libpq, never the password itself: utility statements
+    take no parameters, and pg_stat_statements and the server log keep their text.
     """
+    superuser = conn.execute(
+        "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
+    ).fetchone() == (True,)
+    if superuser:  # only superusers may read pg_authid
+        row = conn.execute(
+            "SELECT rolpassword FROM pg_authid WHERE rolname = %s", (role,)
+        ).fetchone()
+        if row and row[0] and scram_matches(str(row[0]), password):
+            return False
+    verifier = conn.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256")
+    conn.execute(
+        sql.SQL("ALTER ROLE {} {} PASSWORD {}").format(
+            sql.Identifier(role),
+            sql.SQL("LOGIN" if login else ""),
+            sql.Literal(verifier.decode()),
+        )
+    )
+    return True
+
+
+def set_role_passwords(admin_url: str, passwords: dict[str, SecretStr]) -> list[str]:
+    """Login passwords for each existing role (`ensure_password`); returns the roles whose
+    password is now the configured one."""
     changed = []
     with psycopg.connect(
         libpq_url(admin_url), autocommit=True, application_name="planwise-cli"
     ) as conn:
-        superuser = conn.execute(
-            "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
-        ).fetchone() == (True,)
         for role, secret in passwords.items():
             if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
                 continue
-            password = secret.get_secret_value()
-            stored = None
-            if superuser:  # only superusers may read pg_authid
-                row = conn.execute(
-                    "SELECT rolpassword FROM pg_authid WHERE rolname = %s", (role,)
-                ).fetchone()
-                stored = str(row[0]) if row and row[0] else None
-            if stored is None or not scram_matches(stored, password):
-                conn.execute(
-                    sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(
-                        sql.Identifier(role), sql.Literal(password)
-                    )
-                )
+            ensure_password(conn, role, secret.get_secret_value(), login=True)
             changed.append(role)
     return changed

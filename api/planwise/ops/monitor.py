@@ -9,20 +9,49 @@ PgHero's default thresholds.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import Connection, Engine, text
 
+from planwise.config import Settings
+from planwise.db.cluster import SUPERUSER
+from planwise.observability import PoolCollector
 from planwise.ops import backup as backups
+from planwise.ops.pgbouncer import Pool, admin_console
 
 SLOW_LIMIT = 10
+QUERY_CHARS = 200
+
+_SECRET_LITERAL = re.compile(
+    r"""(?P<keyword>\bPASSWORD\s+)
+        (?: E'(?:[^'\\]|''|\\.)*'?          # E'…' (backslash escapes)
+          | '(?:[^']|'')*'?                 # '…' (possibly cut off)
+          | \$(?P<tag>\w*)\$.*?(?:\$(?P=tag)\$|\Z) )  # $tag$…$tag$
+    """,
+    re.IGNORECASE | re.DOTALL | re.VERBOSE,
+)
+
+
+def redact(query: str | None) -> str | None:
+    """Statement text fit to print: password literals masked, whitespace collapsed, cut.
+
+    pg_stat_statements keeps utility statements verbatim, so `ALTER ROLE … PASSWORD '…'`
+    (as `planwise db roles` sends it) sits there in clear, and at a few ms (SCRAM hashing)
+    it ranks among the slowest statements of a quiet database.
+    """
+    if query is None:
+        return None
+    masked = _SECRET_LITERAL.sub(lambda match: f"{match['keyword']}'***'", query)
+    return " ".join(masked.split())[:QUERY_CHARS]
 
 
 @dataclass(frozen=True)
@@ -40,17 +69,29 @@ def _rows(connection: Connection, query: str, **params: Any) -> list[dict[str, A
     return [dict(row) for row in connection.execute(text(query), params).mappings()]
 
 
+def _redacted(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    for row in rows:
+        row["query"] = redact(row["query"])
+    return rows
+
+
 def collect(
-    connection: Connection, *, backup_dir: Path | None = None, long_query_seconds: float = 60
+    connection: Connection, *, backup_dir: Path | None = None, limits: Thresholds | None = None
 ) -> dict[str, Any]:
-    """A report of the current database, as plain JSON-able data."""
+    """A report of the current database, as plain JSON-able data.
+
+    What a role sees depends on its rights: without pg_read_all_stats (the API's
+    app_service), other roles' sessions count as state `hidden` and their statements show
+    no text; the figures themselves stay complete.
+    """
+    limits = limits or Thresholds()
     has_statements = bool(
         connection.execute(
             text("SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'")
         ).first()
     )
     statements_sql = """
-        SELECT left(regexp_replace(query, '\\s+', ' ', 'g'), 200) AS query, calls,
+        SELECT left(query, 4000) AS query, calls,
                round(mean_exec_time::numeric, 3)::float AS mean_ms,
                round(total_exec_time::numeric, 1)::float AS total_ms, rows
         FROM pg_stat_statements
@@ -61,35 +102,53 @@ def collect(
         "collected_at": datetime.now(UTC).isoformat(),
         "connections": _rows(
             connection,
-            "SELECT coalesce(state, 'background') AS state, "
+            "SELECT CASE WHEN state IS NOT NULL THEN state "
+            "WHEN backend_type IS NULL THEN 'hidden' ELSE 'background' END AS state, "
             "coalesce(nullif(application_name, ''), '-') AS application, count(*) AS count "
             "FROM pg_stat_activity WHERE datname = current_database() "
             "GROUP BY 1, 2 ORDER BY 3 DESC",
         ),
-        "slowest_statements": _rows(
-            connection, statements_sql.format(order="mean_exec_time"), limit=SLOW_LIMIT
+        "slowest_statements": _redacted(
+            _rows(connection, statements_sql.format(order="mean_exec_time"), limit=SLOW_LIMIT)
         )
         if has_statements
         else [],
-        "most_time_consuming": _rows(
-            connection, statements_sql.format(order="total_exec_time"), limit=SLOW_LIMIT
+        "most_time_consuming": _redacted(
+            _rows(connection, statements_sql.format(order="total_exec_time"), limit=SLOW_LIMIT)
         )
         if has_statements
         else [],
-        "long_running": _rows(
-            connection,
-            "SELECT pid, application_name, state, "
-            "round(extract(epoch FROM now() - query_start)::numeric, 1)::float AS seconds, "
-            "left(query, 200) AS query FROM pg_stat_activity "
-            "WHERE state <> 'idle' AND pid <> pg_backend_pid() "
-            "AND now() - query_start > make_interval(secs => :seconds) ORDER BY 4 DESC",
-            seconds=long_query_seconds,
+        "slow_statement_count": connection.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_statements WHERE dbid = "
+                "(SELECT oid FROM pg_database WHERE datname = current_database()) "
+                "AND calls >= :calls AND mean_exec_time > :mean_ms"
+            ),
+            {"calls": limits.slow_min_calls, "mean_ms": limits.slow_mean_ms},
+        ).scalar_one()
+        if has_statements
+        else 0,
+        "long_running": _redacted(
+            _rows(
+                connection,
+                "SELECT pid, application_name, state, "
+                "round(extract(epoch FROM now() - query_start)::numeric, 1)::float AS seconds, "
+                "left(query, 4000) AS query FROM pg_stat_activity "
+                "WHERE state <> 'idle' AND pid <> pg_backend_pid() "
+                "AND now() - query_start > make_interval(secs => :seconds) ORDER BY 4 DESC",
+                seconds=limits.long_query_seconds,
+            )
         ),
-        "lock_waits": _rows(
-            connection,
-            "SELECT pid, pg_blocking_pids(pid) AS blocked_by, wait_event, "
-            "left(query, 200) AS query FROM pg_stat_activity "
-            "WHERE wait_event_type = 'Lock' AND datname = current_database()",
+        # A heavyweight lock wait is a pg_locks row not granted; pg_blocking_pids names
+        # who holds what it waits for.
+        "lock_waits": _redacted(
+            _rows(
+                connection,
+                "SELECT pid, pg_blocking_pids(pid) AS blocked_by, wait_event, "
+                "round(extract(epoch FROM now() - query_start)::numeric, 1)::float AS seconds, "
+                "left(query, 4000) AS query FROM pg_stat_activity "
+                "WHERE wait_event_type = 'Lock' AND datname = current_database()",
+            )
         ),
         "database_bytes": connection.execute(
             text("SELECT pg_database_size(current_database())")
@@ -115,21 +174,32 @@ def collect(
         ),
         "cache_by_table": _rows(
             connection,
-            "SELECT relname AS table, heap_blks_hit AS hits, heap_blks_read AS reads "
-            "FROM pg_statio_user_tables ORDER BY heap_blks_read DESC",
+            "SELECT relname AS table, heap_blks_hit AS hits, heap_blks_read AS reads, "
+            "coalesce(idx_blks_hit, 0) AS index_hits, coalesce(idx_blks_read, 0) AS index_reads "
+            "FROM pg_statio_user_tables "
+            "ORDER BY heap_blks_read + coalesce(idx_blks_read, 0) DESC",
         ),
         "archiver": _rows(
             connection,
             "SELECT current_setting('archive_mode') AS archive_mode, archived_count, "
-            "failed_count, last_archived_time, last_failed_time FROM pg_stat_archiver",
+            "last_archived_wal, last_archived_time, failed_count, last_failed_wal, "
+            "last_failed_time, CASE WHEN pg_is_in_recovery() THEN NULL "
+            "ELSE pg_walfile_name(pg_current_wal_lsn()) END AS current_wal, "
+            "(SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size') "
+            "AS wal_segment_bytes FROM pg_stat_archiver",
         )[0],
         "growth": _growth(connection),
         "backups": _backup_facts(backup_dir),
     }
     for entry in [*report["cache"], *report["cache_by_table"]]:
-        hits, reads = int(entry["hits"] or 0), int(entry["reads"] or 0)
-        entry["hits"], entry["reads"] = hits, reads
-        entry["ratio"] = hits / (hits + reads) if hits + reads else None
+        entry["hits"], entry["reads"] = int(entry["hits"] or 0), int(entry["reads"] or 0)
+        entry["ratio"] = _ratio(entry["hits"], entry["reads"])
+        if "index_hits" in entry:
+            entry["index_ratio"] = _ratio(entry["index_hits"], entry["index_reads"])
+    archiver = report["archiver"]
+    archiver["segments_waiting"] = _segments_waiting(
+        archiver["last_archived_wal"], archiver["current_wal"], archiver["wal_segment_bytes"]
+    )
     report["unused_indexes"] = [
         index for index in report["indexes"] if index["scans"] == 0 and not index["unique"]
     ]
@@ -139,6 +209,67 @@ def collect(
     ]  # fmt: skip
     jsonable: dict[str, Any] = _jsonable(report)
     return jsonable
+
+
+def _ratio(hits: int, reads: int) -> float | None:
+    return hits / (hits + reads) if hits + reads else None
+
+
+def _segments_waiting(archived: str | None, current: str | None, segment_bytes: int) -> int | None:
+    """Completed WAL segments not archived yet (the one being written is not due).
+
+    Counting segments rather than the time since the last archive keeps an idle database,
+    which fills no segment, from looking behind.
+    """
+    names = (archived or "")[:24], (current or "")[:24]
+    if not all(re.fullmatch(r"[0-9A-F]{24}", name) for name in names):
+        return None  # nothing archived yet, a .history file, or a standby
+    per_log = 0x1_0000_0000 // segment_bytes
+    archived_seg, current_seg = (
+        int(name[8:16], 16) * per_log + int(name[16:24], 16) for name in names
+    )
+    return max(0, current_seg - archived_seg - 1)
+
+
+def pgbouncer_figures(settings: Settings) -> dict[str, Any] | None:
+    """SHOW POOLS and SHOW STATS of our PgBouncer (PGBOUNCER_PORT), or None if it is not up.
+
+    Read as app_read (one of its `stats_users`) when we know that password, else as the
+    superuser (an `admin_users` member).
+    """
+    candidates = (
+        ("app_read", settings.app_read_password),
+        (SUPERUSER, settings.planwise_pg_superuser_password),
+    )
+    for user, secret in candidates:
+        if secret is None:
+            continue
+        password = secret.get_secret_value()
+        try:
+            pools = admin_console(settings.pgbouncer_port, user, password, "SHOW POOLS",
+                                  connect_timeout=2)  # fmt: skip
+            stats = admin_console(settings.pgbouncer_port, user, password, "SHOW STATS",
+                                  connect_timeout=2)  # fmt: skip
+        except psycopg.Error:
+            continue
+        figures: dict[str, Any] = _jsonable({
+            "port": settings.pgbouncer_port,
+            "pools": [
+                {**asdict(pool), "servers": pool.servers}
+                for pool in map(Pool.from_row, pools) if pool.database != "pgbouncer"
+            ],
+            "stats": [row for row in stats if row["database"] != "pgbouncer"],
+        })  # fmt: skip
+        return figures
+    return None
+
+
+def app_pool_figures(engine: Engine) -> dict[str, float]:
+    """The API's SQLAlchemy pool, as observability's PoolCollector reads it for /metrics."""
+    return {
+        family.name.removeprefix("planwise_db_pool_"): family.samples[0].value
+        for family in PoolCollector(engine).collect()
+    }
 
 
 def _growth(connection: Connection) -> list[dict[str, Any]]:
@@ -154,15 +285,26 @@ def _growth(connection: Connection) -> list[dict[str, Any]]:
 
 
 def _backup_facts(directory: Path | None) -> dict[str, Any]:
-    verified = [b for b in backups.list_backups(directory) if b.verified] if directory else []
-    newest = verified[-1] if verified else None
-    return {
-        "newest_verified": newest.name if newest else None,
-        "newest_verified_at": newest.taken_at.isoformat() if newest else None,
-        "age_hours": (datetime.now(UTC) - newest.taken_at).total_seconds() / 3600
-        if newest
-        else None,
+    """The newest verified backup in BACKUP_DIR; a manifest we cannot read is a note."""
+    facts: dict[str, Any] = {
+        "directory": str(directory) if directory else None,
+        "newest_verified": None,
+        "newest_verified_at": None,
+        "age_hours": None,
+        "note": None,
     }
+    try:
+        found = backups.list_backups(directory) if directory else []
+        verified = [backup for backup in found if backup.verified]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        facts["note"] = f"unreadable backup manifest: {error}"
+        return facts
+    if verified:
+        newest = verified[-1]
+        facts["newest_verified"] = newest.name
+        facts["newest_verified_at"] = newest.taken_at.isoformat()
+        facts["age_hours"] = (datetime.now(UTC) - newest.taken_at).total_seconds() / 3600
+    return facts
 
 
 def _jsonable(value: Any) -> Any:
@@ -206,47 +348,78 @@ def problems(report: dict[str, Any], limits: Thresholds) -> list[str]:
         ):
             found.append(
                 f"statement averaging {statement['mean_ms']:.1f} ms over {statement['calls']} "
-                f"calls: {statement['query'][:80]}"
+                f"calls: {(statement['query'] or '')[:80]}"
             )
     for query in report["long_running"]:
         if query["seconds"] > limits.long_query_seconds:
             found.append(f"query running {query['seconds']:.0f} s (pid {query['pid']})")
-    archiver = report["archiver"]
-    if archiver["archive_mode"] != "off":
-        failed, archived = archiver["last_failed_time"], archiver["last_archived_time"]
-        if failed and (not archived or failed > archived):
-            found.append(f"WAL archiving is failing (last failure {failed})")
-        elif archived:
-            lag = (datetime.now(UTC) - datetime.fromisoformat(archived)).total_seconds()
-            if lag > limits.archive_lag_seconds:
-                found.append(f"WAL archiving is {lag / 60:.0f} minutes behind")
-    age = report["backups"]["age_hours"]
-    if age is None:
-        found.append("no verified backup")
-    elif age > limits.backup_max_age_hours:
+    found.extend(_archiving_problems(report["archiver"], limits))
+    backup = report["backups"]
+    if backup["age_hours"] is None:
+        note = f" ({backup['note']})" if backup["note"] else ""
+        found.append(f"no verified backup in {backup['directory']}{note}")
+    elif backup["age_hours"] > limits.backup_max_age_hours:
         found.append(
-            f"newest verified backup is {age:.0f} h old (> {limits.backup_max_age_hours:g} h)"
+            f"newest verified backup is {backup['age_hours']:.0f} h old "
+            f"(> {limits.backup_max_age_hours:g} h)"
         )
     return found
 
 
-class DatabaseCollector(Collector):
-    """Database metrics on the API's /metrics, cached so scrapes cannot hammer PostgreSQL."""
+def _archiving_problems(archiver: dict[str, Any], limits: Thresholds) -> list[str]:
+    """Failing (the last attempt failed) or behind (segments waiting, none archived lately)."""
+    if archiver["archive_mode"] == "off":
+        return []
+    failed = _when(archiver["last_failed_time"])
+    archived = _when(archiver["last_archived_time"])
+    if failed and (archived is None or failed > archived):
+        return [
+            f"WAL archiving is failing: {archiver['failed_count']} failures, last "
+            f"{archiver['last_failed_wal']} at {failed.isoformat()}"
+        ]
+    waiting = archiver["segments_waiting"]
+    if waiting and archived:
+        lag = (datetime.now(UTC) - archived).total_seconds()
+        if lag > limits.archive_lag_seconds:
+            return [f"WAL archiving is {lag / 60:.0f} minutes behind ({waiting} segments waiting)"]
+    return []
 
-    def __init__(self, engine: Engine, cache_seconds: float = 15.0) -> None:
+
+def _when(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+class DatabaseCollector(Collector):
+    """Database metrics on the API's /metrics, cached so scrapes cannot hammer PostgreSQL.
+
+    Read through the API's own engine (app_service, like the admin endpoint); with
+    settings, also our PgBouncer's pools when the API goes through it.
+    """
+
+    def __init__(
+        self, engine: Engine, settings: Settings | None = None, cache_seconds: float = 15.0
+    ) -> None:
         self.engine = engine
+        self.settings = settings
         self.cache_seconds = cache_seconds
-        self._cached: tuple[float, dict[str, Any]] | None = None
+        self._cached: tuple[float, dict[str, Any] | None] | None = None
 
     def _report(self) -> dict[str, Any] | None:
         if self._cached and time.monotonic() - self._cached[0] < self.cache_seconds:
             return self._cached[1]
+        report: dict[str, Any] | None
         try:
             with self.engine.connect() as connection:
                 report = collect(connection)
         except Exception:  # a scrape must not fail because the database is down
-            return None
-        self._cached = (time.monotonic(), report)
+            report = None
+        if (
+            report is not None
+            and self.settings is not None
+            and (self.settings.database_pgbouncer or self.settings.uses_managed_cluster)
+        ):
+            report["pgbouncer"] = pgbouncer_figures(self.settings)
+        self._cached = (time.monotonic(), report)  # a failure is cached too: no retry storm
         return report
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
@@ -279,11 +452,44 @@ class DatabaseCollector(Collector):
             if entry["ratio"] is not None:
                 cache.add_metric([entry["kind"]], entry["ratio"])
         yield cache
+        counts = {
+            "unused_indexes": ("non-unique indexes never scanned", "unused_indexes"),
+            "long_running_queries": ("queries running longer than 60 s", "long_running"),
+            "lock_waits": ("sessions waiting for a lock", "lock_waits"),
+            "mostly_sequential_tables": (
+                "tables over 1000 rows read mostly by sequential scans",
+                "mostly_sequential",
+            ),
+        }
+        for name, (documentation, key) in counts.items():
+            yield GaugeMetricFamily(f"planwise_db_{name}", documentation, value=len(report[key]))
         yield GaugeMetricFamily(
-            "planwise_db_unused_indexes", "non-unique indexes never scanned",
-            value=len(report["unused_indexes"]),
+            "planwise_db_slow_statements", "statements averaging > 20 ms over >= 100 calls",
+            value=report["slow_statement_count"],
         )  # fmt: skip
-        yield GaugeMetricFamily(
-            "planwise_db_long_running_queries", "queries running longer than 60 s",
-            value=len(report["long_running"]),
-        )  # fmt: skip
+        yield from _pgbouncer_metrics(report.get("pgbouncer"))
+
+
+def _pgbouncer_metrics(figures: dict[str, Any] | None) -> Iterator[GaugeMetricFamily]:
+    if figures is None:
+        return
+    labels = ["database", "user"]
+    clients = GaugeMetricFamily(
+        "planwise_pgbouncer_clients", "client connections by state", labels=[*labels, "state"]
+    )
+    servers = GaugeMetricFamily(
+        "planwise_pgbouncer_servers", "server connections by state", labels=[*labels, "state"]
+    )
+    wait = GaugeMetricFamily(
+        "planwise_pgbouncer_max_wait_seconds", "longest wait of a client", labels=labels
+    )
+    for pool in figures["pools"]:
+        key = [pool["database"], pool["user"]]
+        clients.add_metric([*key, "active"], pool["client_active"])
+        clients.add_metric([*key, "waiting"], pool["client_waiting"])
+        servers.add_metric([*key, "active"], pool["server_active"])
+        servers.add_metric([*key, "idle"], pool["server_idle"])
+        servers.add_metric([*key, "other"], pool["servers"] - pool["server_active"]
+                           - pool["server_idle"])  # fmt: skip
+        wait.add_metric(key, pool["max_wait_seconds"])
+    yield from (clients, servers, wait)

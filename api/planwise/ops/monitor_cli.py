@@ -61,41 +61,67 @@ def report(
     """Show the five metrics (or check them against thresholds, for cron)."""
     if ctx.invoked_subcommand is not None:
         return
-    with _connect() as connection:
-        data = monitor.collect(
-            connection, backup_dir=backup_dir(), long_query_seconds=long_query_seconds
-        )
     limits = monitor.Thresholds(
         cache_hit_ratio=cache_hit_ratio, slow_mean_ms=slow_mean_ms,
         slow_min_calls=slow_min_calls, long_query_seconds=long_query_seconds,
         archive_lag_seconds=archive_lag_seconds, backup_max_age_hours=backup_max_age_hours,
     )  # fmt: skip
+    with _connect() as connection:
+        data = monitor.collect(connection, backup_dir=backup_dir(), limits=limits)
+    settings = get_settings()
+    if settings.uses_managed_cluster or settings.database_pgbouncer:
+        data["pgbouncer"] = monitor.pgbouncer_figures(settings)
     found = monitor.problems(data, limits)
     if as_json:
         console.print_json(json.dumps({**data, "problems": found}))
     elif not check:
-        console.print(_table("Connections", data["connections"], ["state", "application", "count"]))
-        console.print(_table("Slowest statements (mean)", data["slowest_statements"],
-                             ["mean_ms", "calls", "total_ms", "rows", "query"]))  # fmt: skip
-        console.print(_table("Most time-consuming statements", data["most_time_consuming"],
-                             ["total_ms", "calls", "mean_ms", "rows", "query"]))  # fmt: skip
-        console.print(_table("Long-running queries", data["long_running"],
-                             ["pid", "seconds", "state", "query"]))  # fmt: skip
-        console.print(_table("Lock waits", data["lock_waits"], ["pid", "blocked_by", "query"]))
-        console.print(f"Database size: {data['database_bytes'] / 1024**2:.1f} MiB")
-        console.print(_table("Tables", data["tables"],
-                             ["table", "bytes", "rows", "seq_scan", "idx_scan"]))  # fmt: skip
-        console.print(_table("Growth (sampled)", data["growth"],
-                             ["relation", "since", "grown_bytes", "days"]))  # fmt: skip
-        console.print(_table("Index usage", data["indexes"], ["table", "index", "scans", "bytes"]))
-        console.print(_table("Unused indexes", data["unused_indexes"], ["table", "index", "bytes"]))
-        console.print(_table("Cache hit ratio", data["cache"], ["kind", "hits", "reads", "ratio"]))
+        _print_report(data)
     if check:
         for line in found:
-            console.print(f"[red]PROBLEM[/red] {line}")
+            console.print(f"[red]PROBLEM[/red] {line}", highlight=False, soft_wrap=True)
         if found:
             raise typer.Exit(1)
         console.print("all checks passed")
+
+
+def _print_report(data: dict[str, Any]) -> None:
+    show = console.print
+    show(_table("Connections", data["connections"], ["state", "application", "count"]))
+    bouncer = data.get("pgbouncer")
+    if bouncer:
+        show(_table(f"PgBouncer pools (port {bouncer['port']})", bouncer["pools"],
+                    ["database", "user", "client_active", "client_waiting", "server_active",
+                     "server_idle", "servers", "max_wait_seconds"]))  # fmt: skip
+        show(_table("PgBouncer traffic (times in µs)", bouncer["stats"],
+                    ["database", "total_xact_count", "total_query_count", "avg_xact_time",
+                     "avg_wait_time"]))  # fmt: skip
+    show(_table("Slowest statements (mean)", data["slowest_statements"],
+                ["mean_ms", "calls", "total_ms", "rows", "query"]))  # fmt: skip
+    show(_table("Most time-consuming statements", data["most_time_consuming"],
+                ["total_ms", "calls", "mean_ms", "rows", "query"]))  # fmt: skip
+    show(_table("Long-running queries", data["long_running"],
+                ["pid", "seconds", "state", "query"]))  # fmt: skip
+    show(_table("Lock waits", data["lock_waits"], ["pid", "blocked_by", "seconds", "query"]))
+    show(f"Database size: {data['database_bytes'] / 1024**2:.1f} MiB")
+    show(_table("Tables", data["tables"], ["table", "bytes", "rows", "seq_scan", "idx_scan"]))
+    show(_table("Growth (sampled by `planwise monitor sample`)", data["growth"],
+                ["relation", "since", "grown_bytes", "days"]))  # fmt: skip
+    show(_table("Index usage", data["indexes"], ["table", "index", "scans", "bytes"]))
+    show(_table("Unused indexes", data["unused_indexes"], ["table", "index", "bytes"]))
+    show(_table("Tables read mostly sequentially", data["mostly_sequential"],
+                ["table", "rows", "seq_scan", "idx_scan"]))  # fmt: skip
+    show(_table("Cache hit ratio", data["cache"], ["kind", "hits", "reads", "ratio"]))
+    show(_table("Cache hit ratio by table", data["cache_by_table"],
+                ["table", "hits", "reads", "ratio", "index_hits", "index_reads",
+                 "index_ratio"]))  # fmt: skip
+    archiver = data["archiver"]
+    show(f"WAL archiving: {archiver['archive_mode']}, {archiver['archived_count']} archived, "
+         f"{archiver['failed_count']} failed, last {archiver['last_archived_time'] or '-'}",
+         highlight=False)  # fmt: skip
+    backup = data["backups"]
+    show(f"Newest verified backup: {backup['newest_verified'] or 'none'}"
+         + (f" ({backup['age_hours']:.1f} h old)" if backup["age_hours"] is not None else ""),
+         highlight=False)  # fmt: skip
 
 
 @app.command()

@@ -44,6 +44,8 @@ POOLED_ROLES = ("app_service", "app_read", SUPERUSER)
 
 @dataclass(frozen=True)
 class Pool:
+    """One row of SHOW POOLS: a (database, user) pair and its client and server connections."""
+
     database: str
     user: str
     client_active: int
@@ -51,13 +53,64 @@ class Pool:
     server_active: int
     server_idle: int
     server_used: int
+    server_tested: int
+    server_login: int
+    max_wait_seconds: float
+
+    @property
+    def servers(self) -> int:
+        """Server connections the pool holds, in any state (≤ the pool size)."""
+        return (
+            self.server_active + self.server_idle + self.server_used
+            + self.server_tested + self.server_login
+        )  # fmt: skip
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Pool:
+        return cls(
+            database=str(row["database"]),
+            user=str(row["user"]),
+            client_active=int(row["cl_active"]),
+            client_waiting=int(row["cl_waiting"]),
+            server_active=int(row["sv_active"]),
+            server_idle=int(row["sv_idle"]),
+            server_used=int(row["sv_used"]),
+            server_tested=int(row["sv_tested"]),
+            server_login=int(row["sv_login"]),
+            max_wait_seconds=int(row["maxwait"]) + int(row.get("maxwait_us") or 0) / 1e6,
+        )
+
+
+def admin_console(
+    port: int, user: str, password: str | None, command: str, *, connect_timeout: int = 10
+) -> list[dict[str, Any]]:
+    """A SHOW command on PgBouncer's admin console (database `pgbouncer`).
+
+    The console speaks only the simple query protocol and has no transactions: autocommit,
+    and a client-side-binding cursor, so psycopg never sends Parse/Bind or prepares.
+    """
+    with psycopg.connect(
+        host="127.0.0.1",
+        port=port,
+        user=user,
+        password=password,
+        dbname="pgbouncer",
+        autocommit=True,
+        cursor_factory=psycopg.ClientCursor,
+        connect_timeout=connect_timeout,
+    ) as conn:
+        cursor = conn.execute(command)
+        names = [column.name for column in cursor.description or ()]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 class PgBouncer:
-    def __init__(self, settings: Settings, cluster: Cluster) -> None:
+    def __init__(self, settings: Settings, cluster: Cluster, directory: Path | None = None) -> None:
+        """Files live in `<cluster dir>/pgbouncer` (the cluster's OS user can read them);
+        another `directory` there keeps a second instance (tests) apart from this one."""
         self.settings = settings
         self.cluster = cluster
-        self.directory = cluster.directory / "pgbouncer"
+        self.directory = directory or cluster.directory / "pgbouncer"
         self.config = self.directory / "pgbouncer.ini"
         self.auth_file = self.directory / "userlist.txt"
         self.pid_file = self.directory / "pgbouncer.pid"
@@ -184,28 +237,19 @@ pidfile = {self.pid_file}
             return ""
 
     def console(self, command: str) -> list[dict[str, Any]]:
-        """A SHOW command on the admin console (simple query protocol, autocommit)."""
+        """A SHOW command on the admin console, as the superuser (an `admin_users` member)."""
         password = self.settings.planwise_pg_superuser_password
-        with psycopg.connect(
-            self.url(SUPERUSER, password.get_secret_value() if password else None, "pgbouncer"),
-            autocommit=True,
-            cursor_factory=psycopg.ClientCursor,
-        ) as conn:
-            cursor = conn.execute(command)
-            names = [column.name for column in cursor.description or ()]
-            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        return admin_console(
+            self.port, SUPERUSER, password.get_secret_value() if password else None, command
+        )
 
     def pools(self) -> list[Pool]:
         return [
-            Pool(
-                database=str(row["database"]),
-                user=str(row["user"]),
-                client_active=int(row["cl_active"]),
-                client_waiting=int(row["cl_waiting"]),
-                server_active=int(row["sv_active"]),
-                server_idle=int(row["sv_idle"]),
-                server_used=int(row["sv_used"]),
-            )
+            Pool.from_row(row)
             for row in self.console("SHOW POOLS")
             if row["database"] != "pgbouncer"
         ]
+
+    def stats(self) -> list[dict[str, Any]]:
+        """SHOW STATS per database: transactions, queries, wait times (microseconds)."""
+        return [row for row in self.console("SHOW STATS") if row["database"] != "pgbouncer"]

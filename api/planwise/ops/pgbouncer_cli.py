@@ -63,9 +63,18 @@ def status() -> None:
         raise typer.Exit(3)
     console.print(f"PgBouncer running, pid {pooler.pid}, 127.0.0.1:{pooler.port}")
     table = Table("database", "user", "clients active", "clients waiting",
-                  "servers active", "servers idle", "servers used")  # fmt: skip
+                  "servers active", "servers idle", "servers (all)", "max wait s",
+                  title="Pools (SHOW POOLS)", title_justify="left")  # fmt: skip
     for pool in pooler.pools():
         table.add_row(pool.database, pool.user, str(pool.client_active),
                       str(pool.client_waiting), str(pool.server_active),
-                      str(pool.server_idle), str(pool.server_used))  # fmt: skip
+                      str(pool.server_idle), str(pool.servers),
+                      f"{pool.max_wait_seconds:.3f}")  # fmt: skip
     console.print(table)
+    stats = Table("database", "transactions", "queries", "avg transaction ms",
+                  "avg wait ms", title="Traffic (SHOW STATS)", title_justify="left")  # fmt: skip
+    for row in pooler.stats():
+        stats.add_row(str(row["database"]), str(row["total_xact_count"]),
+                      str(row["total_query_count"]), f"{int(row['avg_xact_time']) / 1000:.2f}",
+                      f"{int(row['avg_wait_time']) / 1000:.2f}")  # fmt: skip
+    console.print(stats)

@@ -1,18 +1,37 @@
+"""`GET /api/v1/admin/db`: the monitoring report for administrators."""
+
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
+from planwise.config import Settings
 from planwise.deps import AdminUser, SessionDep
 from planwise.ops import monitor
+from planwise.ops.backup import DEFAULT_BACKUP_DIR
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
 
 @router.get("/db")
-def database_report(session: SessionDep, admin: AdminUser) -> dict[str, Any]:
-    """The five database metrics (administrators), as `planwise monitor --json` shows them.
+def database_report(request: Request, session: SessionDep, admin: AdminUser) -> dict[str, Any]:
+    """The five database metrics (administrators), as `planwise monitor --json` shows them,
+    plus this API process's SQLAlchemy pool and, when it runs, our PgBouncer's pools.
 
-    Read as the application role: statistics of other roles' statements show without
-    their text, which is what an API should expose anyway.
+    Read in the request's own transaction as the application role, not with the admin URL:
+    the API then holds no superuser connection, and other roles' statements and sessions
+    show as figures without their text (which may carry literals, even passwords).
     """
-    return monitor.collect(session.connection())
+    settings: Settings = request.app.state.settings
+    report = monitor.collect(
+        session.connection(), backup_dir=settings.backup_dir or DEFAULT_BACKUP_DIR
+    )
+    report["app_pool"] = {
+        **monitor.app_pool_figures(request.app.state.engine),
+        "timeouts": request.app.state.metrics.registry.get_sample_value(
+            "planwise_db_pool_timeouts_total"
+        ),
+    }
+    if settings.database_pgbouncer or settings.uses_managed_cluster:
+        report["pgbouncer"] = monitor.pgbouncer_figures(settings)
+    report["problems"] = monitor.problems(report, monitor.Thresholds())
+    return report
