@@ -15,10 +15,10 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlmodel import Session
 
 from planwise.config import Settings
-from planwise.db.session import set_acting_user, unit_of_work
+from planwise.db.session import unit_of_work
 from planwise.users.models import User
 from planwise.users.security import InvalidToken, decode_access_token
-from planwise.users.service import user_for_supabase
+from planwise.users.service import act_as, user_for_supabase
 
 API_PREFIX = "/api/v1"
 
@@ -60,8 +60,7 @@ def get_current_user(
     except InvalidToken as error:
         raise unauthorized(f"invalid token: {error}") from None
     user_id = identity if isinstance(identity, int) else user_for_supabase(session, identity)
-    set_acting_user(session, user_id)
-    user = session.get(User, user_id)  # RLS: only the acting user's own row is visible
+    user = act_as(session, user_id)  # RLS: only the acting user's own row is visible
     if user is None:
         raise unauthorized("the token's user no longer exists")
     if not user.is_active:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 
 from planwise.config import Settings
 from planwise.db.engine import build_engine
 from planwise.db.session import unit_of_work
+from planwise.users.service import act_as
 from tests.conftest import DatabaseUnderTest, connect
 
 
@@ -77,3 +78,22 @@ def test_engine_names_itself_and_bounds_statements(
     assert role == "app_service"
     pool = one_connection_engine.pool
     assert pool._pre_ping  # type: ignore[attr-defined]
+
+
+def test_act_as_sets_the_user_and_reads_only_their_row_in_one_statement(
+    one_connection_engine: Engine, registered_user: int
+) -> None:
+    statements: list[str] = []
+    event.listen(one_connection_engine, "before_cursor_execute",
+                 lambda _c, _cur, statement, *_a: statements.append(statement))  # fmt: skip
+    with unit_of_work(one_connection_engine) as session:
+        user = act_as(session, registered_user)
+        assert user is not None and user.username == "session_user_1"
+        assert len(statements) == 1
+        acting = session.execute(text("SELECT planwise_acting_user_id()")).scalar_one()
+        assert acting == registered_user
+        visible = session.execute(text('SELECT count(*) FROM "user"')).scalar_one()
+        assert visible == 1  # RLS: their own row only
+    with unit_of_work(one_connection_engine) as session:
+        assert session.execute(text("SELECT planwise_acting_user_id()")).scalar_one() is None
+        assert act_as(session, 2_000_000_000) is None  # no such user: nothing, no error

@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from psycopg import errors as pg_errors
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from planwise.db.session import set_acting_user
 from planwise.users.models import User
 from planwise.users.schemas import UserRegister, UserUpdate
 from planwise.users.security import SupabaseIdentity, hash_password, verify_password
@@ -51,10 +50,19 @@ def register(session: Session, data: UserRegister) -> User:
         if _is_unique_violation(error):
             raise UsernameTaken(data.username) from None
         raise
-    set_acting_user(session, user_id)
-    user = session.get(User, user_id)
+    user = act_as(session, user_id)
     assert user is not None
     return user
+
+
+ACT_AS = select(User).from_statement(text("SELECT * FROM planwise_begin_request(:user_id)"))
+
+
+def act_as(session: Session, user_id: int) -> User | None:
+    """Make RLS see `user_id` for the rest of the transaction (as `set_acting_user`) and
+    return their row, in one round trip (`planwise_begin_request`, migration b2c3d4e5f6a7).
+    None when no such user exists."""
+    return session.execute(ACT_AS, {"user_id": int(user_id)}).scalar_one_or_none()
 
 
 def authenticate(session: Session, username: str, password: str) -> LoginRecord | None:
