@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PLANWISE := $(BIN)/planwise
 
-.PHONY: install system venv db run test lint typecheck pytest clean-db
+.PHONY: install system venv db run test lint typecheck pytest bench clean-db
 
 install: system venv
 
@@ -44,3 +44,10 @@ pytest: install
 	cd api && ../$(BIN)/pytest -q
 
 test: lint typecheck pytest
+
+# Every figure at a million places, then the recommendation figures at ten million (their
+# own database; recall on 20 requests, as each ground truth is a full scan of 10M rows).
+# Writes bench/results/latest.{json,md}; takes about an hour (README, Performance).
+bench: db
+	$(PLANWISE) bench all --places 1000000
+	$(PLANWISE) bench recommend --places 10000000 --database planwise_bench_10m --recall-samples 20

@@ -9,6 +9,7 @@ packages=(
   python3-venv               # the repo's .venv
   pgbouncer                  # `planwise pgbouncer`: transaction pooling
   pgbackrest                 # `planwise pitr`: WAL archiving and point-in-time recovery
+  wrk                        # `planwise bench api`: HTTP load from a separate process
 )
 
 missing=()

@@ -10,6 +10,7 @@ import sqlalchemy.exc
 import typer
 from rich.console import Console
 
+from planwise.bench.cli import app as bench_app
 from planwise.config import ConfigError, get_settings
 from planwise.db.cli import app as db_app
 from planwise.demo.cli import app as demo_app
@@ -30,6 +31,7 @@ app.add_typer(migrate_app, name="migrate")
 app.add_typer(pgbouncer_app, name="pgbouncer")
 app.add_typer(monitor_app, name="monitor")
 app.add_typer(pitr_app, name="pitr")
+app.add_typer(bench_app, name="bench")
 
 err_console = Console(stderr=True)
 
