@@ -119,8 +119,8 @@ def test_list_endpoints_run_a_fixed_number_of_queries(
             counts[path] = len(statements)
     finally:
         event.remove(engine, "before_cursor_execute", listener)
-    # places: 1 query; user endpoints: set_config + user row + the list.
-    assert counts == {"/places?limit=100": 1, "/reviews?limit=100": 3, "/preferences": 3}
+    # places: 1 query; user endpoints: planwise_begin_request (acting user + row), the list.
+    assert counts == {"/places?limit=100": 1, "/reviews?limit=100": 2, "/preferences": 2}
 
 
 def test_concurrent_users_never_see_each_other(
