@@ -6,7 +6,7 @@ Exit codes: 0 printed; 2 bad configuration (no SUPABASE_JWT_SECRET).
 from __future__ import annotations
 
 import json
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -23,7 +23,7 @@ DEFAULT_API_URL = "http://127.0.0.1:8000"
 """Where `planwise serve` listens by default; pass --api-url when it listens elsewhere."""
 
 
-class Output(str, Enum):
+class Output(StrEnum):
     pretty = "pretty"
     env = "env"
     json = "json"
