@@ -5,9 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 PLANWISE := $(BIN)/planwise
 
-.PHONY: install system venv db run test lint typecheck pytest bench clean-db
+.PHONY: install system venv clients db run test lint typecheck pytest bench clean-db
 
-install: system venv
+install: system venv clients
 
 system:
 	bash scripts/install-system.sh
@@ -19,6 +19,22 @@ $(VENV)/.installed: api/pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e 'api[dev]'
 	touch $@
+
+# supabase-js and ws for the supabase-js contract test, exactly as package-lock.json pins
+# them (npm writes node_modules/.package-lock.json, the stamp, on every install). Without
+# Node.js >= 20 (Debian 12 ships 18) this says so and goes on: `make run` needs no Node,
+# and the contract test fails with the same message until Node >= 20 is there.
+clients: clients/js/node_modules/.package-lock.json
+
+clients/js/node_modules/.package-lock.json: clients/js/package-lock.json clients/js/package.json
+	@if node -e 'process.exit(process.versions.node.split(".")[0] >= 20 ? 0 : 1)' 2>/dev/null \
+	    && command -v npm >/dev/null; then \
+	  echo "cd clients/js && npm ci --no-audit --no-fund"; \
+	  cd clients/js && npm ci --no-audit --no-fund; \
+	else \
+	  echo "clients: Node.js >= 20 with npm not found ($$(node --version 2>/dev/null || echo no node));" \
+	       "supabase-js not installed, its contract test will fail (README: Supabase clients)"; \
+	fi
 
 # Start the managed cluster (unless DATABASE_URL points elsewhere), migrate, set role passwords.
 db: install

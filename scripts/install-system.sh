@@ -18,13 +18,28 @@ for package in "${packages[@]}"; do
     || missing+=("$package")
 done
 
-if [ ${#missing[@]} -eq 0 ]; then
-  echo "system packages: all present"
-  exit 0
+# Node.js and npm, for the supabase-js contract test (clients/js). Checked by command, not
+# by package: a Node from elsewhere (NodeSource's nodejs bundles npm) is used as it is.
+node_major() { node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
+if [ "$(node_major)" -lt 20 ] || ! command -v npm >/dev/null; then
+  command -v node >/dev/null || missing+=(nodejs)
+  command -v npm >/dev/null || missing+=(npm)
 fi
 
-sudo=""
-[ "$(id -u)" -eq 0 ] || sudo="sudo"
-echo "system packages: installing ${missing[*]}"
-$sudo apt-get update -q
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "system packages: all present"
+else
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "system packages: installing ${missing[*]}"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# supabase-js 2.109 declares node >= 20; Debian 12 (bookworm) ships Node.js 18.20, so there
+# the supabase-js contract test cannot run until a Node >= 20 is installed (Debian 13's
+# nodejs, or NodeSource's nodejs_20 package). Everything else works without it.
+if [ "$(node_major)" -lt 20 ]; then
+  echo "system packages: Node.js >= 20 not available ($(node --version 2>/dev/null || echo none)):" \
+       "the supabase-js contract test will fail; see README, Supabase clients" >&2
+fi

@@ -1,0 +1,158 @@
+"""The official Supabase clients against a real `planwise serve`: the contract scripts of
+supabase-py (sync and async, tests/contract/) and supabase-js (clients/js/contract.mjs),
+unchanged, with the URL and keys a user gets from `planwise supabase status -o json`.
+The same scripts run against a Supabase project (README: Supabase clients)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import (
+    PLANWISE,
+    TEST_JWT_SECRET,
+    TEST_SUPABASE_JWT_SECRET,
+    DatabaseUnderTest,
+)
+
+API_DIR = Path(__file__).resolve().parents[1]
+JS_DIR = API_DIR.parent / "clients" / "js"
+SCRIPT_TIMEOUT_S = 180
+
+
+@dataclass(frozen=True)
+class Stack:
+    env: dict[str, str]  # the server's environment plus SUPABASE_URL and the two keys
+    log: Path
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def stack(
+    create_migrated_database: Callable[[str], DatabaseUnderTest],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Stack]:
+    """`planwise serve` on a free port over a database of its own, and its keys."""
+    database = create_migrated_database("planwise_clients")
+    home = tmp_path_factory.mktemp("clients")
+    env = {
+        **os.environ,
+        "DATABASE_URL": database.app_url,
+        "MIGRATION_DATABASE_URL": database.admin_url,
+        "JWT_SECRET": TEST_JWT_SECRET,
+        "SUPABASE_JWT_SECRET": TEST_SUPABASE_JWT_SECRET,
+        "PLANWISE_ENV": "test",
+        "STORAGE_DIR": str(home / "storage"),
+    }
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = home / "serve.log"
+    with log.open("wb") as output:
+        server = subprocess.Popen(
+            [PLANWISE, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        _wait_healthy(base, server, log)
+        status = subprocess.run(
+            [PLANWISE, "supabase", "status", "-o", "json", "--api-url", base],
+            env=env, capture_output=True, text=True, check=False, timeout=60,
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        assert status.returncode == 0, f"planwise supabase status: {status.stderr}"
+        values = json.loads(status.stdout)
+        yield Stack(
+            env={
+                **env,
+                "SUPABASE_URL": values["API_URL"],
+                "SUPABASE_ANON_KEY": values["ANON_KEY"],
+                "SUPABASE_SERVICE_ROLE_KEY": values["SERVICE_ROLE_KEY"],
+            },
+            log=log,
+        )
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
+def _wait_healthy(base: str, server: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        if server.poll() is not None:
+            pytest.fail(f"planwise serve exited ({server.returncode}):\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"planwise serve not healthy within 60 s:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
+
+
+def _run_contract(stack: Stack, command: list[str], cwd: Path) -> None:
+    started = time.monotonic()
+    try:
+        result = subprocess.run(
+            command, cwd=cwd, env=stack.env, capture_output=True, text=True, check=False,
+            timeout=SCRIPT_TIMEOUT_S, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired as error:
+        output = error.stdout.decode() if isinstance(error.stdout, bytes) else error.stdout
+        pytest.fail(f"{' '.join(command)} ran over {SCRIPT_TIMEOUT_S} s:\n{output or ''}")
+    elapsed = time.monotonic() - started
+    print(f"{' '.join(command)}: exit {result.returncode} in {elapsed:.1f} s\n{result.stdout}")
+    assert result.returncode == 0, (
+        f"{' '.join(command)} exited {result.returncode} after {elapsed:.1f} s\n"
+        f"--- output\n{result.stdout}\n--- stderr\n{result.stderr[-4000:]}\n"
+        f"--- planwise serve log (tail)\n{stack.log.read_text()[-4000:]}"
+    )
+    assert result.stdout.rstrip().splitlines()[-1].endswith(" 0 failed"), result.stdout
+
+
+@pytest.mark.slow
+def test_supabase_py_sync_contract(stack: Stack) -> None:
+    _run_contract(stack, [sys.executable, "-m", "tests.contract.sync_contract"], API_DIR)
+
+
+@pytest.mark.slow
+def test_supabase_py_async_contract(stack: Stack) -> None:
+    _run_contract(stack, [sys.executable, "-m", "tests.contract.async_contract"], API_DIR)
+
+
+@pytest.mark.slow
+def test_supabase_js_contract(stack: Stack) -> None:
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("node is not installed: Node.js >= 20 is needed, then run `make install`")
+    version = subprocess.run(
+        [node, "-p", "process.versions.node"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    if int(version.split(".")[0]) < 20:
+        pytest.fail(f"node {version} is too old for supabase-js: install Node.js >= 20")
+    if not (JS_DIR / "node_modules" / "@supabase" / "supabase-js").is_dir():
+        pytest.fail(f"{JS_DIR / 'node_modules'} is missing: run `make install`")
+    _run_contract(stack, [node, "contract.mjs"], JS_DIR)
