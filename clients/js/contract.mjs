@@ -373,7 +373,7 @@ async function contract(env) {
             u.changes.push(payload);
           })
           .subscribe((status, error) => {
-            if (status !== "SUBSCRIBED" && !error && status !== "CHANNEL_ERROR" && status !== "TIMED_OUT") return;
+            // SUBSCRIBED, or the end of trying: CHANNEL_ERROR, TIMED_OUT (after 10 s), CLOSED
             resolve(error ? `${status}: ${error.message}` : status);
           });
       });
