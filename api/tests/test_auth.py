@@ -727,3 +727,52 @@ def test_supabase_auth_client_end_to_end(api_settings: Settings) -> None:
         with pytest.raises(AuthApiError) as missing:
             admin.admin.get_user_by_id(created.user.id)
         assert missing.value.code == "user_not_found"
+
+
+# -- bad input never breaks it -------------------------------------------------------------
+
+
+def test_fuzzed_requests_get_gotrue_errors_never_5xx(api_app: Any, api_keys: keys.ApiKeys) -> None:
+    """Every /auth/v1 operation, with generated parameters and bodies, as anon with a user
+    token and as service_role: answers below 500, errors in GoTrue's shape."""
+    import schemathesis
+    from hypothesis import HealthCheck, given
+    from hypothesis import settings as hypothesis_settings
+    from schemathesis.checks import not_a_server_error
+
+    with TestClient(api_app, base_url="http://testserver") as client:
+        user = Auth(client, api_keys).new_user("fuzz")
+    identities = (
+        {"apikey": api_keys.anon, "Authorization": f"Bearer {user['access_token']}"},
+        {"apikey": api_keys.service_role, "Authorization": f"Bearer {api_keys.service_role}"},
+    )
+
+    def gotrue_shaped(ctx: Any, response: Any, case: Any) -> bool:
+        if response.status_code >= 400:
+            body = response.json()
+            assert ("error_code" in body and "msg" in body) or "error" in body, body
+        return True
+
+    def fuzz(operation: Any, headers: dict[str, str], checks: list[Any]) -> None:
+        @given(case=operation.as_strategy())
+        @hypothesis_settings(
+            max_examples=15, deadline=None, suppress_health_check=list(HealthCheck),
+            database=None, derandomize=True,
+        )  # fmt: skip
+        def exercise(case: Any) -> None:
+            case.call_and_validate(headers=headers, checks=checks)
+
+        exercise()
+
+    schema = schemathesis.openapi.from_asgi("/openapi.json", api_app)
+    exercised = []
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        if not operation.path.startswith("/auth/v1"):
+            continue
+        if operation.method.upper() == "POST" and operation.path == "/auth/v1/logout":
+            continue  # ends the fuzzing user's sessions; logout has its own test
+        for headers in identities:
+            fuzz(operation, headers, [not_a_server_error, gotrue_shaped])
+        exercised.append(f"{operation.method.upper()} {operation.path}")
+    assert len(exercised) == 11, exercised

@@ -25,16 +25,6 @@ class SignupBody(Body):
     data: dict[str, Any] | None = None
 
 
-class PasswordGrantBody(Body):
-    email: DbStr | None = None
-    phone: DbStr | None = None
-    password: DbStr | None = None
-
-
-class RefreshGrantBody(Body):
-    refresh_token: DbStr | None = None
-
-
 class TokenBody(Body):
     """`POST /token`: the fields of both grants; `grant_type` says which apply."""
 
