@@ -693,14 +693,18 @@ def test_each_request_runs_as_its_role_with_its_claims(
             "json_build_object('user', current_user, 'sub', auth.uid(), "
             "'method', current_setting('request.method'), "
             "'path', current_setting('request.path'), "
-            "'read_only', current_setting('transaction_read_only')) $$"
+            "'read_only', current_setting('transaction_read_only'), "
+            "'client', current_setting('request.headers')::json ->> 'x-client-info') $$"
         )
         conn.execute(f"GRANT EXECUTE ON FUNCTION {name}() TO anon, authenticated, service_role")
     schema_caches.invalidate()
     try:
-        as_alice = rest.get(f"/rpc/{name}", headers=world.alice.headers).json()
+        as_alice = rest.get(
+            f"/rpc/{name}", headers={**world.alice.headers, "X-Client-Info": "tests/1"}
+        ).json()
         assert as_alice == {"user": "authenticated", "sub": str(world.alice.auth_id),
-                            "method": "GET", "path": f"/rpc/{name}", "read_only": "on"}  # fmt: skip
+                            "method": "GET", "path": f"/rpc/{name}", "read_only": "on",
+                            "client": "tests/1"}  # fmt: skip
         as_anon = rest.post(f"/rpc/{name}", headers=ANON).json()
         assert as_anon["user"] == "anon" and as_anon["sub"] is None
         assert as_anon["read_only"] == "off"
@@ -709,6 +713,62 @@ def test_each_request_runs_as_its_role_with_its_claims(
         with connect(api_db.admin_url) as conn:
             conn.execute(f"DROP FUNCTION {name}()")
         schema_caches.invalidate()
+
+
+def test_other_schemas_put_and_nul_bytes_are_clear_4xx(rest: TestClient, world: World) -> None:
+    profile = rest.get("/place", headers={**ANON, "Accept-Profile": "storage"})
+    body = assert_error(profile, 406, "PGRST106")
+    assert body["hint"] == "Only the following schemas are exposed: public"
+    put = rest.put("/place", params={"id": "eq.x"}, json={"id": "x"}, headers=SERVICE)
+    assert_error(put, 400, "PGRST127")
+    nul = rest.get("/place", params={"name": "eq.a\u0000b"}, headers=ANON)
+    assert_error(nul, 400, "22021")
+
+
+def test_rpc_with_count_calls_the_function_once(
+    rest: TestClient, world: World, api_db: DatabaseUnderTest
+) -> None:
+    name = f"rest_counter_{world.tag}"
+    with connect(api_db.admin_url) as conn:
+        conn.execute(f"CREATE SEQUENCE {name}_calls")
+        conn.execute(f"GRANT USAGE ON SEQUENCE {name}_calls TO anon")
+        conn.execute(
+            f"CREATE FUNCTION {name}() RETURNS TABLE (n integer, calls bigint) LANGUAGE sql "
+            f"VOLATILE AS $$ SELECT g, nextval('{name}_calls') FROM generate_series(1, 3) g $$"
+        )
+    schema_caches.invalidate()
+    try:
+        called = rest.post(
+            f"/rpc/{name}",
+            params={"select": "n", "n": "gt.1", "order": "n.desc"},
+            headers={**ANON, "Prefer": "count=exact"},
+        )
+        assert called.status_code == 200, called.text
+        assert called.json() == [{"n": 3}, {"n": 2}]
+        assert called.headers["content-range"] == "0-1/2"
+        with connect(api_db.admin_url) as conn:
+            assert conn.execute(f"SELECT last_value FROM {name}_calls").fetchone() == (3,)
+    finally:
+        with connect(api_db.admin_url) as conn:
+            conn.execute(f"DROP FUNCTION {name}()")
+            conn.execute(f"DROP SEQUENCE {name}_calls")
+        schema_caches.invalidate()
+
+
+def test_representation_embeds_after_a_write(rest: TestClient, world: World) -> None:
+    created = rest.post(
+        "/review",
+        params={"select": "rating,place(name)"},
+        json={"place_id": world.place_ids[3], "rating": 4},
+        headers={**world.alice.headers, "Prefer": "return=representation",
+                 "Accept": "application/vnd.pgrst.object+json"},
+    )  # fmt: skip
+    try:
+        assert created.status_code == 201, created.text
+        assert created.json() == {"rating": 4, "place": {"name": f"Place 3 {world.tag}"}}
+    finally:
+        rest.delete("/review", params={"place_id": f"eq.{world.place_ids[3]}"},
+                    headers=world.alice.headers)  # fmt: skip
 
 
 def test_verified_tokens_are_cached_but_expiry_still_applies() -> None:

@@ -24,6 +24,7 @@ from starlette.datastructures import Headers
 from planwise.config import Settings
 from planwise.db.session import unit_of_work
 from planwise.rest import service
+from planwise.rest.catalog import SCHEMA
 from planwise.rest.errors import JSON_HEADERS, RestError, from_database
 from planwise.rest.identity import resolve_identity
 from planwise.rest.query import parse_query, parse_range_header
@@ -123,6 +124,11 @@ def _handle(engine: Engine, settings: Settings, call: Call, target: str, rpc: bo
     identity: Identity | None = None
     try:
         identity = resolve_identity(settings, call.headers)
+        check_profile(call.headers)
+        if call.method == "PUT":
+            raise RestError.not_implemented(
+                "PUT is not supported: upsert with POST and Prefer: resolution=merge-duplicates"
+            )
         media = negotiate(call.headers.get("accept"))
         prefs = Preferences.parse(call.headers.getlist("prefer"))
         reading = call.method in ("GET", "HEAD")
@@ -130,7 +136,7 @@ def _handle(engine: Engine, settings: Settings, call: Call, target: str, rpc: bo
         lower = apply_range(query, call.headers.get("range") if reading or rpc else None)
         with unit_of_work(engine) as session:
             cache = service.begin_request(
-                session, str(engine.url), identity, call.method, call.path
+                session, str(engine.url), identity, call.method, call.path, dict(call.headers)
             )
             response = _execute(session, cache, call, target, rpc, query, prefs, media, lower)
         return response
@@ -148,8 +154,22 @@ def _handle(engine: Engine, settings: Settings, call: Call, target: str, rpc: bo
         raise
 
 
+def check_profile(headers: Headers) -> None:
+    """`Accept-Profile`/`Content-Profile` (postgrest's `.schema()`): only `public` is exposed."""
+    for name in ("accept-profile", "content-profile"):
+        schema = headers.get(name)
+        if schema is not None and schema != SCHEMA:
+            raise RestError(
+                406, "PGRST106", f"Invalid schema: {schema}",
+                hint=f"Only the following schemas are exposed: {SCHEMA}",
+            )  # fmt: skip
+
+
 def _database_error(error: psycopg.Error, identity: Identity | None) -> RestError:
     if error.diag.sqlstate is None:
+        if isinstance(error, psycopg.DataError):
+            # Refused by the driver before it reached the server (a NUL in a value).
+            return RestError(400, "22021", str(error))
         return RestError(503, "PGRST000", "Database connection error.")
     return from_database(error, identity is not None and identity.role != "anon")
 
@@ -277,7 +297,7 @@ async def call_function(function: str, request: Request) -> Response:
     return await _dispatch(request, function, True)
 
 
-@router.api_route("/{table}", methods=["GET", "HEAD", "POST", "PATCH", "DELETE"])
+@router.api_route("/{table}", methods=["GET", "HEAD", "POST", "PATCH", "DELETE", "PUT"])
 async def table_endpoint(table: str, request: Request) -> Response:
     """Read, insert, upsert, update or delete rows of a table (PostgREST's grammar)."""
     return await _dispatch(request, table, False)

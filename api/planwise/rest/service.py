@@ -51,11 +51,12 @@ BEGIN_SQL = sql.SQL(
     "set_config('request.jwt.claims', %(claims)s, true), "
     "set_config('request.method', %(method)s, true), "
     "set_config('request.path', %(path)s, true), "
+    "set_config('request.headers', %(headers)s, true), "
     "set_config('transaction_read_only', %(read_only)s, true)"
 )
 """PostgREST's transaction preamble, in one round trip: the role (as `SET LOCAL ROLE`),
-the JWT claims, method and path, read-only for GET/HEAD; and the schema's revision, read
-as the API's login role before the switch."""
+the JWT claims, method, path and headers (lower-case names), read-only for GET/HEAD;
+and the schema's revision, read as the API's login role before the switch."""
 
 INSERTED = "pgrst_inserted"
 
@@ -68,7 +69,12 @@ def driver_connection(session: Session) -> psycopg.Connection[Any]:
 
 
 def begin_request(
-    session: Session, cache_key: str, identity: Identity, method: str, path: str
+    session: Session,
+    cache_key: str,
+    identity: Identity,
+    method: str,
+    path: str,
+    headers: dict[str, str],
 ) -> SchemaCache:
     connection = driver_connection(session)
     row = connection.execute(
@@ -78,6 +84,7 @@ def begin_request(
             "claims": json.dumps(identity.claims),
             "method": method,
             "path": path,
+            "headers": json.dumps(headers),
             "read_only": "on" if method in ("GET", "HEAD") else "off",
         },
     ).fetchone()
@@ -572,7 +579,8 @@ def call(
         where_sql = (
             sql.SQL("WHERE {}").format(sql.SQL(" AND ").join(where)) if where else sql.SQL("")
         )
-        from_sql = sql.SQL("{} AS {}").format(source, sql.Identifier(alias))
+        # The call runs once, in a CTE that both the page and the count read.
+        from_sql = sql.SQL("pgrst_source AS {}").format(sql.Identifier(alias))
         total = (
             sql.SQL("(SELECT count(*) FROM {} {})").format(from_sql, where_sql)
             if prefs.count
@@ -580,9 +588,12 @@ def call(
         )
         single_row = singular or not function.returns_set
         statement = sql.SQL(
+            "WITH pgrst_source AS (SELECT {alias}.* FROM {call} AS {alias}) "
             "SELECT {total}, count(pgrst_t), {body} "
             "FROM (SELECT {select} FROM {source} {where} {order}) AS pgrst_t"
         ).format(
+            alias=sql.Identifier(alias),
+            call=source,
             total=total,
             body=body_expression(single_row, strip_nulls),
             select=select or sql.SQL("NULL"),
