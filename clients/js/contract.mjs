@@ -425,9 +425,12 @@ async function contract(env) {
     await refused(() => service.auth.admin.getUserById(first.authId), "deleted user");
   }
 
-  async function cleanup() {
+  async function deleteBucket() {
     if (path) await service.storage.from(bucket).remove([path]);
     dataOf(await service.storage.deleteBucket(bucket), "deleteBucket");
+  }
+
+  async function deletePlaces() {
     const gone = dataOf(await service.from("place").delete().in("id", [museum, park]).select(), "delete");
     expect(gone.length === 2, `deleted ${gone.length} places`);
   }
@@ -462,7 +465,8 @@ async function contract(env) {
   await r("rest: preference delete", () => remove("preference"), ["rest: preference insert"]);
   await r("auth: sign out", signOut, ["auth: refresh session"]);
   await r("auth: admin get and delete users", adminUsers, ["auth: sign up"]);
-  await r("service_role: cleanup", cleanup, ["service_role: insert places", "service_role: create bucket"]);
+  await r("service_role: delete bucket", deleteBucket, ["service_role: create bucket"]);
+  await r("service_role: delete places", deletePlaces, ["service_role: insert places"]);
   for (const client of [service, anon, first.client, second.client]) {
     await client.removeAllChannels();
     client.realtime.disconnect();

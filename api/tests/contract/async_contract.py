@@ -332,10 +332,12 @@ async def contract(env: Environment) -> int:
             await service.auth.admin.delete_user(user.auth_id)
         await refused(service.auth.admin.get_user_by_id(first.auth_id))
 
-    async def cleanup() -> None:
+    async def delete_bucket() -> None:
         if path:
             await service.storage.from_(run.bucket).remove([path])
         await service.storage.delete_bucket(run.bucket)
+
+    async def delete_places() -> None:
         query = service.table("place").delete().in_("id", run.place_ids)
         gone = rows((await query.execute()).data)
         expect(len(gone) == 2, f"deleted {len(gone)} places")
@@ -374,8 +376,8 @@ async def contract(env: Environment) -> int:
     await r("rest: preference delete", lambda: delete("preference"), ["rest: preference insert"])
     await r("auth: sign out", sign_out, ["auth: refresh session"])
     await r("auth: admin get and delete users", admin_users, ["auth: sign up"])
-    setup = ["service_role: insert places", "service_role: create bucket"]
-    await r("service_role: cleanup", cleanup, setup)
+    await r("service_role: delete bucket", delete_bucket, ["service_role: create bucket"])
+    await r("service_role: delete places", delete_places, ["service_role: insert places"])
     for client in (service, anon, first.client, second.client):
         await client.realtime.close()
     return report.finish()

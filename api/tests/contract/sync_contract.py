@@ -290,10 +290,12 @@ def contract(env: Environment) -> int:
             service.auth.admin.delete_user(user.auth_id)
         refused(lambda: service.auth.admin.get_user_by_id(first.auth_id))
 
-    def cleanup() -> None:
+    def delete_bucket() -> None:
         if path:
             service.storage.from_(run.bucket).remove([path])
         service.storage.delete_bucket(run.bucket)
+
+    def delete_places() -> None:
         gone = rows(service.table("place").delete().in_("id", run.place_ids).execute().data)
         expect(len(gone) == 2, f"deleted {len(gone)} places")
 
@@ -329,8 +331,8 @@ def contract(env: Environment) -> int:
     r("rest: preference delete", lambda: delete("preference"), ["rest: preference insert"])
     r("auth: sign out", sign_out, ["auth: refresh session"])
     r("auth: admin get and delete users", admin_users, ["auth: sign up"])
-    setup = ["service_role: insert places", "service_role: create bucket"]
-    r("service_role: cleanup", cleanup, setup)
+    r("service_role: delete bucket", delete_bucket, ["service_role: create bucket"])
+    r("service_role: delete places", delete_places, ["service_role: insert places"])
     return report.finish()
 
 
