@@ -333,6 +333,11 @@ async function contract(env) {
     }
   }
 
+  async function anonRecommend() {
+    const args = { lat: HERE[0], lng: HERE[1], radius_km: RADIUS_KM };
+    await refusedOrEmpty(() => anon.rpc("recommend_places", args), "anon's rpc");
+  }
+
   async function upload() {
     path = `${first.authId}/note-${tag}.txt`;
     dataOf(await first.client.storage.from(bucket).upload(path, TEXT, { contentType: "text/plain" }), "upload");
@@ -454,6 +459,7 @@ async function contract(env) {
   await r("rest: review update", reviewUpdate, ["rest: review insert"]);
   await r("rest: review upsert", reviewUpsert, ["rest: review insert"]);
   await r("rest: rpc recommend_places", recommend, placesAndUsers);
+  await r("anon: rpc recommend_places refused or empty", anonRecommend);
   const storage = ["service_role: create bucket", "auth: sign in with password"];
   await r("storage: upload", upload, storage);
   await r("storage: download", download, ["storage: upload"]);

@@ -239,6 +239,10 @@ async def contract(env: Environment) -> int:
             expect(want in got and other not in got, f"{user.who} got {got}")
             expect(all(r["score"] > 0 for r in found), f"{user.who}: scores {found}")
 
+    async def anon_recommend() -> None:
+        args = {"lat": HERE[0], "lng": HERE[1], "radius_km": RADIUS_KM}
+        await refused_or_empty(anon.rpc("recommend_places", args).execute())
+
     async def upload() -> None:
         nonlocal path
         path = f"{first.auth_id}/note-{run.tag}.txt"
@@ -361,6 +365,7 @@ async def contract(env: Environment) -> int:
     await r("rest: review update", review_update, ["rest: review insert"])
     await r("rest: review upsert", review_upsert, ["rest: review insert"])
     await r("rest: rpc recommend_places", recommend, places_and_users)
+    await r("anon: rpc recommend_places refused or empty", anon_recommend)
     storage = ["service_role: create bucket", "auth: sign in with password"]
     await r("storage: upload", upload, storage)
     await r("storage: download", download, ["storage: upload"])

@@ -229,6 +229,10 @@ def contract(env: Environment) -> int:
             expect(want in got and other not in got, f"{user.who} got {got}")
             expect(all(r["score"] > 0 for r in found), f"{user.who}: scores {found}")
 
+    def anon_recommend() -> None:
+        args = {"lat": HERE[0], "lng": HERE[1], "radius_km": RADIUS_KM}
+        refused_or_empty(lambda: anon.rpc("recommend_places", args).execute().data)
+
     def upload() -> None:
         nonlocal path
         path = f"{first.auth_id}/note-{run.tag}.txt"
@@ -318,6 +322,7 @@ def contract(env: Environment) -> int:
     r("rest: review update", review_update, ["rest: review insert"])
     r("rest: review upsert", review_upsert, ["rest: review insert"])
     r("rest: rpc recommend_places", recommend, places_and_users)
+    r("anon: rpc recommend_places refused or empty", anon_recommend)
     storage = ["service_role: create bucket", "auth: sign in with password"]
     r("storage: upload", upload, storage)
     r("storage: download", download, ["storage: upload"])
