@@ -130,7 +130,8 @@ def _run_contract(stack: Stack, command: list[str], cwd: Path) -> None:
         f"--- output\n{result.stdout}\n--- stderr\n{result.stderr[-4000:]}\n"
         f"--- planwise serve log (tail)\n{stack.log.read_text()[-4000:]}"
     )
-    assert result.stdout.rstrip().splitlines()[-1].endswith(" 0 failed"), result.stdout
+    lines = result.stdout.rstrip().splitlines()
+    assert lines and lines[-1].endswith(" passed, 0 failed"), result.stdout
 
 
 @pytest.mark.slow
