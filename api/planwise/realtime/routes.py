@@ -35,8 +35,9 @@ from planwise.realtime.protocol import (
     reply,
     system,
 )
-from planwise.realtime.service import Realtime, Subscriber, signed_by_us
-from planwise.users.security import InvalidToken
+from planwise.realtime.service import Realtime
+from planwise.users.security import signed_by_us
+from planwise.users.service import Bearer, TokenRefused
 
 logger = logging.getLogger("planwise.realtime")
 
@@ -161,13 +162,13 @@ class Connection:
             if channel.expired(now):
                 self.hub.close_channel(channel, "Token has expired")
 
-    async def _subscriber(self, token: object) -> Subscriber | str:
+    async def _subscriber(self, token: object) -> Bearer | str:
         """The token's user, or why not (the reason goes back to the client)."""
         if not isinstance(token, str) or not token:
             return "no access token: join with access_token, or connect with ?apikey=<jwt>"
         try:
             return await self.realtime.subscriber(token)
-        except InvalidToken as error:
+        except TokenRefused as error:
             return f"Invalid token: {error}"
         except (DBAPIError, PoolTimeout):
             return "database unavailable; retry shortly"

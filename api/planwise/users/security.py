@@ -15,6 +15,7 @@ from typing import Any
 
 import jwt
 from pwdlib import PasswordHash
+from pydantic import SecretStr
 
 from planwise.config import Settings
 
@@ -66,30 +67,54 @@ class SupabaseIdentity:
     full_name: str
 
 
-def _claims(token: str, secret: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class AccessToken:
+    """A verified access token: whom it names and until when (seconds since the epoch)."""
+
+    subject: int | SupabaseIdentity
+    expires_at: float
+
+
+def _claims(token: str, secret: SecretStr, *, audience: str | None = AUDIENCE) -> dict[str, Any]:
+    """The one place access tokens and API keys are verified (signature, expiry, audience)."""
     claims: dict[str, Any] = jwt.decode(
         token,
-        secret,
+        secret.get_secret_value(),
         algorithms=[ALGORITHM],
-        audience=AUDIENCE,
-        options={"require": ["sub", "exp", "aud"]},
+        audience=audience,
+        options=({"verify_aud": False} if audience is None else {"require": ["sub", "exp", "aud"]}),
     )
     return claims
 
 
-def decode_access_token(settings: Settings, token: str) -> int | SupabaseIdentity:
+def decode_access_token(settings: Settings, token: str) -> AccessToken:
     """The Planwise user id our token names, or the Supabase user a Supabase token names."""
     try:
-        return int(_claims(token, settings.jwt_secret.get_secret_value())["sub"])
+        claims = _claims(token, settings.jwt_secret)
+        return AccessToken(int(claims["sub"]), float(claims["exp"]))
     except jwt.InvalidSignatureError:
         if settings.supabase_jwt_secret is None:
             raise InvalidToken("signature verification failed") from None
-    except (jwt.PyJWTError, ValueError) as error:
+    except (jwt.PyJWTError, ValueError, TypeError) as error:
         raise InvalidToken(str(error)) from None
     try:
-        claims = _claims(token, settings.supabase_jwt_secret.get_secret_value())
+        claims = _claims(token, settings.supabase_jwt_secret)
         metadata = claims.get("user_metadata") or {}
         name = metadata.get("full_name") or metadata.get("name") or claims.get("email") or ""
-        return SupabaseIdentity(uuid.UUID(str(claims["sub"])), str(name))
-    except (jwt.PyJWTError, ValueError, AttributeError) as error:
+        identity = SupabaseIdentity(uuid.UUID(str(claims["sub"])), str(name))
+        return AccessToken(identity, float(claims["exp"]))
+    except (jwt.PyJWTError, ValueError, TypeError, AttributeError) as error:
         raise InvalidToken(str(error)) from None
+
+
+def signed_by_us(settings: Settings, token: str) -> bool:
+    """Is this an unexpired JWT of ours or of the Supabase project, of any role (an `apikey`)?"""
+    for secret in (settings.jwt_secret, settings.supabase_jwt_secret):
+        if secret is None:
+            continue
+        try:
+            _claims(token, secret, audience=None)
+        except jwt.PyJWTError:
+            continue
+        return True
+    return False
