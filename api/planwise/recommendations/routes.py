@@ -6,7 +6,7 @@ from planwise.deps import CurrentUser, SessionDep
 from planwise.places.categories import CATEGORIES
 from planwise.places.geo import MAX_RADIUS_KM
 from planwise.recommendations import service
-from planwise.recommendations.models import RecommendationResult
+from planwise.recommendations.schemas import RecommendationResult
 from planwise.validation import KnownCategory
 
 router = APIRouter(prefix="/recommendations", tags=["recommendations"])
