@@ -25,7 +25,7 @@ from planwise.recommendations.service import (
     recommendation_params,
 )
 from planwise.users.models import User
-from tests.factories import make_place, make_preference, make_review, make_user
+from tests.support.factories import make_place, make_preference, make_review, make_user
 
 EARTH_RADIUS_KM = 6371.0088
 """The mean radius ST_DistanceSphere uses for SRID 4326 (a degree is 111.195 km)."""

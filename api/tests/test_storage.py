@@ -23,9 +23,9 @@ from planwise.app import create_app
 from planwise.config import Settings
 from planwise.db import migrations
 from planwise.db.roles import configured_role_passwords, set_role_passwords
-from tests.api_helpers import Account, new_account, new_admin
-from tests.conftest import TEST_SUPABASE_JWT_SECRET, DatabaseUnderTest, connect
-from tests.test_realtime import LiveServer, serve
+from tests.support.accounts import Account, new_account, new_admin
+from tests.support.databases import TEST_SUPABASE_JWT_SECRET, DatabaseUnderTest, connect
+from tests.support.live import LiveServer, serve
 
 MAX_OBJECT_BYTES = 64 * 1024
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4

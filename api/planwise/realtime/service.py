@@ -1,4 +1,4 @@
-"""The realtime service of one API process: hub, listener, and who a token names."""
+"""The realtime service of one API process: its hub and its LISTEN connection."""
 
 from __future__ import annotations
 
@@ -9,19 +9,10 @@ import logging
 from sqlalchemy import Engine
 
 from planwise.config import Settings
-from planwise.db.session import unit_of_work
 from planwise.realtime.hub import Hub
 from planwise.realtime.listener import ChangeListener, listen_url
-from planwise.users.service import Bearer, resolve_bearer
 
 logger = logging.getLogger("planwise.realtime")
-
-
-def resolve_subscriber(engine: Engine, settings: Settings, token: str) -> Bearer:
-    """The subscriber a join or refresh names, in a transaction of its own: a websocket
-    frame is its own request. Raises `TokenRefused`."""
-    with unit_of_work(engine) as session:
-        return resolve_bearer(session, settings, token)
 
 
 class Realtime:
@@ -59,6 +50,3 @@ class Realtime:
         except TimeoutError:
             return False
         return True
-
-    async def subscriber(self, token: str) -> Bearer:
-        return await asyncio.to_thread(resolve_subscriber, self.engine, self.settings, token)

@@ -1,4 +1,5 @@
-"""Password hashing (argon2id via pwdlib) and our access tokens (HS256 JWTs).
+"""Password hashing (argon2id via pwdlib), our access tokens and the tokens of signed
+storage URLs (HS256 JWTs, each kind with its own audience).
 
 Token claims follow Supabase Auth's shape (`sub`, `role`, `aud`, `exp`, `iat`) so the same
 clients and policies can read either kind; `role` is the database role a Supabase token
@@ -8,6 +9,7 @@ would carry ("authenticated"), while the Planwise role (user/admin) is read from
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,6 +24,9 @@ from planwise.config import Settings
 AUDIENCE = "authenticated"
 ISSUER = "planwise"
 ALGORITHM = "HS256"
+OBJECT_DOWNLOAD_AUDIENCE = "planwise:storage:download"
+OBJECT_UPLOAD_AUDIENCE = "planwise:storage:upload"
+"""Audiences of storage URL tokens: neither is an access token's, so neither passes for one."""
 
 _hasher = PasswordHash.recommended()
 _DUMMY_HASH = _hasher.hash("timing-equaliser")
@@ -118,3 +123,31 @@ def signed_by_us(settings: Settings, token: str) -> bool:
             continue
         return True
     return False
+
+
+class ExpiredToken(InvalidToken):
+    """Well formed and well signed, but past its `exp`."""
+
+
+def sign_object_url(settings: Settings, audience: str, claims: dict[str, Any], seconds: int) -> str:
+    """The token of a storage URL: `claims` (naming the object as `url`) for `seconds`."""
+    now = int(time.time())
+    payload = {**claims, "aud": audience, "iat": now, "exp": now + seconds}
+    return jwt.encode(payload, settings.jwt_secret.get_secret_value(), algorithm=ALGORITHM)
+
+
+def verify_object_url(settings: Settings, audience: str, token: str) -> dict[str, Any]:
+    """The claims of a storage URL's token for `audience`; `ExpiredToken` or `InvalidToken`."""
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            settings.jwt_secret.get_secret_value(),
+            algorithms=[ALGORITHM],
+            audience=audience,
+            options={"require": ["exp", "url", "aud"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise ExpiredToken("jwt expired") from None
+    except jwt.PyJWTError as error:
+        raise InvalidToken(str(error)) from None
+    return claims
