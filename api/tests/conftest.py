@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import Connection, Engine, create_engine, pool
 from sqlmodel import Session
@@ -24,6 +25,7 @@ from tests.support.databases import (
     DatabaseUnderTest,
     on_database,
 )
+from tests.support.live import LiveServer, serve
 
 
 @pytest.fixture(scope="session")
@@ -155,3 +157,25 @@ def client(api_app: Any) -> Iterator[Any]:
 
     with TestClient(api_app, base_url="http://testserver/api/v1") as test_client:
         yield test_client
+
+
+# -- a live server, for the official clients and websockets ---------------------------
+
+
+@pytest.fixture(scope="module")
+def live_settings(api_settings: Settings) -> Settings:
+    """The live server's settings; a test module overrides this fixture to change them."""
+    return api_settings
+
+
+@pytest.fixture(scope="module")
+def live(live_settings: Settings) -> Iterator[LiveServer]:
+    with serve(live_settings) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def http(live: LiveServer) -> Iterator[httpx.Client]:
+    """The live server's `/api/v1`."""
+    with live.http() as client:
+        yield client

@@ -8,7 +8,7 @@ import json
 import statistics
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,23 +23,11 @@ from realtime.message import ServerMessageAdapter
 from planwise.config import Settings
 from tests.support.accounts import Account, new_account, new_admin
 from tests.support.databases import TEST_SUPABASE_JWT_SECRET, DatabaseUnderTest, connect
-from tests.support.live import LiveServer, serve
+from tests.support.live import LiveServer
 
 DELIVERY_TIMEOUT = 1.0
 LATENCY_SAMPLES = 30
 QUIET_PERIOD = 0.4  # how long "receives nothing" is watched, after a positive control
-
-
-@pytest.fixture(scope="module")
-def live(api_settings: Settings) -> Iterator[LiveServer]:
-    with serve(api_settings) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def http(live: LiveServer) -> Iterator[httpx.Client]:
-    with live.http() as client:
-        yield client
 
 
 def token_of(account: Account) -> str:
