@@ -776,3 +776,108 @@ def test_fuzzed_requests_get_gotrue_errors_never_5xx(api_app: Any, api_keys: key
             fuzz(operation, headers, [not_a_server_error, gotrue_shaped])
         exercised.append(f"{operation.method.upper()} {operation.path}")
     assert len(exercised) == 11, exercised
+
+
+# -- the database side -----------------------------------------------------------------------
+
+
+def test_app_service_reaches_auth_tables_only_through_the_functions(
+    api_db: DatabaseUnderTest,
+) -> None:
+    from psycopg import errors
+
+    with connect(api_db.app_url) as conn:
+        for statement in (
+            "SELECT count(*) FROM auth.users",
+            "SELECT count(*) FROM auth.refresh_tokens",
+            "UPDATE auth.sessions SET not_after = now()",
+            "SELECT auth.planwise_user_json(gen_random_uuid())",  # an internal helper
+            "SET ROLE planwise_auth",
+        ):
+            with pytest.raises(errors.InsufficientPrivilege):
+                conn.execute(statement)
+            conn.rollback()
+        assert (
+            conn.execute("SELECT * FROM auth.planwise_find_login('nobody@example.org')").fetchall()
+            == []
+        )
+    with connect(api_db.admin_url) as conn:
+        owners = conn.execute(
+            "SELECT DISTINCT relowner::regrole::text FROM pg_class "
+            "WHERE relnamespace = 'auth'::regnamespace AND relkind IN ('r', 'S')"
+        ).fetchall()
+        definers = conn.execute(
+            "SELECT DISTINCT proowner::regrole::text, prosecdef FROM pg_proc "
+            "WHERE pronamespace = 'auth'::regnamespace AND proname LIKE 'planwise%%' "
+            "AND proname NOT IN ('planwise_ts', 'planwise_merge_metadata', "
+            "'planwise_user_json', 'planwise_new_user')"
+        ).fetchall()
+    assert owners == [("planwise_auth",)]
+    assert definers == [("planwise_auth", True)]
+
+
+def test_downgrade_removes_exactly_what_the_upgrade_made(
+    create_migrated_database: Any,
+) -> None:
+    from planwise.db import migrations
+
+    db = create_migrated_database("planwise_auth_down")
+
+    def auth_objects() -> list[Any]:
+        with connect(db.admin_url) as conn:
+            return conn.execute(
+                "SELECT 'class', relname FROM pg_class WHERE relnamespace = 'auth'::regnamespace "
+                "UNION ALL SELECT 'proc', proname FROM pg_proc "
+                "WHERE pronamespace = 'auth'::regnamespace "
+                "UNION ALL SELECT 'type', typname FROM pg_type "
+                "WHERE typnamespace = 'auth'::regnamespace AND typtype = 'e' "
+                "UNION ALL SELECT 'grant', array_to_string(nspacl, ',') FROM pg_namespace "
+                "WHERE nspname = 'auth' ORDER BY 1, 2"
+            ).fetchall()
+
+    migrations.downgrade(db.admin_url, "b2c3d4e5f6a7")
+    before = auth_objects()
+    assert {name for kind, name in before if kind == "proc"} == {"jwt", "uid", "role"}
+    assert not [name for kind, name in before if kind in ("class", "type")]
+    migrations.upgrade(db.admin_url)
+    assert ("class", "users") in auth_objects()
+    migrations.downgrade(db.admin_url, "b2c3d4e5f6a7")
+    assert auth_objects() == before
+    migrations.upgrade(db.admin_url)
+    assert migrations.schema_drift(db.admin_url) is None
+
+
+def test_on_a_supabase_project_the_local_auth_stands_aside(
+    create_database: Any, settings: Settings, api_settings: Settings
+) -> None:
+    """`auth` is Supabase's there: no tables of ours in it, and /auth/v1 answers 501."""
+    from planwise.app import create_app
+    from planwise.db import migrations
+    from planwise.db.roles import configured_role_passwords, set_role_passwords
+    from tests.test_supabase import SUPABASE_PREPARATION
+
+    db = create_database("planwise_auth_supabase")
+    with connect(db.admin_url) as conn:
+        conn.execute("DROP EXTENSION postgis")
+        conn.execute(SUPABASE_PREPARATION)
+        conn.execute(f'ALTER DATABASE "{db.name}" SET search_path = "$user", public, extensions')
+        conn.commit()
+    migrations.upgrade(db.admin_url)
+    set_role_passwords(db.admin_url, configured_role_passwords(settings))
+    with connect(db.admin_url) as conn:
+        tables = conn.execute(
+            "SELECT relname FROM pg_class WHERE relnamespace = 'auth'::regnamespace "
+            "AND relkind = 'r'"
+        ).fetchall()
+    assert tables == [("users",)]  # Supabase's own (abridged), untouched
+    app = create_app(
+        api_settings.model_copy(
+            update={"database_url": db.app_url, "migration_database_url": db.admin_url}
+        )
+    )
+    api_keys = keys.api_keys(api_settings)
+    with TestClient(app, base_url="http://testserver") as client:
+        answer = Auth(client, api_keys).signup(new_email())
+        assert answer.status_code == 501
+        assert answer.json()["error_code"] == "unexpected_failure"
+    app.state.engine.dispose()

@@ -110,7 +110,12 @@ def _validation_error(error: RequestValidationError) -> AuthError:
 
 def _database_refusal(error: DBAPIError) -> AuthError | None:
     original = error.orig
-    if isinstance(original, pg_errors.UndefinedFunction | pg_errors.InvalidSchemaName):
+    # On a Supabase project app_service has no USAGE on Supabase's `auth` schema, or
+    # (granted it) finds none of the local Auth's functions there.
+    not_ours = isinstance(original, pg_errors.UndefinedFunction | pg_errors.InvalidSchemaName)
+    if not_ours or (
+        isinstance(original, pg_errors.InsufficientPrivilege) and "schema auth" in str(original)
+    ):
         return AuthError(501, "unexpected_failure", NOT_LOCAL)
     if isinstance(original, pg_errors.DataError):
         reason = str(original).splitlines()[0]
