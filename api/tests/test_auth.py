@@ -310,14 +310,18 @@ def test_bad_signups_are_refused_in_gotrue_shape(auth: Auth) -> None:
         headers=auth.headers(),
     )  # fmt: skip
     assert (phone.status_code, phone.json()["error_code"]) == (400, "phone_provider_disabled")
-    for body in ("{not json", '{"email": 5, "password": []}', '{"email": "a\\u0000b@x.org"}'):
+    for body, code in (
+        ("{not json", "bad_json"),
+        ('{"email": 5, "password": []}', "bad_json"),
+        ('{"email": "a\\u0000b@x.org", "password": "long enough"}', "validation_failed"),
+    ):
         broken = auth.http.post(
             "/auth/v1/signup",
             content=body,
             headers={**auth.headers(), "Content-Type": "application/json"},
         )
         assert broken.status_code == 400, broken.text
-        assert broken.json()["error_code"] in ("bad_json", "validation_failed")
+        assert broken.json()["error_code"] == code
     nul_metadata = auth.signup(new_email(), note="a\x00b")
     assert (nul_metadata.status_code, nul_metadata.json()["error_code"]) == (
         400,
@@ -345,7 +349,10 @@ def test_sign_in_with_password(auth: Auth) -> None:
     )
     assert missing.json()["error_code"] == "validation_failed"
     unsupported = auth.http.post("/auth/v1/token?grant_type=magic", json={}, headers=auth.headers())
-    assert unsupported.status_code == 400
+    assert (unsupported.status_code, unsupported.json()["error_code"]) == (
+        400,
+        "invalid_credentials",
+    )
 
 
 def test_a_supabase_dump_of_auth_users_restores_and_signs_in(
@@ -371,6 +378,10 @@ def test_a_supabase_dump_of_auth_users_restores_and_signs_in(
             "created_at, updated_at) VALUES (%s, %s, %s, 'email', now(), now())",
             (str(user_id), user_id, json.dumps({"sub": str(user_id), "email": email})),
         )
+        made = conn.execute(
+            'SELECT full_name, hashed_password FROM "user" WHERE auth_user_id = %s', (user_id,)
+        ).fetchone()
+    assert made == ("Restored User", "!supabase-auth")  # by the trigger, at the insert
     signed_in = auth.sign_in(email, DUMP_PASSWORD)
     assert signed_in.status_code == 200, signed_in.text
     assert signed_in.json()["user"]["id"] == str(user_id)
@@ -380,7 +391,7 @@ def test_a_supabase_dump_of_auth_users_restores_and_signs_in(
         "/api/v1/users/me", headers={"Authorization": f"Bearer {signed_in.json()['access_token']}"}
     )
     assert me.status_code == 200, me.text
-    assert me.json()["full_name"] == "Restored User"  # made by the trigger on insert
+    assert me.json()["full_name"] == "Restored User"
 
 
 def test_access_tokens_work_on_the_planwise_api(auth: Auth, api_db: DatabaseUnderTest) -> None:
@@ -455,6 +466,17 @@ def test_reusing_a_rotated_token_revokes_the_session_family(
         ).fetchone()
     assert live == (0,)
     assert auth.refresh(other["refresh_token"]).status_code == 200  # other sessions live on
+
+
+def test_refresh_of_an_expired_session(auth: Auth, api_db: DatabaseUnderTest) -> None:
+    session = auth.new_user("expired")
+    with connect(api_db.admin_url) as conn:
+        conn.execute(
+            "UPDATE auth.sessions SET not_after = now() - interval '1 second' WHERE id = %s",
+            (claims_of(session["access_token"])["session_id"],),
+        )
+    expired = auth.refresh(session["refresh_token"])
+    assert (expired.status_code, expired.json()["error_code"]) == (400, "session_expired")
 
 
 def test_refresh_errors(auth: Auth) -> None:
@@ -596,6 +618,10 @@ def test_admin_users_with_the_service_role_key(auth: Auth) -> None:
     assert int(listed.headers["X-Total-Count"]) >= 1
     page = auth.http.get("/auth/v1/admin/users?page=1&per_page=1", headers=admin).json()
     assert len(page["users"]) == 1 and page["aud"] == "authenticated"
+    link = auth.http.get("/auth/v1/admin/users?page=1&per_page=1", headers=admin).headers["Link"]
+    assert 'rel="next"' in link and 'rel="last"' in link
+    bad_page = auth.http.get("/auth/v1/admin/users?per_page=0", headers=admin)
+    assert (bad_page.status_code, bad_page.json()["error_code"]) == (400, "validation_failed")
 
     assert auth.http.get(f"/auth/v1/admin/users/{user_id}", headers=admin).json()["email"] == email
     duplicate = auth.http.post(
@@ -633,7 +659,28 @@ def test_admin_users_with_the_service_role_key(auth: Auth) -> None:
 
 
 def test_admin_soft_delete_and_password_hash(auth: Auth) -> None:
+    from pwdlib.hashers.argon2 import Argon2Hasher
+
     admin = auth.admin_headers()
+    argon_email = new_email("argon")
+    argon = auth.http.post(
+        "/auth/v1/admin/users",
+        json={"email": argon_email, "password_hash": Argon2Hasher().hash(PASSWORD),
+              "email_confirm": True},
+        headers=admin,
+    )  # fmt: skip
+    assert argon.status_code == 200, argon.text
+    assert auth.sign_in(argon_email).status_code == 200
+    unconfirmed = new_email("unconfirmed")
+    auth.http.post(
+        "/auth/v1/admin/users", json={"email": unconfirmed, "password": PASSWORD}, headers=admin
+    )
+    assert auth.sign_in(unconfirmed).json()["error_code"] == "email_not_confirmed"
+    not_a_hash = auth.http.post(
+        "/auth/v1/admin/users", json={"email": new_email(), "password_hash": "plain"},
+        headers=admin,
+    )  # fmt: skip
+    assert not_a_hash.json()["error_code"] == "validation_failed"
     email = new_email("hashed")
     created = auth.http.post(
         "/auth/v1/admin/users",

@@ -103,7 +103,9 @@ def _validation_error(error: RequestValidationError) -> AuthError:
     first = error.errors()[0] if error.errors() else {}
     where = ".".join(str(part) for part in first.get("loc", ()))
     detail = f"{where}: {first.get('msg', 'invalid input')}"
-    if first.get("loc", ("",))[0] == "body":
+    # What Go's JSON decoding would refuse (not JSON, wrong types) is bad_json; a value
+    # that decodes but cannot be stored (NUL characters) fails validation.
+    if first.get("loc", ("",))[0] == "body" and first.get("type") != "value_error":
         return AuthError(400, "bad_json", f"Could not parse request body as JSON: {detail}")
     return AuthError(400, "validation_failed", detail)
 
