@@ -504,11 +504,11 @@ def test_get_and_update_the_user(auth: Auth) -> None:
 
     updated = auth.http.put(
         "/auth/v1/user",
-        json={"data": {"theme": "light", "lang": None, "new": 1}},
+        json={"data": {"theme": "light", "lang": None, "new": {"kept": None}}},
         headers=auth.headers(token),
     )
     assert updated.status_code == 200, updated.text
-    assert updated.json()["user_metadata"] == {"theme": "light", "new": 1}
+    assert updated.json()["user_metadata"] == {"theme": "light", "new": {"kept": None}}
 
     email = new_email("changed")
     moved = auth.http.put("/auth/v1/user", json={"email": email}, headers=auth.headers(token))
@@ -654,6 +654,16 @@ def test_admin_users_with_the_service_role_key(auth: Auth) -> None:
     gone = auth.http.get(f"/auth/v1/admin/users/{user_id}", headers=admin)
     assert (gone.status_code, gone.json()["error_code"]) == (404, "user_not_found")
     assert auth.sign_in(email, "admin-set-passw0rd").json()["error_code"] == "invalid_credentials"
+    for method in ("DELETE", "PUT"):
+        missing = auth.http.request(
+            method, f"/auth/v1/admin/users/{user_id}", json={}, headers=admin
+        )
+        assert (missing.status_code, missing.json()["error_code"]) == (404, "user_not_found")
+    taken_id = auth.new_user("taken-id")["user"]["id"]
+    clash = auth.http.post(
+        "/auth/v1/admin/users", json={"id": taken_id, "email": new_email()}, headers=admin
+    )
+    assert (clash.status_code, clash.json()["error_code"]) == (422, "validation_failed")
     not_uuid = auth.http.get("/auth/v1/admin/users/not-a-uuid", headers=admin)
     assert (not_uuid.status_code, not_uuid.json()["error_code"]) == (404, "validation_failed")
 

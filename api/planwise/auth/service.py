@@ -291,7 +291,7 @@ def signup(
         hash=hash_password(password),
         data=_jsonb(data or {}),
     )
-    if user is None:
+    if "error" in user:
         raise AuthError(422, "user_already_exists", "User already registered")
     return _session_grant(session, config, uuid.UUID(user["id"]), client)
 
@@ -573,7 +573,9 @@ def admin_create_user(session: Session, body: AdminUserBody) -> dict[str, Any]:
         role=body.role,
         banned=banned_until,
     )
-    if user is None:
+    if user.get("error") == "id_exists":
+        raise AuthError(422, "validation_failed", "A user with this ID already exists")
+    if "error" in user:
         raise AuthError(
             422, "email_exists", "A user with this email address has already been registered"
         )
@@ -583,7 +585,6 @@ def admin_create_user(session: Session, body: AdminUserBody) -> dict[str, Any]:
 
 def admin_update_user(session: Session, user_id: uuid.UUID, body: AdminUserBody) -> dict[str, Any]:
     """PUT /admin/users/{id}: a new password ends all the user's sessions, as in GoTrue."""
-    admin_get_user(session, user_id)
     if body.phone:
         _no_phone(body.phone)
     address = validate_email(body.email) if body.email else None
@@ -603,7 +604,9 @@ def admin_update_user(session: Session, user_id: uuid.UUID, body: AdminUserBody)
     )
 
 
-def admin_delete_user(session: Session, user_id: uuid.UUID, soft: bool) -> dict[str, Any]:
-    user = admin_get_user(session, user_id)
-    _call(session, "SELECT auth.planwise_admin_delete_user(:id, :soft)", id=user_id, soft=soft)
-    return user
+def admin_delete_user(session: Session, user_id: uuid.UUID, soft: bool) -> None:
+    """DELETE /admin/users/{id}: hard, or soft (see migration d4e5f6a7b8c9)."""
+    if not _call(
+        session, "SELECT auth.planwise_admin_delete_user(:id, :soft)", id=user_id, soft=soft
+    ):
+        raise AuthError(404, "user_not_found", "User not found")
