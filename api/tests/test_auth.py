@@ -153,6 +153,18 @@ def test_status_prints_what_supabase_status_prints() -> None:
     assert json.loads(as_json.stdout)["API_URL"] == "http://127.0.0.1:8000"
     table = planwise("supabase", "status", **env)
     assert table.returncode == 0 and "SERVICE_ROLE_KEY" in table.stdout
+    unset = planwise("supabase", "status", SUPABASE_JWT_SECRET="")
+    assert unset.returncode == 2 and "SUPABASE_JWT_SECRET" in unset.stderr
+
+
+def test_without_a_secret_the_local_auth_is_off(api_settings: Settings) -> None:
+    from planwise.app import create_app
+
+    app = create_app(api_settings.model_copy(update={"supabase_jwt_secret": None}))
+    with TestClient(app, base_url="http://testserver") as client:
+        off = client.get("/auth/v1/health", headers={"apikey": "anything"})
+        assert (off.status_code, off.json()["error_code"]) == (501, "unexpected_failure")
+    app.state.engine.dispose()
 
 
 def test_db_up_generates_the_supabase_jwt_secret(
@@ -938,3 +950,37 @@ def test_on_a_supabase_project_the_local_auth_stands_aside(
         assert answer.status_code == 501
         assert answer.json()["error_code"] == "unexpected_failure"
     app.state.engine.dispose()
+
+
+def test_supabase_auth_async_client(api_settings: Settings) -> None:
+    """The async client (supabase-py's `acreate_client` uses it) on the same endpoints."""
+    import asyncio
+
+    from supabase_auth import AsyncGoTrueClient
+    from supabase_auth.errors import AuthApiError
+
+    from tests.test_realtime import serve
+
+    api_keys = keys.api_keys(api_settings)
+
+    async def scenario(url: str) -> None:
+        client = AsyncGoTrueClient(
+            url=url,
+            headers={"apikey": api_keys.anon, "Authorization": f"Bearer {api_keys.anon}"},
+            auto_refresh_token=False,
+        )
+        email = new_email("async")
+        await client.sign_up({"email": email, "password": PASSWORD})
+        signed_in = await client.sign_in_with_password({"email": email, "password": PASSWORD})
+        assert signed_in.user is not None and signed_in.user.email == email
+        user = await client.get_user()
+        assert user is not None and user.user.id == signed_in.user.id
+        refreshed = await client.refresh_session()
+        assert refreshed.session is not None
+        await client.sign_out()
+        with pytest.raises(AuthApiError) as wrong:
+            await client.sign_in_with_password({"email": email, "password": "wrong"})
+        assert wrong.value.code == "invalid_credentials"
+
+    with serve(api_settings) as live:
+        asyncio.run(scenario(f"{live.url}/auth/v1"))

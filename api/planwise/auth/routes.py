@@ -33,9 +33,9 @@ from planwise.auth.schemas import (
     UserUpdateBody,
 )
 from planwise.auth.service import AuthError, Client, TokenClaims, TokenConfig
-from planwise.config import Settings
+from planwise.config import ConfigError, Settings
 from planwise.deps import Responses
-from planwise.supabase.keys import ADMIN_ROLES, classify_apikey, verified_claims
+from planwise.supabase.keys import ADMIN_ROLES, classify_apikey, jwt_secret, verified_claims
 
 PREFIX = "/auth/v1"
 API_VERSION_HEADER = "X-Supabase-Api-Version"
@@ -81,12 +81,12 @@ def error_response(request: Request, error: AuthError) -> JSONResponse:
 
 
 def _secret(request: Request) -> str:
-    settings: Settings = request.app.state.settings
-    if settings.supabase_jwt_secret is None:
+    try:
+        return jwt_secret(request.app.state.settings)
+    except ConfigError:
         raise AuthError(
             501, "unexpected_failure", "SUPABASE_JWT_SECRET is not set: the local Auth is off"
-        )
-    return settings.supabase_jwt_secret.get_secret_value()
+        ) from None
 
 
 def _gateway_refusal(request: Request, secret: str) -> JSONResponse | None:

@@ -29,7 +29,7 @@ ADMIN_ROLES = ("service_role", "supabase_admin")
 
 def jwt_secret(settings: Settings) -> str:
     """SUPABASE_JWT_SECRET, which signs the keys and the local Auth's access tokens."""
-    if settings.supabase_jwt_secret is None:
+    if settings.supabase_jwt_secret is None or not settings.supabase_jwt_secret.get_secret_value():
         raise ConfigError(
             "SUPABASE_JWT_SECRET is not set: `planwise db up` generates one for the managed "
             "cluster; for a Supabase project use its JWT secret (Settings → API)"
