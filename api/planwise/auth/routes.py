@@ -64,7 +64,7 @@ def _api_version_2024(request: Request) -> bool:
 
 def error_response(request: Request, error: AuthError) -> JSONResponse:
     """GoTrue's HandleResponseError, both API versions."""
-    headers = dict(error.headers)
+    headers: dict[str, str] = {}
     body: dict[str, Any]
     if error.oauth:
         body = {"error": error.error_code, "error_description": error.message}

@@ -15,9 +15,9 @@ import re
 import secrets
 import string
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 import bcrypt
 import jwt
@@ -37,7 +37,6 @@ REFRESH_TOKEN_REUSE_INTERVAL = 10  # seconds; Supabase's refresh_token_reuse_int
 REFRESH_TOKEN_LENGTH = 32
 ADMIN_PAGE_SIZE = 50  # GoTrue's default per_page
 INVALID_LOGIN = "Invalid login credentials"
-LogoutScope = Literal["global", "local", "others"]
 
 # checkmail.ValidateFormat, which GoTrue uses.
 EMAIL_PATTERN = re.compile(
@@ -66,7 +65,6 @@ class AuthError(Exception):
     reasons: list[str] | None = None
     oauth: bool = False
     commit: bool = False
-    headers: dict[str, str] = field(default_factory=dict)
 
     def __str__(self) -> str:
         return f"{self.status} {self.error_code}: {self.message}"
