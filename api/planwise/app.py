@@ -14,6 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from planwise.auth.routes import router as gotrue_router
 from planwise.config import Settings, get_settings
 from planwise.db.engine import build_engine
 from planwise.db.migrations import head_revision
@@ -121,6 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(realtime_router)  # /realtime/v1/websocket, where Supabase has it
     app.include_router(storage_router)  # /storage/v1, likewise
     app.add_exception_handler(StorageError, storage_error_response)  # in Storage's shape
+    app.include_router(gotrue_router)  # /auth/v1, likewise
 
     @app.get(
         "/health",

@@ -21,6 +21,7 @@ from planwise.ops.pgbouncer.cli import app as pgbouncer_app
 from planwise.ops.pitr.cli import app as pitr_app
 from planwise.ops.promotion.cli import app as migrate_app
 from planwise.places.cli import app as places_app
+from planwise.supabase.cli import app as supabase_app
 
 app = typer.Typer(no_args_is_help=True, help="Planwise data platform.")
 app.add_typer(db_app, name="db")
@@ -32,6 +33,7 @@ app.add_typer(pgbouncer_app, name="pgbouncer")
 app.add_typer(monitor_app, name="monitor")
 app.add_typer(pitr_app, name="pitr")
 app.add_typer(bench_app, name="bench")
+app.add_typer(supabase_app, name="supabase")
 
 err_console = Console(stderr=True)
 

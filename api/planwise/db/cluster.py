@@ -39,7 +39,10 @@ LOCAL_SECRETS = (
     "APP_READ_PASSWORD",
     "SUPABASE_ADMIN_PASSWORD",
     "JWT_SECRET",
+    "SUPABASE_JWT_SECRET",
 )
+LONG_SECRETS = {"JWT_SECRET", "SUPABASE_JWT_SECRET"}
+"""HS256 keys: 64 characters (48 random bytes); passwords get 32 characters."""
 EXTENSIONS = ("postgis", "pg_stat_statements")
 
 
@@ -99,6 +102,8 @@ def ensure_local_secrets(settings: Settings) -> list[str]:
         "APP_READ_PASSWORD": settings.app_read_password,
         "SUPABASE_ADMIN_PASSWORD": settings.supabase_admin_password,
         "JWT_SECRET": None if settings.jwt_secret_is_default else settings.jwt_secret,
+        # Signs the Supabase API keys and the local Auth's access tokens (`planwise supabase`).
+        "SUPABASE_JWT_SECRET": settings.supabase_jwt_secret,
     }
     missing = [name for name in LOCAL_SECRETS if current[name] is None]
     if missing:
@@ -107,7 +112,7 @@ def ensure_local_secrets(settings: Settings) -> list[str]:
         with os.fdopen(descriptor, "a", encoding="utf-8") as handle:
             for name in missing:
                 handle.write(
-                    f"{name}={secrets.token_urlsafe(48 if name == 'JWT_SECRET' else 24)}\n"
+                    f"{name}={secrets.token_urlsafe(48 if name in LONG_SECRETS else 24)}\n"
                 )
         LOCAL_ENV_FILE.chmod(0o600)
     return missing

@@ -1,0 +1,1 @@
+"""Supabase's API keys for the local stack and `planwise supabase status`."""
