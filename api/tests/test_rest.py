@@ -3,6 +3,7 @@ ranges and counts; in-process and through the official `postgrest` client over H
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 import uuid
@@ -16,9 +17,11 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from postgrest import APIError, SyncPostgrestClient
+from starlette.datastructures import Headers
 
 from planwise.config import Settings
 from planwise.db import migrations
+from planwise.rest import routes
 from planwise.rest.catalog import schema_caches
 from planwise.rest.identity import VerifiedTokens
 from tests.conftest import TEST_SUPABASE_JWT_SECRET, DatabaseUnderTest, connect
@@ -650,6 +653,27 @@ def test_hostile_and_malformed_requests_are_4xx(
             assert response.json() == []  # a value is only ever a value
     assert rest.get("/place", params={"category": f"eq.{world.category}"},
                     headers=ANON).status_code == 200  # fmt: skip
+
+
+def test_huge_lists_and_deep_nesting_are_answered(
+    rest: TestClient, world: World, api_app: Any
+) -> None:
+    # 70,000 values, beyond PostgreSQL's 65,535 parameters (and httpx's URL limit, so the
+    # request goes to the handler directly): one array parameter carries them.
+    many = ",".join(str(n) for n in range(70_000))
+    pairs = [("select", "id"), ("category", f"eq.{world.category}"), ("order", "id"),
+             ("user_ratings_total", f"in.({many})")]  # fmt: skip
+    call = routes.Call("GET", "/place", pairs, Headers(ANON), b"")
+    listed = routes._handle(api_app.state.engine, api_app.state.settings, call, "place", False)
+    assert listed.status_code == 200, listed.body
+    assert [r["id"] for r in json.loads(listed.body)] == world.place_ids
+    deep_or = "or(" * 200 + "id.eq.1" + ")" * 200
+    body = assert_error(
+        rest.get("/place", params={"or": f"({deep_or})"}, headers=ANON), 400, "PGRST100"
+    )
+    assert "nested deeper than" in body["details"]
+    deep_select = "id," + "place(" * 200 + "id" + ")" * 200
+    assert_error(rest.get("/review", params={"select": deep_select}, headers=ANON), 400, "PGRST100")
 
 
 def test_hostile_payloads(rest: TestClient, world: World) -> None:

@@ -114,17 +114,19 @@ class Builder:
     # -- conditions --------------------------------------------------------------------
 
     def condition(self, table: Table, alias: str, item: Filter) -> sql.Composable:
-        table.column(item.column)
+        column = table.column(item.column)
         ref = sql.Identifier(alias, item.column)
         expr = item.expr
-        clause = self.operation(ref, expr)
+        clause = self.operation(ref, expr, column.type_sql)
         return sql.SQL("NOT ({})").format(clause) if expr.negated else clause
 
-    def operation(self, ref: sql.Composable, expr: OpExpr) -> sql.Composable:
+    def operation(self, ref: sql.Composable, expr: OpExpr, type_sql: str) -> sql.Composable:
         operator = expr.operator
         if operator == "in":
-            values = sql.SQL(", ").join(self.param(v) for v in expr.values)
-            return sql.SQL("{} IN ({})").format(ref, values)
+            # One array parameter however long the list, as the column's type (catalogue).
+            return sql.SQL("{} = ANY(CAST({} AS {}[]))").format(
+                ref, self.param(expr.values), sql.SQL(type_sql)
+            )
         if operator == "is":
             return sql.SQL("{} {}").format(ref, sql.SQL(IS_VALUES[expr.value]))
         if operator in FTS_FUNCTIONS:
