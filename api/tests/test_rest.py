@@ -290,6 +290,21 @@ def test_embedding_both_directions_and_inner(rest: TestClient, world: World) -> 
         )
         assert inner.json() == [{"id": world.place_ids[0], "review": [{"rating": 5}]}]
         assert inner.headers["content-range"] == "0-0/1"
+        hinted = rest.get(
+            "/review",
+            params={"select": "place!fk_review_place_id_place(id)",
+                    "place_id": f"eq.{world.place_ids[0]}"},
+            headers=alice.headers,
+        )  # fmt: skip
+        assert hinted.json() == [{"place": {"id": world.place_ids[0]}}]
+        by_column = rest.get(
+            "/review", params={"select": "place!place_id(id)"}, headers=alice.headers
+        )
+        assert by_column.json() == hinted.json()
+        assert_error(
+            rest.get("/review", params={"select": "place!nope(id)"}, headers=alice.headers),
+            400, "PGRST200",
+        )  # fmt: skip
         filtered = rest.get(
             "/place",
             params={"select": "id,review(rating)", "id": f"eq.{world.place_ids[0]}",
@@ -318,6 +333,30 @@ def test_embedding_both_directions_and_inner(rest: TestClient, world: World) -> 
     finally:
         rest.delete("/review", params={"place_id": f"eq.{world.place_ids[0]}"},
                     headers=alice.headers)  # fmt: skip
+
+
+def test_embedded_order_and_limit(rest: TestClient, world: World) -> None:
+    place = world.place_ids[1]
+    for user, rating in ((world.alice, 2), (world.bob, 5)):
+        made = rest.post("/review", json={"place_id": place, "rating": rating},
+                         headers=user.headers)  # fmt: skip
+        assert made.status_code == 201, made.text
+    try:
+        top = rest.get(
+            "/place",
+            params={"select": "id,review(rating)", "id": f"eq.{place}",
+                    "review.order": "rating.desc", "review.limit": "1"},
+            headers=SERVICE,
+        )  # fmt: skip
+        assert top.json() == [{"id": place, "review": [{"rating": 5}]}]
+        lowest = rest.get(
+            "/place",
+            params={"select": "id,r:review(rating)", "id": f"eq.{place}", "r.order": "rating"},
+            headers=SERVICE,
+        )
+        assert lowest.json() == [{"id": place, "r": [{"rating": 2}, {"rating": 5}]}]
+    finally:
+        rest.delete("/review", params={"place_id": f"eq.{place}"}, headers=SERVICE)
 
 
 def test_unknown_relationship_is_pgrst200(rest: TestClient, world: World) -> None:
@@ -563,8 +602,10 @@ def test_rpc_scalar_and_set_returning_functions(
                      "LANGUAGE sql IMMUTABLE AS 'SELECT a + b'")  # fmt: skip
         conn.execute(f"CREATE FUNCTION {name}_series(n integer) RETURNS SETOF integer "
                      "LANGUAGE sql IMMUTABLE AS 'SELECT generate_series(1, n)'")  # fmt: skip
+        conn.execute(f"CREATE TABLE {name}_log (at timestamptz DEFAULT now())")
+        conn.execute(f"GRANT INSERT ON {name}_log TO anon")
         conn.execute(f"CREATE FUNCTION {name}_touch() RETURNS void LANGUAGE sql "
-                     "VOLATILE AS 'SELECT'")  # fmt: skip
+                     f"VOLATILE AS 'INSERT INTO {name}_log DEFAULT VALUES'")  # fmt: skip
     schema_caches.invalidate()  # new functions without a migration: as NOTIFY reload would
     try:
         added = rest.post(f"/rpc/{name}_add", json={"a": 40, "b": 2}, headers=ANON)
@@ -575,13 +616,18 @@ def test_rpc_scalar_and_set_returning_functions(
         assert series.json() == [1, 2, 3]
         touched = rest.post(f"/rpc/{name}_touch", headers=ANON)
         assert touched.status_code == 204
-        # GET runs read-only, as behind PostgREST: a volatile function that writes cannot.
+        # GET runs read-only, as behind PostgREST: a function that writes cannot.
+        read_only = rest.get(f"/rpc/{name}_touch", headers=ANON)
+        assert_error(read_only, 405, "25006")
+        with connect(api_db.admin_url) as conn:
+            assert conn.execute(f"SELECT count(*) FROM {name}_log").fetchone() == (1,)
         bad = rest.get(f"/rpc/{name}_add", params={"a": "x"}, headers=ANON)
         assert_error(bad, 400, "22P02")
     finally:
         with connect(api_db.admin_url) as conn:
             for suffix in ("add(integer, integer)", "series(integer)", "touch()"):
                 conn.execute(f"DROP FUNCTION {name}_{suffix}")
+            conn.execute(f"DROP TABLE {name}_log")
         schema_caches.invalidate()
 
 
