@@ -359,6 +359,61 @@ def test_embedded_order_and_limit(rest: TestClient, world: World) -> None:
         rest.delete("/review", params={"place_id": f"eq.{place}"}, headers=SERVICE)
 
 
+def test_array_range_and_text_search_operators_and_ambiguity(
+    rest: TestClient, world: World, api_db: DatabaseUnderTest
+) -> None:
+    a, b = f"rest_a_{world.tag}", f"rest_b_{world.tag}"
+    with connect(api_db.admin_url) as conn:
+        conn.execute(f"CREATE TABLE {a} (id integer PRIMARY KEY, tags text[], span int4range, "
+                     "body text)")  # fmt: skip
+        conn.execute(
+            f"CREATE TABLE {b} (id integer PRIMARY KEY, "
+            f"first_id integer REFERENCES {a}, second_id integer REFERENCES {a})"
+        )
+        conn.execute(f"GRANT SELECT ON {a}, {b} TO anon")
+        conn.execute(
+            f"INSERT INTO {a} VALUES (1, '{{red,green}}', '[1,5)', 'the quick brown fox'), "
+            "(2, '{blue}', '[5,9)', 'lazy dogs sleep'), (3, '{red}', '[10,20)', NULL)"
+        )
+    schema_caches.invalidate()
+
+    def ids(**params: str) -> list[int]:
+        response = rest.get(f"/{a}", params={"select": "id", "order": "id", **params},
+                            headers=ANON)  # fmt: skip
+        assert response.status_code == 200, response.text
+        return [row["id"] for row in response.json()]
+
+    try:
+        assert ids(tags="cs.{red}") == [1, 3]
+        assert ids(tags="cd.{red,green,blue}") == [1, 2, 3]
+        assert ids(tags="ov.{blue,green}") == [1, 2]
+        assert ids(span="sl.[9,10)") == [1, 2]
+        assert ids(span="sr.[1,4)") == [2, 3]
+        assert ids(span="nxr.[1,9)") == [1, 2]
+        assert ids(span="nxl.[5,6)") == [2, 3]
+        assert ids(span="adj.[9,10)") == [2, 3]
+        assert ids(body="fts.fox") == [1]
+        assert ids(body="fts(english).dogs") == [2]
+        assert ids(body="plfts.quick fox") == [1]
+        assert ids(body="phfts(english).brown fox") == [1]
+        assert ids(body="wfts.lazy -cats") == [2]
+        assert ids(body="match.^the") == [1]
+        assert ids(body="imatch.LAZY") == [2]
+        assert ids(body="isdistinct.lazy dogs sleep") == [1, 3]
+        assert ids(body="not.isdistinct.lazy dogs sleep") == [2]
+        body = assert_error(
+            rest.get(f"/{a}", params={"select": f"id,{b}(id)"}, headers=ANON), 300, "PGRST201"
+        )
+        assert body["hint"].startswith(f"Try changing '{b}' to one of the following")
+        hinted = rest.get(f"/{a}", params={"select": f"id,{b}!first_id(id)", "id": "eq.1"},
+                          headers=ANON)  # fmt: skip
+        assert hinted.json() == [{"id": 1, b: []}]
+    finally:
+        with connect(api_db.admin_url) as conn:
+            conn.execute(f"DROP TABLE {b}, {a}")
+        schema_caches.invalidate()
+
+
 def test_unknown_relationship_is_pgrst200(rest: TestClient, world: World) -> None:
     body = assert_error(
         rest.get("/place", params={"select": "id,preference(*)"}, headers=ANON), 400, "PGRST200"
@@ -488,6 +543,14 @@ def test_bulk_insert_headers_only_and_single_object_rollback(
     after = rest.get("/preference", params={"select": "rating", "category": f"like.b*_{world.tag}",
                                             "order": "rating"}, headers=alice.headers)  # fmt: skip
     assert [r["rating"] for r in after.json()] == [0, 0.1, 0.2]
+    refused_delete = rest.delete(
+        "/preference",
+        params={"category": f"like.b*_{world.tag}"},
+        headers={**alice.headers, "Accept": "application/vnd.pgrst.object+json"},
+    )
+    assert_error(refused_delete, 406, "PGRST116")
+    assert len(rest.get("/preference", params={"category": f"like.b*_{world.tag}"},
+                        headers=alice.headers).json()) == 3  # fmt: skip
     mismatched = rest.post("/preference", json=[{"category": "a", "rating": 1}, {"category": "b"}],
                            headers=alice.headers)  # fmt: skip
     assert_error(mismatched, 400, "PGRST102")
@@ -600,6 +663,10 @@ def test_rpc_scalar_and_set_returning_functions(
     with connect(api_db.admin_url) as conn:
         conn.execute(f"CREATE FUNCTION {name}_add(a integer, b integer DEFAULT 1) RETURNS integer "
                      "LANGUAGE sql IMMUTABLE AS 'SELECT a + b'")  # fmt: skip
+        conn.execute(f"CREATE FUNCTION {name}_two(x integer) RETURNS integer "
+                     "LANGUAGE sql IMMUTABLE AS 'SELECT x'")  # fmt: skip
+        conn.execute(f"CREATE FUNCTION {name}_two(x text) RETURNS text "
+                     "LANGUAGE sql IMMUTABLE AS 'SELECT x'")  # fmt: skip
         conn.execute(f"CREATE FUNCTION {name}_series(n integer) RETURNS SETOF integer "
                      "LANGUAGE sql IMMUTABLE AS 'SELECT generate_series(1, n)'")  # fmt: skip
         conn.execute(f"CREATE TABLE {name}_log (at timestamptz DEFAULT now())")
@@ -623,9 +690,12 @@ def test_rpc_scalar_and_set_returning_functions(
             assert conn.execute(f"SELECT count(*) FROM {name}_log").fetchone() == (1,)
         bad = rest.get(f"/rpc/{name}_add", params={"a": "x"}, headers=ANON)
         assert_error(bad, 400, "22P02")
+        ambiguous = rest.post(f"/rpc/{name}_two", json={"x": 1}, headers=ANON)
+        assert_error(ambiguous, 300, "PGRST203")
     finally:
         with connect(api_db.admin_url) as conn:
-            for suffix in ("add(integer, integer)", "series(integer)", "touch()"):
+            for suffix in ("add(integer, integer)", "series(integer)", "touch()",
+                           "two(integer)", "two(text)"):  # fmt: skip
                 conn.execute(f"DROP FUNCTION {name}_{suffix}")
             conn.execute(f"DROP TABLE {name}_log")
         schema_caches.invalidate()
@@ -839,6 +909,58 @@ def test_representation_embeds_after_a_write(rest: TestClient, world: World) -> 
     finally:
         rest.delete("/review", params={"place_id": f"eq.{world.place_ids[3]}"},
                     headers=world.alice.headers)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "params", "headers", "status", "code"),
+    [
+        ("GET", "/place", {"select": "opening_hours->>periods"}, {}, 400, "PGRST127"),
+        ("GET", "/place", {"opening_hours->>periods": "eq.x"}, {}, 400, "PGRST100"),
+        ("GET", "/place", {"select": "count()"}, {}, 400, "PGRST127"),
+        ("GET", "/place", {"select": "rating.sum()"}, {}, 400, "PGRST127"),
+        ("GET", "/review", {"select": "...place(name)"}, {}, 400, "PGRST127"),
+        ("GET", "/place", {"id": "eq(any).{a,b}"}, {}, 400, "PGRST127"),
+        ("GET", "/review", {"order": "place(name).desc"}, {}, 400, "PGRST127"),
+        ("GET", "/user", {"select": "place(*)"}, {}, 400, "PGRST200"),
+        ("GET", "/place", {"select": "*,review(*)", "review": "not.is.null"}, {}, 400, "42703"),
+        ("PUT", "/place", {"id": "eq.x"}, {}, 400, "PGRST127"),
+        ("POST", "/preference", {}, {"Prefer": "missing=default"}, 400, "PGRST127"),
+        ("PATCH", "/preference", {"id": "eq.0"}, {"Prefer": "tx=rollback"}, 400, "PGRST127"),
+        ("DELETE", "/preference", {"id": "eq.0"}, {"Prefer": "max-affected=1"}, 400, "PGRST127"),
+        ("GET", "/place", {}, {"Prefer": "handling=strict"}, 400, "PGRST127"),
+        ("GET", "/place", {}, {"Prefer": "timezone=UTC"}, 400, "PGRST127"),
+        ("DELETE", "/preference", {"id": "eq.0", "limit": "1"}, {}, 400, "PGRST127"),
+        (
+            "GET",
+            "/rpc/recommend_places",
+            {"lat": "1", "lng": "2", "select": "id,place(name)"},
+            {},
+            400,
+            "PGRST127",
+        ),
+        ("GET", "/place", {}, {"Accept": "application/geo+json"}, 406, "PGRST107"),
+        ("GET", "/place", {}, {"Accept": "application/openapi+json"}, 406, "PGRST107"),
+    ],
+)
+def test_what_is_not_implemented_says_so(
+    rest: TestClient,
+    world: World,
+    method: str,
+    path: str,
+    params: dict[str, str],
+    headers: dict[str, str],
+    status: int,
+    code: str,
+) -> None:
+    response = rest.request(
+        method, path, params=params, headers={**SERVICE, **headers},
+        json={"category": "x", "rating": 1} if method in ("POST", "PATCH", "PUT") else None,
+    )  # fmt: skip
+    assert_error(response, status, code)
+
+
+def test_root_is_not_openapi(rest: TestClient) -> None:
+    assert rest.get("/", headers=ANON).status_code == 404
 
 
 def test_verified_tokens_are_cached_but_expiry_still_applies() -> None:

@@ -131,6 +131,8 @@ def _handle(engine: Engine, settings: Settings, call: Call, target: str, rpc: bo
             )
         media = negotiate(call.headers.get("accept"))
         prefs = Preferences.parse(call.headers.getlist("prefer"))
+        if prefs.unsupported:
+            raise RestError.not_implemented("Prefer: " + ", ".join(prefs.unsupported))
         reading = call.method in ("GET", "HEAD")
         query = parse_query(call.pairs, rpc_read=rpc and reading)
         lower = apply_range(query, call.headers.get("range") if reading or rpc else None)

@@ -574,9 +574,9 @@ def call(
         source = invocation
     if function.kind == "rows":
         table = function.as_table()
-        select, joins = builder.select_list(table, alias, query.select, ())
-        if joins:
+        if any(isinstance(item, EmbedItem) for item in query.select):
             raise RestError.not_implemented("embedding on a function's result is not supported")
+        select, _joins = builder.select_list(table, alias, query.select, ())
         where = builder.conditions(table, alias, ())
         where_sql = (
             sql.SQL("WHERE {}").format(sql.SQL(" AND ").join(where)) if where else sql.SQL("")
