@@ -465,6 +465,14 @@ def test_insert_fills_user_id_from_the_jwt_and_rls_keeps_users_apart(
     )
     assert upserted.status_code == 201, upserted.text
     assert upserted.json()[0]["user_id"] == bob.id
+    # An upsert on the primary key of Alice's row cannot take it over: RLS refuses.
+    takeover = rest.post(
+        "/preference",
+        params={"on_conflict": "id"},
+        json={"id": row["id"], "category": category, "rating": 0.0},
+        headers={**bob.headers, "Prefer": "resolution=merge-duplicates"},
+    )
+    assert_error(takeover, 403, "42501")
     # Writing in Alice's name is refused by RLS's WITH CHECK (403: Bob is signed in).
     forged = rest.post(
         "/preference",

@@ -12,6 +12,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import psycopg
 from psycopg import sql
@@ -394,8 +395,6 @@ def _location(table: Table, body: str | None, prefs: Preferences) -> str | None:
     first = rows[0] if isinstance(rows, list) and rows else rows
     if not isinstance(first, dict) or not table.primary_key:
         return None
-    from urllib.parse import urlencode
-
     return f"/{table.name}?" + urlencode({k: f"eq.{first[k]}" for k in table.primary_key})
 
 
