@@ -760,6 +760,8 @@ def test_jwt_without_role_is_anon(rest: TestClient, world: World) -> None:
         ("/place", {"user_ratings_total": "eq.many"}, 400, "22P02"),
         ("/place", {"rating": "is.maybe"}, 400, "PGRST100"),
         ("/place", {"opening_hours": "eq.{}"}, 404, "42883"),
+        ("/place", {"select": "id", "review.rating": "eq.1"}, 400, "PGRST108"),
+        ("/place", {"select": "id", "review.order": "rating"}, 400, "PGRST108"),
         ("/place", {"user_ratings_total": "like.1*"}, 404, "42883"),
         ("/place", {"name": "like.%"}, 200, ""),
         ("/place", {"id": "eq.' OR '1'='1"}, 200, ""),

@@ -101,6 +101,8 @@ class Builder:
     query: ParsedQuery
     params: dict[str, Any] = field(default_factory=dict)
     aliases: int = 0
+    levels: set[Path] = field(default_factory=lambda: {()})
+    """The root and every embedded resource of the select: where filters may apply."""
 
     def param(self, value: Any) -> sql.Composable:
         name = f"p{len(self.params)}"
@@ -219,6 +221,7 @@ class Builder:
         child_alias = self.alias()
         join_alias = self.alias()
         child_path = (*path, item.alias or item.name)
+        self.levels.add(child_path)
         select, joins = self.select_list(child, child_alias, item.children, child_path)
         where: list[sql.Composable] = [
             sql.SQL("{} = {}").format(
@@ -255,6 +258,16 @@ class Builder:
             sql.Identifier(join_alias), sql.Identifier(item.alias or item.name)
         )
         return column, join, item.inner
+
+    def check_paths(self) -> None:
+        """PostgREST's PGRST108 for a filter, order or limit on a resource not embedded."""
+        query = self.query
+        for path in (*query.filters, *query.logic, *query.order, *query.limit, *query.offset):
+            if path not in self.levels:
+                raise RestError(
+                    400, "PGRST108", f"'{path[-1]}' is not an embedded resource in this request",
+                    hint=f"Verify that '{path[-1]}' is included in the 'select' query parameter.",
+                )  # fmt: skip
 
     def returned_columns(self, table: Table, items: Sequence[SelectItem]) -> list[str]:
         """The columns a mutation must return for the select list (and its embeddings)."""
@@ -322,6 +335,7 @@ def read(
         where=where_sql,
         order=builder.order_limit(table, alias, ()),
     )
+    builder.check_paths()
     total_rows, rows, body = _run(session, statement, builder.params)
     return Outcome(body=body, rows=rows, total=total_rows)
 
@@ -455,6 +469,7 @@ def insert(
     statement = _mutation_result(
         builder, table, alias, mutation, prefs, singular=singular, strip_nulls=strip_nulls
     )
+    builder.check_paths()
     _total, affected, body, inserted = _run(session, statement, builder.params)
     return Outcome(body, affected, inserted=inserted, location=_location(table, body, prefs))
 
@@ -503,6 +518,7 @@ def update(
     statement = _mutation_result(
         builder, table, alias, mutation, prefs, singular=singular, strip_nulls=strip_nulls
     )
+    builder.check_paths()
     _total, affected, body, _inserted = _run(session, statement, builder.params)
     return Outcome(body, affected)
 
@@ -534,6 +550,7 @@ def delete(
     statement = _mutation_result(
         builder, table, alias, mutation, prefs, singular=singular, strip_nulls=strip_nulls
     )
+    builder.check_paths()
     _total, affected, body, _inserted = _run(session, statement, builder.params)
     return Outcome(body, affected)
 
@@ -615,6 +632,7 @@ def call(
         statement = sql.SQL(
             "SELECT NULL::bigint, count(*), {body} FROM {source} AS {alias}(pgrst_scalar)"
         ).format(body=body, source=source, alias=sql.Identifier(alias))
+    builder.check_paths()
     total_rows, rows, text = _run(session, statement, builder.params)
     if function.kind != "rows" or not function.returns_set:
         rows = 1 if function.kind != "void" else 0
