@@ -27,6 +27,7 @@ from planwise.preferences.routes import router as preferences_router
 from planwise.realtime import Realtime
 from planwise.realtime import router as realtime_router
 from planwise.recommendations.routes import router as recommendations_router
+from planwise.rest import router as rest_router
 from planwise.reviews.routes import router as reviews_router
 from planwise.storage.errors import StorageError
 from planwise.storage.routes import router as storage_router
@@ -123,6 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(storage_router)  # /storage/v1, likewise
     app.add_exception_handler(StorageError, storage_error_response)  # in Storage's shape
     app.include_router(gotrue_router)  # /auth/v1, likewise
+    app.include_router(rest_router)  # /rest/v1, PostgREST's interface
 
     @app.get(
         "/health",
