@@ -8,7 +8,7 @@ from sqlalchemy import create_engine, pool
 from planwise.config import get_settings
 from planwise.db.engine import sqlalchemy_url
 from planwise.db.migrations import include_object
-from planwise.db.models import metadata
+from planwise.models import metadata
 
 config = context.config
 

@@ -20,8 +20,8 @@ from planwise.db.engine import build_engine
 from planwise.db.migrations import head_revision
 from planwise.deps import API_PREFIX
 from planwise.observability import Metrics, MetricsMiddleware
-from planwise.ops.monitor import DatabaseCollector
-from planwise.ops.routes import router as admin_router
+from planwise.ops.monitor.report import DatabaseCollector
+from planwise.ops.monitor.routes import router as admin_router
 from planwise.places.routes import router as places_router
 from planwise.preferences.routes import router as preferences_router
 from planwise.realtime import Realtime
@@ -29,7 +29,9 @@ from planwise.realtime import router as realtime_router
 from planwise.recommendations.routes import router as recommendations_router
 from planwise.rest import router as rest_router
 from planwise.reviews.routes import router as reviews_router
+from planwise.storage.errors import StorageError
 from planwise.storage.routes import router as storage_router
+from planwise.storage.routes import storage_error_response
 from planwise.users.routes import auth_router, users_router
 
 logger = logging.getLogger("planwise.api")
@@ -120,6 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(realtime_router)  # /realtime/v1/websocket, where Supabase has it
     app.include_router(storage_router)  # /storage/v1, likewise
+    app.add_exception_handler(StorageError, storage_error_response)  # in Storage's shape
     app.include_router(gotrue_router)  # /auth/v1, likewise
     app.include_router(rest_router)  # /rest/v1, PostgREST's interface
 

@@ -12,14 +12,14 @@ from rich.console import Console
 
 from planwise.bench.cli import app as bench_app
 from planwise.config import ConfigError, get_settings
-from planwise.db.cli import app as db_app
 from planwise.demo.cli import app as demo_app
 from planwise.errors import PlanwiseError
-from planwise.ops.backup_cli import app as backup_app
-from planwise.ops.monitor_cli import app as monitor_app
-from planwise.ops.pgbouncer_cli import app as pgbouncer_app
-from planwise.ops.pitr_cli import app as pitr_app
-from planwise.ops.promotion_cli import app as migrate_app
+from planwise.ops.backup.cli import app as backup_app
+from planwise.ops.database.cli import app as db_app
+from planwise.ops.monitor.cli import app as monitor_app
+from planwise.ops.pgbouncer.cli import app as pgbouncer_app
+from planwise.ops.pitr.cli import app as pitr_app
+from planwise.ops.promotion.cli import app as migrate_app
 from planwise.places.cli import app as places_app
 from planwise.supabase.cli import app as supabase_app
 

@@ -132,6 +132,11 @@ class Settings(BaseSettings):
             )
 
     @property
+    def backup_directory(self) -> Path:
+        """BACKUP_DIR, else `.planwise/backups`."""
+        return self.backup_dir or PLANWISE_HOME / "backups"
+
+    @property
     def uses_managed_cluster(self) -> bool:
         """True unless DATABASE_URL points at a server we do not manage."""
         return self.database_url is None

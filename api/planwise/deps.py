@@ -17,8 +17,7 @@ from sqlmodel import Session
 from planwise.config import Settings
 from planwise.db.session import unit_of_work
 from planwise.users.models import User
-from planwise.users.security import InvalidToken, decode_access_token
-from planwise.users.service import act_as, user_for_supabase
+from planwise.users.service import BadToken, DeactivatedUser, TokenRefused, resolve_bearer
 
 API_PREFIX = "/api/v1"
 
@@ -53,19 +52,15 @@ def get_current_user(
     settings: SettingsDep,
     token: Annotated[str | None, Depends(oauth2_scheme)],
 ) -> User:
-    if token is None:
-        raise unauthorized("not authenticated: send Authorization: Bearer <token>")
+    """The bearer, acting for RLS in the request's transaction; 401, or 403 if deactivated."""
     try:
-        identity = decode_access_token(settings, token)
-    except InvalidToken as error:
+        return resolve_bearer(session, settings, token).user
+    except DeactivatedUser as error:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=str(error)) from None
+    except BadToken as error:
         raise unauthorized(f"invalid token: {error}") from None
-    user_id = identity if isinstance(identity, int) else user_for_supabase(session, identity)
-    user = act_as(session, user_id)  # RLS: only the acting user's own row is visible
-    if user is None:
-        raise unauthorized("the token's user no longer exists")
-    if not user.is_active:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="account is deactivated")
-    return user
+    except TokenRefused as error:
+        raise unauthorized(str(error)) from None
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]

@@ -5,17 +5,11 @@ transaction that is rolled back at its end."""
 from __future__ import annotations
 
 import os
-import re
-import shutil
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import psycopg
+import httpx
 import pytest
 from sqlalchemy import Connection, Engine, create_engine, pool
 from sqlmodel import Session
@@ -23,23 +17,15 @@ from sqlmodel import Session
 from planwise.config import Settings, get_settings
 from planwise.db import migrations
 from planwise.db.cluster import Cluster, ensure_local_secrets
-from planwise.db.engine import libpq_url, sqlalchemy_url
+from planwise.db.engine import sqlalchemy_url
 from planwise.db.roles import configured_role_passwords, set_role_passwords
-
-
-@dataclass(frozen=True)
-class DatabaseUnderTest:
-    name: str
-    admin_url: str
-    app_url: str
-    read_url: str
-
-
-def _on(url: str, dbname: str) -> str:
-    """The same server and credentials, another database."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).set(database=dbname).render_as_string(hide_password=False)
+from tests.support.databases import (
+    TEST_JWT_SECRET,
+    TEST_SUPABASE_JWT_SECRET,
+    DatabaseUnderTest,
+    on_database,
+)
+from tests.support.live import LiveServer, serve
 
 
 @pytest.fixture(scope="session")
@@ -75,9 +61,11 @@ def create_database(
         made.append(name)
         return DatabaseUnderTest(
             name=name,
-            admin_url=_on(settings.admin_url, name),
-            app_url=_on(settings.app_url, name),
-            read_url=_on(settings.managed_url("app_read", settings.app_read_password), name),
+            admin_url=on_database(settings.admin_url, name),
+            app_url=on_database(settings.app_url, name),
+            read_url=on_database(
+                settings.managed_url("app_read", settings.app_read_password), name
+            ),
         )
 
     yield create
@@ -129,38 +117,9 @@ def db_session(admin_connection: Connection) -> Iterator[Session]:
         yield session
 
 
-def connect(url: str) -> psycopg.Connection[tuple[object, ...]]:
-    return psycopg.connect(libpq_url(url), application_name="planwise-tests")
-
-
-PLANWISE = str(Path(sys.executable).parent / "planwise")
-
-
-def planwise(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run the `planwise` console script as a user would: no terminal, wide output."""
-    return subprocess.run(
-        [PLANWISE, *args], capture_output=True, text=True, check=False, timeout=300,
-        stdin=subprocess.DEVNULL, env={**os.environ, "COLUMNS": "200", **env},
-    )  # fmt: skip
-
-
-def discard_cluster(env: dict[str, str]) -> None:
-    """Stop a test's own managed cluster and delete its files (in /var/tmp too)."""
-    planwise("db", "down", **env)
-    match = re.search(r"directory\s*│\s*(\S+)", planwise("db", "status", **env).stdout)
-    if match:
-        directory = Path(match.group(1))
-        shutil.rmtree(directory, ignore_errors=True)
-        if directory.parent.name.startswith("planwise-"):  # the /var/tmp fallback
-            shutil.rmtree(directory.parent, ignore_errors=True)
-
-
 # -- the HTTP API ---------------------------------------------------------------------
 # API requests commit (one transaction per request, as in production), so API tests run
 # on a database of their own and tell their data apart by unique usernames.
-
-TEST_JWT_SECRET = "test-secret-" + "x" * 40
-TEST_SUPABASE_JWT_SECRET = "supabase-project-jwt-secret-" + "y" * 40
 
 
 @pytest.fixture(scope="session")
@@ -198,3 +157,25 @@ def client(api_app: Any) -> Iterator[Any]:
 
     with TestClient(api_app, base_url="http://testserver/api/v1") as test_client:
         yield test_client
+
+
+# -- a live server, for the official clients and websockets ---------------------------
+
+
+@pytest.fixture(scope="module")
+def live_settings(api_settings: Settings) -> Settings:
+    """The live server's settings; a test module overrides this fixture to change them."""
+    return api_settings
+
+
+@pytest.fixture(scope="module")
+def live(live_settings: Settings) -> Iterator[LiveServer]:
+    with serve(live_settings) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def http(live: LiveServer) -> Iterator[httpx.Client]:
+    """The live server's `/api/v1`."""
+    with live.http() as client:
+        yield client

@@ -7,8 +7,8 @@ import uuid
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api_helpers import Account, new_account, new_admin, put_place
-from tests.conftest import DatabaseUnderTest
+from tests.support.accounts import Account, new_account, new_admin, put_place
+from tests.support.databases import DatabaseUnderTest
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ from sqlalchemy import Engine, event
 
 from planwise.app import create_app
 from planwise.config import Settings
-from tests.api_helpers import new_account, new_admin, put_place
-from tests.conftest import DatabaseUnderTest, connect
+from tests.support.accounts import new_account, new_admin, put_place
+from tests.support.databases import DatabaseUnderTest, connect
 
 
 def test_health_reports_database_and_migration(client: TestClient) -> None:

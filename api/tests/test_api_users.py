@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from planwise.config import ConfigError, Settings
-from tests.api_helpers import PASSWORD, Account, login, new_account, new_admin, put_place
-from tests.conftest import TEST_JWT_SECRET, DatabaseUnderTest, connect
+from tests.support.accounts import PASSWORD, Account, login, new_account, new_admin, put_place
+from tests.support.databases import TEST_JWT_SECRET, DatabaseUnderTest, connect
 
 
 def test_register_login_and_read_me(client: TestClient) -> None:

@@ -22,7 +22,9 @@ from pydantic import SecretStr
 
 from planwise.config import Settings
 from planwise.supabase import keys
-from tests.conftest import TEST_SUPABASE_JWT_SECRET, DatabaseUnderTest, connect, planwise
+from tests.support.cli import planwise
+from tests.support.databases import TEST_SUPABASE_JWT_SECRET, DatabaseUnderTest, connect
+from tests.support.live import serve
 
 PASSWORD = "s3cret-passw0rd"
 # A row of auth.users as a Supabase project's dump holds it: GoTrue's bcrypt ($2a$, cost 10)
@@ -153,6 +155,18 @@ def test_status_prints_what_supabase_status_prints() -> None:
     assert json.loads(as_json.stdout)["API_URL"] == "http://127.0.0.1:8000"
     table = planwise("supabase", "status", **env)
     assert table.returncode == 0 and "SERVICE_ROLE_KEY" in table.stdout
+    unset = planwise("supabase", "status", SUPABASE_JWT_SECRET="")
+    assert unset.returncode == 2 and "SUPABASE_JWT_SECRET" in unset.stderr
+
+
+def test_without_a_secret_the_local_auth_is_off(api_settings: Settings) -> None:
+    from planwise.app import create_app
+
+    app = create_app(api_settings.model_copy(update={"supabase_jwt_secret": None}))
+    with TestClient(app, base_url="http://testserver") as client:
+        off = client.get("/auth/v1/health", headers={"apikey": "anything"})
+        assert (off.status_code, off.json()["error_code"]) == (501, "unexpected_failure")
+    app.state.engine.dispose()
 
 
 def test_db_up_generates_the_supabase_jwt_secret(
@@ -310,14 +324,18 @@ def test_bad_signups_are_refused_in_gotrue_shape(auth: Auth) -> None:
         headers=auth.headers(),
     )  # fmt: skip
     assert (phone.status_code, phone.json()["error_code"]) == (400, "phone_provider_disabled")
-    for body in ("{not json", '{"email": 5, "password": []}', '{"email": "a\\u0000b@x.org"}'):
+    for body, code in (
+        ("{not json", "bad_json"),
+        ('{"email": 5, "password": []}', "bad_json"),
+        ('{"email": "a\\u0000b@x.org", "password": "long enough"}', "validation_failed"),
+    ):
         broken = auth.http.post(
             "/auth/v1/signup",
             content=body,
             headers={**auth.headers(), "Content-Type": "application/json"},
         )
         assert broken.status_code == 400, broken.text
-        assert broken.json()["error_code"] in ("bad_json", "validation_failed")
+        assert broken.json()["error_code"] == code
     nul_metadata = auth.signup(new_email(), note="a\x00b")
     assert (nul_metadata.status_code, nul_metadata.json()["error_code"]) == (
         400,
@@ -345,7 +363,10 @@ def test_sign_in_with_password(auth: Auth) -> None:
     )
     assert missing.json()["error_code"] == "validation_failed"
     unsupported = auth.http.post("/auth/v1/token?grant_type=magic", json={}, headers=auth.headers())
-    assert unsupported.status_code == 400
+    assert (unsupported.status_code, unsupported.json()["error_code"]) == (
+        400,
+        "invalid_credentials",
+    )
 
 
 def test_a_supabase_dump_of_auth_users_restores_and_signs_in(
@@ -371,6 +392,10 @@ def test_a_supabase_dump_of_auth_users_restores_and_signs_in(
             "created_at, updated_at) VALUES (%s, %s, %s, 'email', now(), now())",
             (str(user_id), user_id, json.dumps({"sub": str(user_id), "email": email})),
         )
+        made = conn.execute(
+            'SELECT full_name, hashed_password FROM "user" WHERE auth_user_id = %s', (user_id,)
+        ).fetchone()
+    assert made == ("Restored User", "!supabase-auth")  # by the trigger, at the insert
     signed_in = auth.sign_in(email, DUMP_PASSWORD)
     assert signed_in.status_code == 200, signed_in.text
     assert signed_in.json()["user"]["id"] == str(user_id)
@@ -380,7 +405,7 @@ def test_a_supabase_dump_of_auth_users_restores_and_signs_in(
         "/api/v1/users/me", headers={"Authorization": f"Bearer {signed_in.json()['access_token']}"}
     )
     assert me.status_code == 200, me.text
-    assert me.json()["full_name"] == "Restored User"  # made by the trigger on insert
+    assert me.json()["full_name"] == "Restored User"
 
 
 def test_access_tokens_work_on_the_planwise_api(auth: Auth, api_db: DatabaseUnderTest) -> None:
@@ -457,6 +482,17 @@ def test_reusing_a_rotated_token_revokes_the_session_family(
     assert auth.refresh(other["refresh_token"]).status_code == 200  # other sessions live on
 
 
+def test_refresh_of_an_expired_session(auth: Auth, api_db: DatabaseUnderTest) -> None:
+    session = auth.new_user("expired")
+    with connect(api_db.admin_url) as conn:
+        conn.execute(
+            "UPDATE auth.sessions SET not_after = now() - interval '1 second' WHERE id = %s",
+            (claims_of(session["access_token"])["session_id"],),
+        )
+    expired = auth.refresh(session["refresh_token"])
+    assert (expired.status_code, expired.json()["error_code"]) == (400, "session_expired")
+
+
 def test_refresh_errors(auth: Auth) -> None:
     unknown = auth.refresh("no-such-token")
     assert (unknown.status_code, unknown.json()["error_code"]) == (400, "refresh_token_not_found")
@@ -482,11 +518,11 @@ def test_get_and_update_the_user(auth: Auth) -> None:
 
     updated = auth.http.put(
         "/auth/v1/user",
-        json={"data": {"theme": "light", "lang": None, "new": 1}},
+        json={"data": {"theme": "light", "lang": None, "new": {"kept": None}}},
         headers=auth.headers(token),
     )
     assert updated.status_code == 200, updated.text
-    assert updated.json()["user_metadata"] == {"theme": "light", "new": 1}
+    assert updated.json()["user_metadata"] == {"theme": "light", "new": {"kept": None}}
 
     email = new_email("changed")
     moved = auth.http.put("/auth/v1/user", json={"email": email}, headers=auth.headers(token))
@@ -596,6 +632,10 @@ def test_admin_users_with_the_service_role_key(auth: Auth) -> None:
     assert int(listed.headers["X-Total-Count"]) >= 1
     page = auth.http.get("/auth/v1/admin/users?page=1&per_page=1", headers=admin).json()
     assert len(page["users"]) == 1 and page["aud"] == "authenticated"
+    link = auth.http.get("/auth/v1/admin/users?page=1&per_page=1", headers=admin).headers["Link"]
+    assert 'rel="next"' in link and 'rel="last"' in link
+    bad_page = auth.http.get("/auth/v1/admin/users?per_page=0", headers=admin)
+    assert (bad_page.status_code, bad_page.json()["error_code"]) == (400, "validation_failed")
 
     assert auth.http.get(f"/auth/v1/admin/users/{user_id}", headers=admin).json()["email"] == email
     duplicate = auth.http.post(
@@ -628,12 +668,43 @@ def test_admin_users_with_the_service_role_key(auth: Auth) -> None:
     gone = auth.http.get(f"/auth/v1/admin/users/{user_id}", headers=admin)
     assert (gone.status_code, gone.json()["error_code"]) == (404, "user_not_found")
     assert auth.sign_in(email, "admin-set-passw0rd").json()["error_code"] == "invalid_credentials"
+    for method in ("DELETE", "PUT"):
+        missing = auth.http.request(
+            method, f"/auth/v1/admin/users/{user_id}", json={}, headers=admin
+        )
+        assert (missing.status_code, missing.json()["error_code"]) == (404, "user_not_found")
+    taken_id = auth.new_user("taken-id")["user"]["id"]
+    clash = auth.http.post(
+        "/auth/v1/admin/users", json={"id": taken_id, "email": new_email()}, headers=admin
+    )
+    assert (clash.status_code, clash.json()["error_code"]) == (422, "validation_failed")
     not_uuid = auth.http.get("/auth/v1/admin/users/not-a-uuid", headers=admin)
     assert (not_uuid.status_code, not_uuid.json()["error_code"]) == (404, "validation_failed")
 
 
 def test_admin_soft_delete_and_password_hash(auth: Auth) -> None:
+    from pwdlib.hashers.argon2 import Argon2Hasher
+
     admin = auth.admin_headers()
+    argon_email = new_email("argon")
+    argon = auth.http.post(
+        "/auth/v1/admin/users",
+        json={"email": argon_email, "password_hash": Argon2Hasher().hash(PASSWORD),
+              "email_confirm": True},
+        headers=admin,
+    )  # fmt: skip
+    assert argon.status_code == 200, argon.text
+    assert auth.sign_in(argon_email).status_code == 200
+    unconfirmed = new_email("unconfirmed")
+    auth.http.post(
+        "/auth/v1/admin/users", json={"email": unconfirmed, "password": PASSWORD}, headers=admin
+    )
+    assert auth.sign_in(unconfirmed).json()["error_code"] == "email_not_confirmed"
+    not_a_hash = auth.http.post(
+        "/auth/v1/admin/users", json={"email": new_email(), "password_hash": "plain"},
+        headers=admin,
+    )  # fmt: skip
+    assert not_a_hash.json()["error_code"] == "validation_failed"
     email = new_email("hashed")
     created = auth.http.post(
         "/auth/v1/admin/users",
@@ -672,8 +743,6 @@ def test_admin_is_refused_without_the_service_role(auth: Auth) -> None:
 def test_supabase_auth_client_end_to_end(api_settings: Settings) -> None:
     from supabase_auth import SyncGoTrueClient
     from supabase_auth.errors import AuthApiError, AuthWeakPasswordError
-
-    from tests.test_realtime import serve
 
     api_keys = keys.api_keys(api_settings)
     with serve(api_settings) as live:
@@ -776,3 +845,140 @@ def test_fuzzed_requests_get_gotrue_errors_never_5xx(api_app: Any, api_keys: key
             fuzz(operation, headers, [not_a_server_error, gotrue_shaped])
         exercised.append(f"{operation.method.upper()} {operation.path}")
     assert len(exercised) == 11, exercised
+
+
+# -- the database side -----------------------------------------------------------------------
+
+
+def test_app_service_reaches_auth_tables_only_through_the_functions(
+    api_db: DatabaseUnderTest,
+) -> None:
+    from psycopg import errors
+
+    with connect(api_db.app_url) as conn:
+        for statement in (
+            "SELECT count(*) FROM auth.users",
+            "SELECT count(*) FROM auth.refresh_tokens",
+            "UPDATE auth.sessions SET not_after = now()",
+            "SELECT auth.planwise_user_json(gen_random_uuid())",  # an internal helper
+            "SET ROLE planwise_auth",
+        ):
+            with pytest.raises(errors.InsufficientPrivilege):
+                conn.execute(statement)
+            conn.rollback()
+        assert (
+            conn.execute("SELECT * FROM auth.planwise_find_login('nobody@example.org')").fetchall()
+            == []
+        )
+    with connect(api_db.admin_url) as conn:
+        owners = conn.execute(
+            "SELECT DISTINCT relowner::regrole::text FROM pg_class "
+            "WHERE relnamespace = 'auth'::regnamespace AND relkind IN ('r', 'S')"
+        ).fetchall()
+        definers = conn.execute(
+            "SELECT DISTINCT proowner::regrole::text, prosecdef FROM pg_proc "
+            "WHERE pronamespace = 'auth'::regnamespace AND proname LIKE 'planwise%%' "
+            "AND proname NOT IN ('planwise_ts', 'planwise_merge_metadata', "
+            "'planwise_user_json', 'planwise_new_user')"
+        ).fetchall()
+    assert owners == [("planwise_auth",)]
+    assert definers == [("planwise_auth", True)]
+
+
+def test_downgrade_removes_exactly_what_the_upgrade_made(
+    create_migrated_database: Any,
+) -> None:
+    from planwise.db import migrations
+
+    db = create_migrated_database("planwise_auth_down")
+
+    def auth_objects() -> list[Any]:
+        with connect(db.admin_url) as conn:
+            return conn.execute(
+                "SELECT 'class', relname FROM pg_class WHERE relnamespace = 'auth'::regnamespace "
+                "UNION ALL SELECT 'proc', proname FROM pg_proc "
+                "WHERE pronamespace = 'auth'::regnamespace "
+                "UNION ALL SELECT 'type', typname FROM pg_type "
+                "WHERE typnamespace = 'auth'::regnamespace AND typtype = 'e' "
+                "UNION ALL SELECT 'grant', array_to_string(nspacl, ',') FROM pg_namespace "
+                "WHERE nspname = 'auth' ORDER BY 1, 2"
+            ).fetchall()
+
+    migrations.downgrade(db.admin_url, "b2c3d4e5f6a7")
+    before = auth_objects()
+    assert {name for kind, name in before if kind == "proc"} == {"jwt", "uid", "role"}
+    assert not [name for kind, name in before if kind in ("class", "type")]
+    migrations.upgrade(db.admin_url)
+    assert ("class", "users") in auth_objects()
+    migrations.downgrade(db.admin_url, "b2c3d4e5f6a7")
+    assert auth_objects() == before
+    migrations.upgrade(db.admin_url)
+    assert migrations.schema_drift(db.admin_url) is None
+
+
+def test_on_a_supabase_project_the_local_auth_stands_aside(
+    create_database: Any, settings: Settings, api_settings: Settings
+) -> None:
+    """`auth` is Supabase's there: no tables of ours in it, and /auth/v1 answers 501."""
+    from planwise.app import create_app
+    from planwise.db import migrations
+    from planwise.db.roles import configured_role_passwords, set_role_passwords
+    from tests.test_supabase import SUPABASE_PREPARATION
+
+    db = create_database("planwise_auth_supabase")
+    with connect(db.admin_url) as conn:
+        conn.execute("DROP EXTENSION postgis")
+        conn.execute(SUPABASE_PREPARATION)
+        conn.execute(f'ALTER DATABASE "{db.name}" SET search_path = "$user", public, extensions')
+        conn.commit()
+    migrations.upgrade(db.admin_url)
+    set_role_passwords(db.admin_url, configured_role_passwords(settings))
+    with connect(db.admin_url) as conn:
+        tables = conn.execute(
+            "SELECT relname FROM pg_class WHERE relnamespace = 'auth'::regnamespace "
+            "AND relkind = 'r'"
+        ).fetchall()
+    assert tables == [("users",)]  # Supabase's own (abridged), untouched
+    app = create_app(
+        api_settings.model_copy(
+            update={"database_url": db.app_url, "migration_database_url": db.admin_url}
+        )
+    )
+    api_keys = keys.api_keys(api_settings)
+    with TestClient(app, base_url="http://testserver") as client:
+        answer = Auth(client, api_keys).signup(new_email())
+        assert answer.status_code == 501
+        assert answer.json()["error_code"] == "unexpected_failure"
+    app.state.engine.dispose()
+
+
+def test_supabase_auth_async_client(api_settings: Settings) -> None:
+    """The async client (supabase-py's `acreate_client` uses it) on the same endpoints."""
+    import asyncio
+
+    from supabase_auth import AsyncGoTrueClient
+    from supabase_auth.errors import AuthApiError
+
+    api_keys = keys.api_keys(api_settings)
+
+    async def scenario(url: str) -> None:
+        client = AsyncGoTrueClient(
+            url=url,
+            headers={"apikey": api_keys.anon, "Authorization": f"Bearer {api_keys.anon}"},
+            auto_refresh_token=False,
+        )
+        email = new_email("async")
+        await client.sign_up({"email": email, "password": PASSWORD})
+        signed_in = await client.sign_in_with_password({"email": email, "password": PASSWORD})
+        assert signed_in.user is not None and signed_in.user.email == email
+        user = await client.get_user()
+        assert user is not None and user.user.id == signed_in.user.id
+        refreshed = await client.refresh_session()
+        assert refreshed.session is not None
+        await client.sign_out()
+        with pytest.raises(AuthApiError) as wrong:
+            await client.sign_in_with_password({"email": email, "password": "wrong"})
+        assert wrong.value.code == "invalid_credentials"
+
+    with serve(api_settings) as live:
+        asyncio.run(scenario(f"{live.url}/auth/v1"))

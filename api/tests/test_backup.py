@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from planwise.ops.backup import Backup, plan_retention
-from tests.conftest import PLANWISE, DatabaseUnderTest, connect, planwise
+from planwise.ops.backup.dumps import Backup, plan_retention
+from tests.support.cli import PLANWISE, planwise
+from tests.support.databases import DatabaseUnderTest, connect
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import pytest
 from planwise.bench import world
 from planwise.bench.pgbench import Latencies
 from planwise.db.cluster import Cluster
-from tests.conftest import planwise
+from tests.support.cli import planwise
 
 SMOKE_DATABASE = "planwise_bench_smoke"
 

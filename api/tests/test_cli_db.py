@@ -11,7 +11,8 @@ import psycopg
 import pytest
 
 from planwise.db.cluster import Cluster
-from tests.conftest import DatabaseUnderTest, discard_cluster, planwise
+from tests.support.cli import discard_cluster, planwise
+from tests.support.databases import DatabaseUnderTest
 
 SPARE_PORT = 54391
 

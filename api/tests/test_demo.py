@@ -13,7 +13,8 @@ from planwise.demo import data
 from planwise.demo.cli import load_demo
 from planwise.places.categories import CATEGORIES, category_for
 from planwise.users.security import verify_password
-from tests.conftest import PLANWISE, DatabaseUnderTest, connect
+from tests.support.cli import PLANWISE
+from tests.support.databases import DatabaseUnderTest, connect
 
 SET_USER = "SELECT set_config('app.user_id', %s, true)"
 TABLES = ("place", '"user"', "preference", "review")

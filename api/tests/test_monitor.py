@@ -14,9 +14,10 @@ from fastapi.testclient import TestClient
 from psycopg import sql
 
 from planwise.config import Settings
-from planwise.ops import monitor
-from tests.api_helpers import new_account, new_admin
-from tests.conftest import DatabaseUnderTest, connect, planwise
+from planwise.ops.monitor import report as monitor
+from tests.support.accounts import new_account, new_admin
+from tests.support.cli import planwise
+from tests.support.databases import DatabaseUnderTest, connect
 
 RELAXED = ["--cache-hit-ratio", "0", "--backup-max-age-hours", "1000"]
 

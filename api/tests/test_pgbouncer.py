@@ -15,9 +15,9 @@ from planwise.config import Settings
 from planwise.db.cluster import Cluster
 from planwise.db.engine import build_engine
 from planwise.db.session import unit_of_work
-from planwise.ops import monitor
-from planwise.ops.pgbouncer import PgBouncer
-from tests.conftest import DatabaseUnderTest, connect
+from planwise.ops.monitor import report as monitor
+from planwise.ops.pgbouncer.pooler import PgBouncer
+from tests.support.databases import DatabaseUnderTest, connect
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from tests.conftest import discard_cluster, planwise
+from tests.support.cli import discard_cluster, planwise
 
 PORT = 54393
 

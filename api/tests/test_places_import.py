@@ -26,7 +26,8 @@ from planwise.places.importer import (
     import_places,
     import_records,
 )
-from tests.conftest import PLANWISE, DatabaseUnderTest, connect
+from tests.support.cli import PLANWISE
+from tests.support.databases import DatabaseUnderTest, connect
 
 HOURS = {
     "open_now": False,

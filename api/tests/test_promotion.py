@@ -11,10 +11,11 @@ import pytest
 from sqlalchemy import Column, Integer, Table
 
 from planwise.db import migrations
-from planwise.db.models import metadata
-from planwise.ops import promotion
-from tests.conftest import DatabaseUnderTest, connect, planwise
-from tests.test_migrations import fill, revision_chain
+from planwise.models import metadata
+from planwise.ops.promotion import promote as promotion
+from tests.support.cli import planwise
+from tests.support.databases import DatabaseUnderTest, connect
+from tests.support.migrations import fill, revision_chain
 
 OBJECTS = (
     "SELECT c.relname FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace "

@@ -6,76 +6,28 @@ from __future__ import annotations
 import asyncio
 import json
 import statistics
-import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import jwt
 import pytest
-import uvicorn
 import websockets
 from realtime import AsyncRealtimeClient, RealtimeSubscribeStates
 from realtime.message import ServerMessageAdapter
 
-from planwise.app import create_app
 from planwise.config import Settings
-from tests.api_helpers import Account, new_account, new_admin
-from tests.conftest import TEST_SUPABASE_JWT_SECRET, DatabaseUnderTest, connect
+from tests.support.accounts import Account, new_account, new_admin
+from tests.support.databases import TEST_SUPABASE_JWT_SECRET, DatabaseUnderTest, connect
+from tests.support.live import LiveServer
 
 DELIVERY_TIMEOUT = 1.0
 LATENCY_SAMPLES = 30
 QUIET_PERIOD = 0.4  # how long "receives nothing" is watched, after a positive control
-
-
-@dataclass
-class LiveServer:
-    url: str
-    app: Any
-
-    @property
-    def realtime_url(self) -> str:
-        return self.url.replace("http://", "ws://") + "/realtime/v1"
-
-    def http(self) -> httpx.Client:
-        return httpx.Client(base_url=f"{self.url}/api/v1", timeout=10)
-
-
-@contextmanager
-def serve(settings: Settings) -> Iterator[LiveServer]:
-    """Our app under uvicorn on a free port, in a thread, lifespan and websockets on."""
-    app = create_app(settings)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        assert thread.is_alive(), "uvicorn stopped"
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield LiveServer(f"http://127.0.0.1:{port}", app)
-    finally:
-        server.should_exit = True
-        thread.join(10)
-
-
-@pytest.fixture(scope="module")
-def live(api_settings: Settings) -> Iterator[LiveServer]:
-    with serve(api_settings) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def http(live: LiveServer) -> Iterator[httpx.Client]:
-    with live.http() as client:
-        yield client
 
 
 def token_of(account: Account) -> str:

@@ -13,18 +13,19 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import Session
 
+from planwise.bench.reference import document_reference_recommendations, geodesic_ground_truth
 from planwise.db.session import set_acting_user
+from planwise.places.geo import MAX_RADIUS_KM
 from planwise.recommendations import service
 from planwise.recommendations.service import (
+    MAX_LIMIT,
     NO_PREFERENCES_HINT,
     RECOMMENDATION_SQL,
-    document_reference_recommendations,
-    geodesic_ground_truth,
     recommend,
     recommendation_params,
 )
 from planwise.users.models import User
-from tests.factories import make_place, make_preference, make_review, make_user
+from tests.support.factories import make_place, make_preference, make_review, make_user
 
 EARTH_RADIUS_KM = 6371.0088
 """The mean radius ST_DistanceSphere uses for SRID 4326 (a degree is 111.195 km)."""
@@ -470,3 +471,14 @@ def test_bounds_themselves_are_accepted(db_session: Session, traveller: User) ->
 def test_document_query_refuses_other_radii(db_session: Session, traveller: User) -> None:
     with pytest.raises(ValueError, match="5 km"):
         document_reference_recommendations(db_session, lat=0.0, lng=0.0, radius_km=10.0)
+
+
+def test_the_database_enforces_the_limits_the_api_declares(
+    db_session: Session, traveller: User
+) -> None:
+    """`MAX_RADIUS_KM` and `MAX_LIMIT` (the Query constraints) are the SQL check's bounds."""
+    recommend(db_session, lat=OSLO[0], lng=OSLO[1], radius_km=MAX_RADIUS_KM, limit=MAX_LIMIT)
+    beyond = ({"radius_km": math.nextafter(MAX_RADIUS_KM, math.inf)}, {"limit": MAX_LIMIT + 1})
+    for arguments in beyond:
+        with pytest.raises(ValueError, match="must be within"), db_session.begin_nested():
+            recommend(db_session, lat=OSLO[0], lng=OSLO[1], **arguments)  # type: ignore[arg-type]

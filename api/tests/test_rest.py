@@ -3,6 +3,7 @@ ranges and counts; in-process and through the official `postgrest` client over H
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 import uuid
@@ -16,13 +17,15 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from postgrest import APIError, SyncPostgrestClient
+from starlette.datastructures import Headers
 
 from planwise.config import Settings
 from planwise.db import migrations
+from planwise.rest import routes
 from planwise.rest.catalog import schema_caches
 from planwise.rest.identity import VerifiedTokens
-from tests.conftest import TEST_SUPABASE_JWT_SECRET, DatabaseUnderTest, connect
-from tests.test_realtime import serve
+from tests.support.databases import TEST_SUPABASE_JWT_SECRET, DatabaseUnderTest, connect
+from tests.support.live import serve
 
 FAR_FUTURE = 4_102_444_800  # 2100-01-01
 
@@ -287,6 +290,21 @@ def test_embedding_both_directions_and_inner(rest: TestClient, world: World) -> 
         )
         assert inner.json() == [{"id": world.place_ids[0], "review": [{"rating": 5}]}]
         assert inner.headers["content-range"] == "0-0/1"
+        hinted = rest.get(
+            "/review",
+            params={"select": "place!fk_review_place_id_place(id)",
+                    "place_id": f"eq.{world.place_ids[0]}"},
+            headers=alice.headers,
+        )  # fmt: skip
+        assert hinted.json() == [{"place": {"id": world.place_ids[0]}}]
+        by_column = rest.get(
+            "/review", params={"select": "place!place_id(id)"}, headers=alice.headers
+        )
+        assert by_column.json() == hinted.json()
+        assert_error(
+            rest.get("/review", params={"select": "place!nope(id)"}, headers=alice.headers),
+            400, "PGRST200",
+        )  # fmt: skip
         filtered = rest.get(
             "/place",
             params={"select": "id,review(rating)", "id": f"eq.{world.place_ids[0]}",
@@ -315,6 +333,85 @@ def test_embedding_both_directions_and_inner(rest: TestClient, world: World) -> 
     finally:
         rest.delete("/review", params={"place_id": f"eq.{world.place_ids[0]}"},
                     headers=alice.headers)  # fmt: skip
+
+
+def test_embedded_order_and_limit(rest: TestClient, world: World) -> None:
+    place = world.place_ids[1]
+    for user, rating in ((world.alice, 2), (world.bob, 5)):
+        made = rest.post("/review", json={"place_id": place, "rating": rating},
+                         headers=user.headers)  # fmt: skip
+        assert made.status_code == 201, made.text
+    try:
+        top = rest.get(
+            "/place",
+            params={"select": "id,review(rating)", "id": f"eq.{place}",
+                    "review.order": "rating.desc", "review.limit": "1"},
+            headers=SERVICE,
+        )  # fmt: skip
+        assert top.json() == [{"id": place, "review": [{"rating": 5}]}]
+        lowest = rest.get(
+            "/place",
+            params={"select": "id,r:review(rating)", "id": f"eq.{place}", "r.order": "rating"},
+            headers=SERVICE,
+        )
+        assert lowest.json() == [{"id": place, "r": [{"rating": 2}, {"rating": 5}]}]
+    finally:
+        rest.delete("/review", params={"place_id": f"eq.{place}"}, headers=SERVICE)
+
+
+def test_array_range_and_text_search_operators_and_ambiguity(
+    rest: TestClient, world: World, api_db: DatabaseUnderTest
+) -> None:
+    a, b = f"rest_a_{world.tag}", f"rest_b_{world.tag}"
+    with connect(api_db.admin_url) as conn:
+        conn.execute(f"CREATE TABLE {a} (id integer PRIMARY KEY, tags text[], span int4range, "
+                     "body text)")  # fmt: skip
+        conn.execute(
+            f"CREATE TABLE {b} (id integer PRIMARY KEY, "
+            f"first_id integer REFERENCES {a}, second_id integer REFERENCES {a})"
+        )
+        conn.execute(f"GRANT SELECT ON {a}, {b} TO anon")
+        conn.execute(
+            f"INSERT INTO {a} VALUES (1, '{{red,green}}', '[1,5)', 'the quick brown fox'), "
+            "(2, '{blue}', '[5,9)', 'lazy dogs sleep'), (3, '{red}', '[10,20)', NULL)"
+        )
+    schema_caches.invalidate()
+
+    def ids(**params: str) -> list[int]:
+        response = rest.get(f"/{a}", params={"select": "id", "order": "id", **params},
+                            headers=ANON)  # fmt: skip
+        assert response.status_code == 200, response.text
+        return [row["id"] for row in response.json()]
+
+    try:
+        assert ids(tags="cs.{red}") == [1, 3]
+        assert ids(tags="cd.{red,green,blue}") == [1, 2, 3]
+        assert ids(tags="ov.{blue,green}") == [1, 2]
+        assert ids(span="sl.[9,10)") == [1, 2]
+        assert ids(span="sr.[1,4)") == [2, 3]
+        assert ids(span="nxr.[1,9)") == [1, 2]
+        assert ids(span="nxl.[5,6)") == [2, 3]
+        assert ids(span="adj.[9,10)") == [2, 3]
+        assert ids(body="fts.fox") == [1]
+        assert ids(body="fts(english).dogs") == [2]
+        assert ids(body="plfts.quick fox") == [1]
+        assert ids(body="phfts(english).brown fox") == [1]
+        assert ids(body="wfts.lazy -cats") == [2]
+        assert ids(body="match.^the") == [1]
+        assert ids(body="imatch.LAZY") == [2]
+        assert ids(body="isdistinct.lazy dogs sleep") == [1, 3]
+        assert ids(body="not.isdistinct.lazy dogs sleep") == [2]
+        body = assert_error(
+            rest.get(f"/{a}", params={"select": f"id,{b}(id)"}, headers=ANON), 300, "PGRST201"
+        )
+        assert body["hint"].startswith(f"Try changing '{b}' to one of the following")
+        hinted = rest.get(f"/{a}", params={"select": f"id,{b}!first_id(id)", "id": "eq.1"},
+                          headers=ANON)  # fmt: skip
+        assert hinted.json() == [{"id": 1, b: []}]
+    finally:
+        with connect(api_db.admin_url) as conn:
+            conn.execute(f"DROP TABLE {b}, {a}")
+        schema_caches.invalidate()
 
 
 def test_unknown_relationship_is_pgrst200(rest: TestClient, world: World) -> None:
@@ -368,6 +465,14 @@ def test_insert_fills_user_id_from_the_jwt_and_rls_keeps_users_apart(
     )
     assert upserted.status_code == 201, upserted.text
     assert upserted.json()[0]["user_id"] == bob.id
+    # An upsert on the primary key of Alice's row cannot take it over: RLS refuses.
+    takeover = rest.post(
+        "/preference",
+        params={"on_conflict": "id"},
+        json={"id": row["id"], "category": category, "rating": 0.0},
+        headers={**bob.headers, "Prefer": "resolution=merge-duplicates"},
+    )
+    assert_error(takeover, 403, "42501")
     # Writing in Alice's name is refused by RLS's WITH CHECK (403: Bob is signed in).
     forged = rest.post(
         "/preference",
@@ -446,6 +551,14 @@ def test_bulk_insert_headers_only_and_single_object_rollback(
     after = rest.get("/preference", params={"select": "rating", "category": f"like.b*_{world.tag}",
                                             "order": "rating"}, headers=alice.headers)  # fmt: skip
     assert [r["rating"] for r in after.json()] == [0, 0.1, 0.2]
+    refused_delete = rest.delete(
+        "/preference",
+        params={"category": f"like.b*_{world.tag}"},
+        headers={**alice.headers, "Accept": "application/vnd.pgrst.object+json"},
+    )
+    assert_error(refused_delete, 406, "PGRST116")
+    assert len(rest.get("/preference", params={"category": f"like.b*_{world.tag}"},
+                        headers=alice.headers).json()) == 3  # fmt: skip
     mismatched = rest.post("/preference", json=[{"category": "a", "rating": 1}, {"category": "b"}],
                            headers=alice.headers)  # fmt: skip
     assert_error(mismatched, 400, "PGRST102")
@@ -558,10 +671,16 @@ def test_rpc_scalar_and_set_returning_functions(
     with connect(api_db.admin_url) as conn:
         conn.execute(f"CREATE FUNCTION {name}_add(a integer, b integer DEFAULT 1) RETURNS integer "
                      "LANGUAGE sql IMMUTABLE AS 'SELECT a + b'")  # fmt: skip
+        conn.execute(f"CREATE FUNCTION {name}_two(x integer) RETURNS integer "
+                     "LANGUAGE sql IMMUTABLE AS 'SELECT x'")  # fmt: skip
+        conn.execute(f"CREATE FUNCTION {name}_two(x text) RETURNS text "
+                     "LANGUAGE sql IMMUTABLE AS 'SELECT x'")  # fmt: skip
         conn.execute(f"CREATE FUNCTION {name}_series(n integer) RETURNS SETOF integer "
                      "LANGUAGE sql IMMUTABLE AS 'SELECT generate_series(1, n)'")  # fmt: skip
+        conn.execute(f"CREATE TABLE {name}_log (at timestamptz DEFAULT now())")
+        conn.execute(f"GRANT INSERT ON {name}_log TO anon")
         conn.execute(f"CREATE FUNCTION {name}_touch() RETURNS void LANGUAGE sql "
-                     "VOLATILE AS 'SELECT'")  # fmt: skip
+                     f"VOLATILE AS 'INSERT INTO {name}_log DEFAULT VALUES'")  # fmt: skip
     schema_caches.invalidate()  # new functions without a migration: as NOTIFY reload would
     try:
         added = rest.post(f"/rpc/{name}_add", json={"a": 40, "b": 2}, headers=ANON)
@@ -572,13 +691,21 @@ def test_rpc_scalar_and_set_returning_functions(
         assert series.json() == [1, 2, 3]
         touched = rest.post(f"/rpc/{name}_touch", headers=ANON)
         assert touched.status_code == 204
-        # GET runs read-only, as behind PostgREST: a volatile function that writes cannot.
+        # GET runs read-only, as behind PostgREST: a function that writes cannot.
+        read_only = rest.get(f"/rpc/{name}_touch", headers=ANON)
+        assert_error(read_only, 405, "25006")
+        with connect(api_db.admin_url) as conn:
+            assert conn.execute(f"SELECT count(*) FROM {name}_log").fetchone() == (1,)
         bad = rest.get(f"/rpc/{name}_add", params={"a": "x"}, headers=ANON)
         assert_error(bad, 400, "22P02")
+        ambiguous = rest.post(f"/rpc/{name}_two", json={"x": 1}, headers=ANON)
+        assert_error(ambiguous, 300, "PGRST203")
     finally:
         with connect(api_db.admin_url) as conn:
-            for suffix in ("add(integer, integer)", "series(integer)", "touch()"):
+            for suffix in ("add(integer, integer)", "series(integer)", "touch()",
+                           "two(integer)", "two(text)"):  # fmt: skip
                 conn.execute(f"DROP FUNCTION {name}_{suffix}")
+            conn.execute(f"DROP TABLE {name}_log")
         schema_caches.invalidate()
 
 
@@ -632,6 +759,10 @@ def test_jwt_without_role_is_anon(rest: TestClient, world: World) -> None:
         ("/place", {"limit": "-1"}, 400, "PGRST100"),
         ("/place", {"user_ratings_total": "eq.many"}, 400, "22P02"),
         ("/place", {"rating": "is.maybe"}, 400, "PGRST100"),
+        ("/place", {"opening_hours": "eq.{}"}, 404, "42883"),
+        ("/place", {"select": "id", "review.rating": "eq.1"}, 400, "PGRST108"),
+        ("/place", {"select": "id", "review.order": "rating"}, 400, "PGRST108"),
+        ("/place", {"user_ratings_total": "like.1*"}, 404, "42883"),
         ("/place", {"name": "like.%"}, 200, ""),
         ("/place", {"id": "eq.' OR '1'='1"}, 200, ""),
         ("/place", {"select": "count()"}, 400, "PGRST127"),
@@ -650,6 +781,27 @@ def test_hostile_and_malformed_requests_are_4xx(
             assert response.json() == []  # a value is only ever a value
     assert rest.get("/place", params={"category": f"eq.{world.category}"},
                     headers=ANON).status_code == 200  # fmt: skip
+
+
+def test_huge_lists_and_deep_nesting_are_answered(
+    rest: TestClient, world: World, api_app: Any
+) -> None:
+    # 70,000 values, beyond PostgreSQL's 65,535 parameters (and httpx's URL limit, so the
+    # request goes to the handler directly): one array parameter carries them.
+    many = ",".join(str(n) for n in range(70_000))
+    pairs = [("select", "id"), ("category", f"eq.{world.category}"), ("order", "id"),
+             ("user_ratings_total", f"in.({many})")]  # fmt: skip
+    call = routes.Call("GET", "/place", pairs, Headers(ANON), b"")
+    listed = routes._handle(api_app.state.engine, api_app.state.settings, call, "place", False)
+    assert listed.status_code == 200, listed.body
+    assert [r["id"] for r in json.loads(listed.body)] == world.place_ids
+    deep_or = "or(" * 200 + "id.eq.1" + ")" * 200
+    body = assert_error(
+        rest.get("/place", params={"or": f"({deep_or})"}, headers=ANON), 400, "PGRST100"
+    )
+    assert "nested deeper than" in body["details"]
+    deep_select = "id," + "place(" * 200 + "id" + ")" * 200
+    assert_error(rest.get("/review", params={"select": deep_select}, headers=ANON), 400, "PGRST100")
 
 
 def test_hostile_payloads(rest: TestClient, world: World) -> None:
@@ -769,6 +921,58 @@ def test_representation_embeds_after_a_write(rest: TestClient, world: World) -> 
     finally:
         rest.delete("/review", params={"place_id": f"eq.{world.place_ids[3]}"},
                     headers=world.alice.headers)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "params", "headers", "status", "code"),
+    [
+        ("GET", "/place", {"select": "opening_hours->>periods"}, {}, 400, "PGRST127"),
+        ("GET", "/place", {"opening_hours->>periods": "eq.x"}, {}, 400, "PGRST100"),
+        ("GET", "/place", {"select": "count()"}, {}, 400, "PGRST127"),
+        ("GET", "/place", {"select": "rating.sum()"}, {}, 400, "PGRST127"),
+        ("GET", "/review", {"select": "...place(name)"}, {}, 400, "PGRST127"),
+        ("GET", "/place", {"id": "eq(any).{a,b}"}, {}, 400, "PGRST127"),
+        ("GET", "/review", {"order": "place(name).desc"}, {}, 400, "PGRST127"),
+        ("GET", "/user", {"select": "place(*)"}, {}, 400, "PGRST200"),
+        ("GET", "/place", {"select": "*,review(*)", "review": "not.is.null"}, {}, 400, "42703"),
+        ("PUT", "/place", {"id": "eq.x"}, {}, 400, "PGRST127"),
+        ("POST", "/preference", {}, {"Prefer": "missing=default"}, 400, "PGRST127"),
+        ("PATCH", "/preference", {"id": "eq.0"}, {"Prefer": "tx=rollback"}, 400, "PGRST127"),
+        ("DELETE", "/preference", {"id": "eq.0"}, {"Prefer": "max-affected=1"}, 400, "PGRST127"),
+        ("GET", "/place", {}, {"Prefer": "handling=strict"}, 400, "PGRST127"),
+        ("GET", "/place", {}, {"Prefer": "timezone=UTC"}, 400, "PGRST127"),
+        ("DELETE", "/preference", {"id": "eq.0", "limit": "1"}, {}, 400, "PGRST127"),
+        (
+            "GET",
+            "/rpc/recommend_places",
+            {"lat": "1", "lng": "2", "select": "id,place(name)"},
+            {},
+            400,
+            "PGRST127",
+        ),
+        ("GET", "/place", {}, {"Accept": "application/geo+json"}, 406, "PGRST107"),
+        ("GET", "/place", {}, {"Accept": "application/openapi+json"}, 406, "PGRST107"),
+    ],
+)
+def test_what_is_not_implemented_says_so(
+    rest: TestClient,
+    world: World,
+    method: str,
+    path: str,
+    params: dict[str, str],
+    headers: dict[str, str],
+    status: int,
+    code: str,
+) -> None:
+    response = rest.request(
+        method, path, params=params, headers={**SERVICE, **headers},
+        json={"category": "x", "rating": 1} if method in ("POST", "PATCH", "PUT") else None,
+    )  # fmt: skip
+    assert_error(response, status, code)
+
+
+def test_root_is_not_openapi(rest: TestClient) -> None:
+    assert rest.get("/", headers=ANON).status_code == 404
 
 
 def test_verified_tokens_are_cached_but_expiry_still_applies() -> None:

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from psycopg import errors
 
-from tests.conftest import DatabaseUnderTest, connect
+from tests.support.databases import DatabaseUnderTest, connect
 
 SET_USER = "SELECT set_config('app.user_id', %s, true)"
 USER_TABLES = ("user", "review", "preference")

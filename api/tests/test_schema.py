@@ -8,9 +8,9 @@ from sqlalchemy import Connection, text
 from sqlmodel import Session
 
 from planwise.db.migrations import include_object, schema_drift
-from planwise.db.models import metadata
-from tests.conftest import DatabaseUnderTest
-from tests.factories import make_place, make_preference, make_user
+from planwise.models import metadata
+from tests.support.databases import DatabaseUnderTest
+from tests.support.factories import make_place, make_preference, make_user
 
 SERIAL = "nextval('{}_id_seq'::regclass)"
 TS = ("timestamp with time zone", None, "YES", "now()")

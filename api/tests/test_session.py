@@ -11,7 +11,7 @@ from planwise.config import Settings
 from planwise.db.engine import build_engine
 from planwise.db.session import unit_of_work
 from planwise.users.service import act_as
-from tests.conftest import DatabaseUnderTest, connect
+from tests.support.databases import DatabaseUnderTest, connect
 
 
 @pytest.fixture

@@ -23,9 +23,9 @@ from planwise.app import create_app
 from planwise.config import Settings
 from planwise.db import migrations
 from planwise.db.roles import configured_role_passwords, set_role_passwords
-from tests.api_helpers import Account, new_account, new_admin
-from tests.conftest import TEST_SUPABASE_JWT_SECRET, DatabaseUnderTest, connect
-from tests.test_realtime import LiveServer, serve
+from tests.support.accounts import Account, new_account, new_admin
+from tests.support.databases import TEST_SUPABASE_JWT_SECRET, DatabaseUnderTest, connect
+from tests.support.live import LiveServer
 
 MAX_OBJECT_BYTES = 64 * 1024
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
@@ -42,15 +42,8 @@ def storage_settings(api_settings: Settings, tmp_path_factory: pytest.TempPathFa
 
 
 @pytest.fixture(scope="module")
-def live(storage_settings: Settings) -> Iterator[LiveServer]:
-    with serve(storage_settings) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def http(live: LiveServer) -> Iterator[httpx.Client]:
-    with live.http() as client:
-        yield client
+def live_settings(storage_settings: Settings) -> Settings:
+    return storage_settings
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from psycopg import errors
 
 from planwise.db import migrations
-from tests.conftest import TEST_SUPABASE_JWT_SECRET, DatabaseUnderTest, connect
+from tests.support.databases import TEST_SUPABASE_JWT_SECRET, DatabaseUnderTest, connect
 
 # What a Supabase project has before any migration of ours (abridged from supabase/postgres).
 SUPABASE_PREPARATION = """

@@ -203,9 +203,12 @@ $fn$;
 MERGE_METADATA = """
 CREATE FUNCTION auth.planwise_merge_metadata(current_data jsonb, updates jsonb) RETURNS jsonb
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $fn$
-    -- GoTrue's UpdateUserMetaData: keys set to null are removed, others replaced.
+    -- GoTrue's UpdateUserMetaData: top-level keys set to null are removed, the others
+    -- replaced (values are kept as sent, nulls inside them included).
     SELECT CASE WHEN updates IS NULL THEN current_data ELSE
-        (coalesce(current_data, '{}') || jsonb_strip_nulls(updates))
+        (coalesce(current_data, '{}')
+         || (SELECT coalesce(jsonb_object_agg(e.key, e.value), '{}') FROM jsonb_each(updates) e
+             WHERE jsonb_typeof(e.value) <> 'null'))
         - coalesce(ARRAY(SELECT e.key FROM jsonb_each(updates) e
                          WHERE jsonb_typeof(e.value) = 'null'), '{}')
     END
@@ -269,7 +272,10 @@ DECLARE
 BEGIN
     IF EXISTS (SELECT 1 FROM auth.users u WHERE u.instance_id = {NIL_INSTANCE}
                AND lower(u.email) = address AND NOT u.is_sso_user) THEN
-        RETURN NULL;
+        RETURN '{{"error": "email_exists"}}';
+    END IF;
+    IF EXISTS (SELECT 1 FROM auth.users u WHERE u.id = p_id) THEN
+        RETURN '{{"error": "id_exists"}}';
     END IF;
     INSERT INTO auth.users (
         instance_id, id, aud, role, email, encrypted_password, email_confirmed_at,
@@ -282,8 +288,8 @@ BEGIN
         coalesce(p_user_meta, '{{}}'), now_at, now_at, p_banned_until
     )
     ON CONFLICT DO NOTHING;
-    IF NOT FOUND THEN  -- the same address signed up concurrently, or the id is taken
-        RETURN NULL;
+    IF NOT FOUND THEN  -- the same address or id, concurrently
+        RETURN '{{"error": "email_exists"}}';
     END IF;
     INSERT INTO auth.identities (
         provider_id, user_id, identity_data, provider, last_sign_in_at, created_at, updated_at
@@ -307,7 +313,7 @@ CREATE FUNCTION auth.planwise_signup(
 ) RETURNS jsonb
 LANGUAGE sql VOLATILE {DEFINER} AS $fn$
     -- Email confirmation is off locally (mailer_autoconfirm): confirmed at sign-up.
-    -- NULL when the address is taken.
+    -- An "email_exists" error object when the address is taken.
     SELECT auth.planwise_new_user(gen_random_uuid(), p_email, p_encrypted_password, true,
                                   p_user_meta, NULL, NULL, NULL)
 $fn$;
@@ -389,7 +395,10 @@ BEGIN
     IF NOT FOUND THEN
         RETURN jsonb_build_object('error', 'refresh_token_not_found');
     END IF;
-    SELECT * INTO u FROM auth.users x WHERE x.id::text = t.user_id;
+    -- user_id is varchar in GoTrue's table: compare as uuid (indexed) only when it is one.
+    SELECT * INTO u FROM auth.users x
+    WHERE x.id = CASE WHEN t.user_id ~* '^[0-9a-f]{{8}}-([0-9a-f]{{4}}-){{3}}[0-9a-f]{{12}}$'
+                      THEN t.user_id::uuid END;
     IF NOT FOUND THEN
         RETURN jsonb_build_object('error', 'refresh_token_not_found');
     END IF;

@@ -2,7 +2,7 @@
 recommend_places() only for signed-in callers
 
 Revision ID: e5f6a7b8c9d0
-Revises: b2c3d4e5f6a7
+Revises: d4e5f6a7b8c9
 Create Date: 2023-12-21 10:00:00
 
 * `/rest/v1` runs each request as `SET LOCAL ROLE anon | authenticated | service_role`,
@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "e5f6a7b8c9d0"
-down_revision: str | None = "b2c3d4e5f6a7"
+down_revision: str | None = "d4e5f6a7b8c9"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

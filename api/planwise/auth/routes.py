@@ -33,9 +33,10 @@ from planwise.auth.schemas import (
     UserUpdateBody,
 )
 from planwise.auth.service import AuthError, Client, TokenClaims, TokenConfig
-from planwise.config import Settings
+from planwise.config import ConfigError, Settings
 from planwise.deps import Responses
-from planwise.supabase.keys import ADMIN_ROLES, classify_apikey, verified_claims
+from planwise.supabase.keys import ADMIN_ROLES, classify_apikey, jwt_secret
+from planwise.users.security import verified_claims
 
 PREFIX = "/auth/v1"
 API_VERSION_HEADER = "X-Supabase-Api-Version"
@@ -64,7 +65,7 @@ def _api_version_2024(request: Request) -> bool:
 
 def error_response(request: Request, error: AuthError) -> JSONResponse:
     """GoTrue's HandleResponseError, both API versions."""
-    headers = dict(error.headers)
+    headers: dict[str, str] = {}
     body: dict[str, Any]
     if error.oauth:
         body = {"error": error.error_code, "error_description": error.message}
@@ -81,12 +82,12 @@ def error_response(request: Request, error: AuthError) -> JSONResponse:
 
 
 def _secret(request: Request) -> str:
-    settings: Settings = request.app.state.settings
-    if settings.supabase_jwt_secret is None:
+    try:
+        return jwt_secret(request.app.state.settings)
+    except ConfigError:
         raise AuthError(
             501, "unexpected_failure", "SUPABASE_JWT_SECRET is not set: the local Auth is off"
-        )
-    return settings.supabase_jwt_secret.get_secret_value()
+        ) from None
 
 
 def _gateway_refusal(request: Request, secret: str) -> JSONResponse | None:
@@ -103,14 +104,21 @@ def _validation_error(error: RequestValidationError) -> AuthError:
     first = error.errors()[0] if error.errors() else {}
     where = ".".join(str(part) for part in first.get("loc", ()))
     detail = f"{where}: {first.get('msg', 'invalid input')}"
-    if first.get("loc", ("",))[0] == "body":
+    # What Go's JSON decoding would refuse (not JSON, wrong types) is bad_json; a value
+    # that decodes but cannot be stored (NUL characters) fails validation.
+    if first.get("loc", ("",))[0] == "body" and first.get("type") != "value_error":
         return AuthError(400, "bad_json", f"Could not parse request body as JSON: {detail}")
     return AuthError(400, "validation_failed", detail)
 
 
 def _database_refusal(error: DBAPIError) -> AuthError | None:
     original = error.orig
-    if isinstance(original, pg_errors.UndefinedFunction | pg_errors.InvalidSchemaName):
+    # On a Supabase project app_service has no USAGE on Supabase's `auth` schema, or
+    # (granted it) finds none of the local Auth's functions there.
+    not_ours = isinstance(original, pg_errors.UndefinedFunction | pg_errors.InvalidSchemaName)
+    if not_ours or (
+        isinstance(original, pg_errors.InsufficientPrivilege) and "schema auth" in str(original)
+    ):
         return AuthError(501, "unexpected_failure", NOT_LOCAL)
     if isinstance(original, pg_errors.DataError):
         reason = str(original).splitlines()[0]

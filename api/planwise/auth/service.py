@@ -15,18 +15,17 @@ import re
 import secrets
 import string
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 import bcrypt
-import jwt
 from pwdlib.hashers.argon2 import Argon2Hasher
 from sqlalchemy import text
 from sqlmodel import Session
 
 from planwise.auth.schemas import AdminUserBody
-from planwise.supabase.keys import ALGORITHM, verified_claims
+from planwise.users.security import sign_jwt, verified_claims
 
 AUDIENCE = "authenticated"
 BCRYPT_COST = 10  # GoTrue's bcrypt.DefaultCost
@@ -37,7 +36,6 @@ REFRESH_TOKEN_REUSE_INTERVAL = 10  # seconds; Supabase's refresh_token_reuse_int
 REFRESH_TOKEN_LENGTH = 32
 ADMIN_PAGE_SIZE = 50  # GoTrue's default per_page
 INVALID_LOGIN = "Invalid login credentials"
-LogoutScope = Literal["global", "local", "others"]
 
 # checkmail.ValidateFormat, which GoTrue uses.
 EMAIL_PATTERN = re.compile(
@@ -66,7 +64,6 @@ class AuthError(Exception):
     reasons: list[str] | None = None
     oauth: bool = False
     commit: bool = False
-    headers: dict[str, str] = field(default_factory=dict)
 
     def __str__(self) -> str:
         return f"{self.status} {self.error_code}: {self.message}"
@@ -190,7 +187,7 @@ def access_token(config: TokenConfig, grant: dict[str, Any], now: datetime | Non
         "session_id": grant["session_id"],
         "is_anonymous": user["is_anonymous"],
     }
-    return jwt.encode(claims, config.secret, algorithm=ALGORITHM)
+    return sign_jwt(config.secret, claims)
 
 
 def token_response(config: TokenConfig, grant: dict[str, Any]) -> dict[str, Any]:
@@ -291,7 +288,7 @@ def signup(
         hash=hash_password(password),
         data=_jsonb(data or {}),
     )
-    if user is None:
+    if "error" in user:
         raise AuthError(422, "user_already_exists", "User already registered")
     return _session_grant(session, config, uuid.UUID(user["id"]), client)
 
@@ -573,7 +570,9 @@ def admin_create_user(session: Session, body: AdminUserBody) -> dict[str, Any]:
         role=body.role,
         banned=banned_until,
     )
-    if user is None:
+    if user.get("error") == "id_exists":
+        raise AuthError(422, "validation_failed", "A user with this ID already exists")
+    if "error" in user:
         raise AuthError(
             422, "email_exists", "A user with this email address has already been registered"
         )
@@ -583,7 +582,6 @@ def admin_create_user(session: Session, body: AdminUserBody) -> dict[str, Any]:
 
 def admin_update_user(session: Session, user_id: uuid.UUID, body: AdminUserBody) -> dict[str, Any]:
     """PUT /admin/users/{id}: a new password ends all the user's sessions, as in GoTrue."""
-    admin_get_user(session, user_id)
     if body.phone:
         _no_phone(body.phone)
     address = validate_email(body.email) if body.email else None
@@ -603,7 +601,9 @@ def admin_update_user(session: Session, user_id: uuid.UUID, body: AdminUserBody)
     )
 
 
-def admin_delete_user(session: Session, user_id: uuid.UUID, soft: bool) -> dict[str, Any]:
-    user = admin_get_user(session, user_id)
-    _call(session, "SELECT auth.planwise_admin_delete_user(:id, :soft)", id=user_id, soft=soft)
-    return user
+def admin_delete_user(session: Session, user_id: uuid.UUID, soft: bool) -> None:
+    """DELETE /admin/users/{id}: hard, or soft (see migration d4e5f6a7b8c9)."""
+    if not _call(
+        session, "SELECT auth.planwise_admin_delete_user(:id, :soft)", id=user_id, soft=soft
+    ):
+        raise AuthError(404, "user_not_found", "User not found")

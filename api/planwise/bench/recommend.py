@@ -27,13 +27,10 @@ from sqlmodel import Session
 from planwise.bench import pgbench, sql
 from planwise.bench.data import BenchDatabase, request_rows
 from planwise.bench.machine import load_average
+from planwise.bench.reference import document_reference_recommendations, geodesic_ground_truth
 from planwise.db.engine import sqlalchemy_url
 from planwise.db.session import set_acting_user
-from planwise.recommendations.service import (
-    document_reference_recommendations,
-    geodesic_ground_truth,
-    recommend,
-)
+from planwise.recommendations.service import recommend
 
 RADIUS_KM = 5.0
 DOCUMENT_LIMIT_FOR_RECALL = 10_000_000

@@ -14,7 +14,8 @@ strings and cannot be NULL; the API binds None there, which is the same value.
 
 from __future__ import annotations
 
-from planwise.recommendations.service import DOCUMENT_QUERY, RECOMMENDATION_SQL
+from planwise.bench.reference import DOCUMENT_QUERY
+from planwise.recommendations.service import RECOMMENDATION_SQL
 
 PICK_REQUEST = (
     "\\set n random(1, :requests)\n"

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 
-from planwise.config import Settings, get_settings
+from planwise.config import Settings
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -49,10 +47,3 @@ def build_engine(url: str, settings: Settings, *, application_name: str | None =
         pool_pre_ping=True,
         connect_args=connect_args,
     )
-
-
-@lru_cache(maxsize=1)
-def get_app_engine() -> Engine:
-    """The application's engine, connected as `app_service` (RLS applies)."""
-    settings = get_settings()
-    return build_engine(settings.app_url, settings)

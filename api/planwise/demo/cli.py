@@ -15,9 +15,9 @@ from typing import Annotated, Any
 
 import psycopg
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from planwise.cli_support import console
 from planwise.config import get_settings
 from planwise.db.engine import libpq_url
 from planwise.demo import data
@@ -26,7 +26,6 @@ from planwise.places.importer import ImportReport, SourceRecord, import_records
 from planwise.users.security import hash_password
 
 app = typer.Typer(no_args_is_help=True, help="Demo data: places around real cities, users.")
-console = Console()
 
 SOURCE = "demo"
 FIND_LOGIN = "SELECT id FROM planwise_find_login(%s)"

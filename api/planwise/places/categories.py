@@ -18,6 +18,9 @@ alike) maps to `nature`; only an explicit `beach` type gives `beach`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Annotated
+
+from pydantic import AfterValidator
 
 PRIORITY: tuple[tuple[str, str], ...] = (
     # (Google type, Planwise category), highest priority first.
@@ -94,6 +97,17 @@ PRIORITY: tuple[tuple[str, str], ...] = (
 
 CATEGORIES: tuple[str, ...] = tuple(dict.fromkeys(category for _, category in PRIORITY))
 """Every Planwise category, in priority order."""
+
+
+def _known_category(value: str) -> str:
+    if value not in CATEGORIES:
+        raise ValueError(f"unknown category {value!r}; known: {', '.join(CATEGORIES)}")
+    return value
+
+
+KnownCategory = Annotated[str, AfterValidator(_known_category)]
+"""A category of the Google-types mapping (`CATEGORIES`): a 422 otherwise."""
+
 
 _RANK = {google_type: rank for rank, (google_type, _) in enumerate(PRIORITY)}
 

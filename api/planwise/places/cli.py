@@ -10,15 +10,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from planwise.cli_support import console
 from planwise.config import get_settings
 from planwise.places.importer import ImportReport, import_places
 
 app = typer.Typer(no_args_is_help=True, help="Places: import Google Places API results.")
-console = Console()
 
 EXIT_REJECTED = 4
 SHOW_REJECTED = 20

@@ -12,6 +12,10 @@ distance filter then keeps what is truly within the radius. A box is smaller tha
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from pydantic import AfterValidator
+
 from planwise.places.models import PLACE_POINT_SQL
 
 MAX_RADIUS_KM = 50.0
@@ -26,7 +30,8 @@ WITHIN_SQL = (
     f" AND {DISTANCE_M_SQL} <= :radius_km * 1000.0"
 )
 """Places within the circle: index-served candidates, then the exact distance.
-Parameters: `circle_params`. `planwise_search_box` (SQL, migration 9b0c1d2e3f4a) returns
+Parameters: `circle_params`. `planwise_search_box` (PL/pgSQL since migration b2c3d4e5f6a7,
+so its body is planned once per session, not per call; first written in 9b0c1d2e3f4a) returns
 one of two lng/lat boxes whose union provably holds the circle: degrees are sized with
 110.5 km per degree (less than any degree of latitude has, on the sphere's 111.195 or the
 spheroid's 110.574; the document's 111.32 would miss places due north or south at the
@@ -53,3 +58,22 @@ def circle_params(lat: float, lng: float, radius_km: float) -> dict[str, float]:
     validate_point(lat, lng)
     validate_radius(radius_km)
     return {"lat": float(lat), "lng": float(lng), "radius_km": float(radius_km)}
+
+
+def parse_lat_lng(value: str) -> tuple[float, float]:
+    """`"lat,lng"` → (lat, lng), in range; ValueError otherwise."""
+    parts = value.split(",")
+    if len(parts) != 2:
+        raise ValueError("must be 'lat,lng', e.g. '48.8566,2.3522'")
+    lat, lng = float(parts[0]), float(parts[1])
+    validate_point(lat, lng)
+    return lat, lng
+
+
+def _lat_lng(value: str) -> str:
+    parse_lat_lng(value)
+    return value
+
+
+LatLngText = Annotated[str, AfterValidator(_lat_lng)]
+"""`"lat,lng"` with lat in -90..90 and lng in -180..180 (a 422 otherwise)."""

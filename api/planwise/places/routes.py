@@ -5,9 +5,9 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from planwise.deps import AdminUser, Responses, SessionDep
 from planwise.pagination import Cursor, Limit, Page, decode_cursor, make_page
 from planwise.places import service
-from planwise.places.geo import MAX_RADIUS_KM
+from planwise.places.geo import MAX_RADIUS_KM, LatLngText, parse_lat_lng
 from planwise.places.schemas import PlaceIn, PlacePublic
-from planwise.validation import DbStr, LatLngText, parse_lat_lng
+from planwise.validation import DbStr
 
 router = APIRouter(prefix="/places", tags=["places"])
 

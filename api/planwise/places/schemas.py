@@ -10,8 +10,6 @@ from pydantic import BaseModel, Field, field_validator
 from planwise.places.models import Place
 from planwise.validation import DbStr, Latitude, Longitude
 
-PlaceId = DbStr
-
 
 class PlaceIn(BaseModel):
     """An admin's upsert; `category` is derived from `types` when not given."""

@@ -29,10 +29,6 @@ UPSERT = text(
 )
 
 
-class NotAllowed(Exception):
-    """Row-level security refused the write: the acting user is not an admin."""
-
-
 def like_pattern(fragment: str) -> str:
     """A LIKE pattern matching `fragment` literally anywhere."""
     escaped = fragment.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

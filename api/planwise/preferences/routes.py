@@ -3,10 +3,9 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Response, status
 
 from planwise.deps import CurrentUser, SessionDep
-from planwise.places.categories import CATEGORIES
+from planwise.places.categories import CATEGORIES, KnownCategory
 from planwise.preferences import service
 from planwise.preferences.schemas import PreferenceIn, PreferencePublic
-from planwise.validation import KnownCategory
 
 router = APIRouter(prefix="/preferences", tags=["preferences"])
 

@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.websockets import WebSocketDisconnect
 
+from planwise.db.session import unit_of_work
 from planwise.realtime.hub import Channel
 from planwise.realtime.protocol import (
     PHOENIX_TOPIC,
@@ -35,8 +36,9 @@ from planwise.realtime.protocol import (
     reply,
     system,
 )
-from planwise.realtime.service import Realtime, Subscriber, signed_by_us
-from planwise.users.security import InvalidToken
+from planwise.realtime.service import Realtime
+from planwise.users.security import signed_by_us
+from planwise.users.service import Bearer, TokenRefused, resolve_bearer
 
 logger = logging.getLogger("planwise.realtime")
 
@@ -161,13 +163,18 @@ class Connection:
             if channel.expired(now):
                 self.hub.close_channel(channel, "Token has expired")
 
-    async def _subscriber(self, token: object) -> Subscriber | str:
+    def _resolve(self, token: str) -> Bearer:
+        """A join or token refresh is a request of its own: one transaction, owned here."""
+        with unit_of_work(self.realtime.engine) as session:
+            return resolve_bearer(session, self.realtime.settings, token)
+
+    async def _subscriber(self, token: object) -> Bearer | str:
         """The token's user, or why not (the reason goes back to the client)."""
         if not isinstance(token, str) or not token:
             return "no access token: join with access_token, or connect with ?apikey=<jwt>"
         try:
-            return await self.realtime.subscriber(token)
-        except InvalidToken as error:
+            return await asyncio.to_thread(self._resolve, token)
+        except TokenRefused as error:
             return f"Invalid token: {error}"
         except (DBAPIError, PoolTimeout):
             return "database unavailable; retry shortly"

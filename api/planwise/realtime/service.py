@@ -1,67 +1,18 @@
-"""The realtime service of one API process: hub, listener, and who a token names."""
+"""The realtime service of one API process: its hub and its LISTEN connection."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import logging
-from dataclasses import dataclass
 
-import jwt
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from planwise.config import Settings
-from planwise.db.session import set_acting_user, unit_of_work
 from planwise.realtime.hub import Hub
 from planwise.realtime.listener import ChangeListener, listen_url
-from planwise.users.security import ALGORITHM, InvalidToken, decode_access_token
-from planwise.users.service import user_for_supabase
 
 logger = logging.getLogger("planwise.realtime")
-
-
-@dataclass(frozen=True)
-class Subscriber:
-    user_id: int
-    expires_at: float | None
-
-
-def resolve_subscriber(engine: Engine, settings: Settings, token: str) -> Subscriber:
-    """The active Planwise user a token (ours or Supabase's) names; InvalidToken if none."""
-    identity = decode_access_token(settings, token)
-    with unit_of_work(engine) as session:
-        user_id = identity if isinstance(identity, int) else user_for_supabase(session, identity)
-        set_acting_user(session, user_id)
-        active = session.execute(
-            text('SELECT is_active FROM "user" WHERE id = :id'), {"id": user_id}
-        ).scalar()
-    if active is None:
-        raise InvalidToken("the token's user no longer exists")
-    if not active:
-        raise InvalidToken("account is deactivated")
-    # Already verified above; only the expiry is read here.
-    claims = jwt.decode(token, options={"verify_signature": False})
-    expires = claims.get("exp")
-    return Subscriber(user_id, float(expires) if isinstance(expires, int | float) else None)
-
-
-def signed_by_us(settings: Settings, token: str) -> bool:
-    """An `apikey` must be a JWT of ours or of the Supabase project (any role), unexpired."""
-    secrets = [settings.jwt_secret, settings.supabase_jwt_secret]
-    for secret in secrets:
-        if secret is None:
-            continue
-        try:
-            jwt.decode(
-                token,
-                secret.get_secret_value(),
-                algorithms=[ALGORITHM],
-                options={"verify_aud": False},
-            )
-        except jwt.PyJWTError:
-            continue
-        return True
-    return False
 
 
 class Realtime:
@@ -99,6 +50,3 @@ class Realtime:
         except TimeoutError:
             return False
         return True
-
-    async def subscriber(self, token: str) -> Subscriber:
-        return await asyncio.to_thread(resolve_subscriber, self.engine, self.settings, token)

@@ -2,7 +2,6 @@
 
 `service.recommend` is the production query: true great-circle distances, candidates
 found through the GiST index `idx_place_location`, correct at any latitude and across
-the antimeridian. `service.DOCUMENT_QUERY` keeps the design document's example verbatim
-(flat-degree distance, which undercounts away from the equator) for comparison and
-benchmarks.
+the antimeridian. The design document's example (flat-degree distance, which undercounts
+away from the equator) is kept verbatim in `planwise.bench.reference` for comparison.
 """

@@ -3,11 +3,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from planwise.deps import CurrentUser, SessionDep
-from planwise.places.categories import CATEGORIES
+from planwise.places.categories import CATEGORIES, KnownCategory
 from planwise.places.geo import MAX_RADIUS_KM
 from planwise.recommendations import service
-from planwise.recommendations.models import RecommendationResult
-from planwise.validation import KnownCategory
+from planwise.recommendations.schemas import RecommendationResult
 
 router = APIRouter(prefix="/recommendations", tags=["recommendations"])
 

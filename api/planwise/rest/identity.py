@@ -19,6 +19,7 @@ import jwt
 from planwise.config import Settings
 from planwise.rest.errors import RestError
 from planwise.rest.schemas import Identity
+from planwise.users.security import decode_jwt
 
 ROLES = ("anon", "authenticated", "service_role")
 CLOCK_SKEW_SECONDS = 30  # PostgREST's allowedSkewSeconds
@@ -105,13 +106,7 @@ def resolve_identity(settings: Settings, headers: Mapping[str, str]) -> Identity
 
 def _verify(secret: str, token: str) -> dict[str, Any]:
     try:
-        claims: dict[str, Any] = jwt.decode(
-            token,
-            secret,
-            algorithms=["HS256"],
-            leeway=CLOCK_SKEW_SECONDS,
-            options={"verify_aud": False, "require": []},
-        )
+        claims = decode_jwt(token, secret, leeway=CLOCK_SKEW_SECONDS)
     except jwt.ExpiredSignatureError:
         raise _invalid("PGRST303", "JWT expired") from None
     except jwt.ImmatureSignatureError:

@@ -33,6 +33,8 @@ FTS_OPERATORS = ("fts", "plfts", "phfts", "wfts")
 IS_VALUES = ("null", "not_null", "true", "false", "unknown")
 IDENTIFIER_CHARS = re.compile(r"[A-Za-z0-9_ $\u0080-\uffff]")
 RANGE_HEADER = re.compile(r"^([0-9]+)-([0-9]*)$")
+MAX_DEPTH = 32
+"""Deepest nesting of embeddings or of and/or groups accepted (a parse error beyond)."""
 
 
 def parse_error(what: str, text: str, column: int, detail: str) -> RestError:
@@ -48,6 +50,13 @@ class Cursor:
         self.text = text
         self.what = what
         self.pos = 0
+        self.depth = 0
+
+    def descend(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise parse_error(self.what, self.text, self.pos + 1,
+                              f"nested deeper than {MAX_DEPTH} levels")  # fmt: skip
 
     def peek(self, n: int = 1) -> str:
         return self.text[self.pos : self.pos + n]
@@ -161,7 +170,9 @@ def _select_item(cursor: Cursor) -> SelectItem:
         if cursor.peek() == "(" and name == "count":
             raise RestError.not_implemented("aggregates (count()) are not supported")
         cursor.expect("(")
+        cursor.descend()
         children = _select_forest(cursor)
+        cursor.depth -= 1
         cursor.expect(")")
         return EmbedItem(name=name, alias=alias, hint=hint, inner=inner, children=children)
     if cursor.peek(2) in ("->",):
@@ -283,12 +294,14 @@ def _logic_tree(cursor: Cursor) -> LogicTree:
     for operator in ("and", "or"):
         if cursor.text.startswith(operator + "(", cursor.pos):
             cursor.pos += len(operator) + 1
+            cursor.descend()
             children = [_logic_tree(cursor)]
             cursor.skip_ws()
             while cursor.take(","):
                 children.append(_logic_tree(cursor))
                 cursor.skip_ws()
             cursor.expect(")")
+            cursor.depth -= 1
             cursor.skip_ws()
             return LogicTree(operator, negated, children, None)
     cursor.pos = save

@@ -19,12 +19,13 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlmodel import Session
 from starlette.datastructures import Headers
 
 from planwise.config import Settings
 from planwise.db.session import unit_of_work
 from planwise.rest import service
-from planwise.rest.catalog import SCHEMA
+from planwise.rest.catalog import SCHEMA, SchemaCache
 from planwise.rest.errors import JSON_HEADERS, RestError, from_database
 from planwise.rest.identity import resolve_identity
 from planwise.rest.query import parse_query, parse_range_header
@@ -131,6 +132,8 @@ def _handle(engine: Engine, settings: Settings, call: Call, target: str, rpc: bo
             )
         media = negotiate(call.headers.get("accept"))
         prefs = Preferences.parse(call.headers.getlist("prefer"))
+        if prefs.unsupported:
+            raise RestError.not_implemented("Prefer: " + ", ".join(prefs.unsupported))
         reading = call.method in ("GET", "HEAD")
         query = parse_query(call.pairs, rpc_read=rpc and reading)
         lower = apply_range(query, call.headers.get("range") if reading or rpc else None)
@@ -175,8 +178,8 @@ def _database_error(error: psycopg.Error, identity: Identity | None) -> RestErro
 
 
 def _execute(
-    session: Any,
-    cache: Any,
+    session: Session,
+    cache: SchemaCache,
     call: Call,
     target: str,
     rpc: bool,
@@ -291,13 +294,24 @@ async def _dispatch(request: Request, target: str, rpc: bool) -> Response:
     return await run_in_threadpool(_handle, engine, settings, call, target, rpc)
 
 
-@router.api_route("/rpc/{function}", methods=["GET", "HEAD", "POST"], include_in_schema=True)
 async def call_function(function: str, request: Request) -> Response:
     """Call a function of the exposed schema with named arguments (POST body or query)."""
     return await _dispatch(request, function, True)
 
 
-@router.api_route("/{table}", methods=["GET", "HEAD", "POST", "PATCH", "DELETE", "PUT"])
 async def table_endpoint(table: str, request: Request) -> Response:
     """Read, insert, upsert, update or delete rows of a table (PostgREST's grammar)."""
     return await _dispatch(request, table, False)
+
+
+# One route per method, so each has its own OpenAPI operation id.
+for _method in ("GET", "HEAD", "POST"):
+    router.add_api_route(
+        "/rpc/{function}", call_function, methods=[_method],
+        operation_id=f"rest_rpc_{_method.lower()}",
+    )  # fmt: skip
+for _method in ("GET", "HEAD", "POST", "PATCH", "DELETE", "PUT"):
+    router.add_api_route(
+        "/{table}", table_endpoint, methods=[_method],
+        operation_id=f"rest_table_{_method.lower()}",
+    )  # fmt: skip

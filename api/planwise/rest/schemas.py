@@ -87,6 +87,8 @@ class Preferences:
     count: bool = False
     resolution: Literal["merge-duplicates", "ignore-duplicates"] | None = None
     missing_default: bool = False
+    unsupported: tuple[str, ...] = ()
+    """Preferences PostgREST honours and we do not: refused rather than ignored."""
 
     @classmethod
     def parse(cls, values: list[str]) -> Preferences:
@@ -95,6 +97,7 @@ class Preferences:
         count = False
         resolution: Any = None
         missing_default = False
+        unsupported: list[str] = []
         for item in items:
             if item == "return=representation":
                 representation = "full"
@@ -108,7 +111,11 @@ class Preferences:
                 resolution = item.split("=", 1)[1]
             elif item == "missing=default":
                 missing_default = True
-        return cls(representation, count, resolution, missing_default)
+            elif item in ("tx=rollback", "handling=strict") or item.startswith(
+                ("max-affected=", "timezone=")
+            ):
+                unsupported.append(item)
+        return cls(representation, count, resolution, missing_default, tuple(unsupported))
 
     def applied(self) -> str:
         """The `Preference-Applied` header value."""

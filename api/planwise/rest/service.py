@@ -12,6 +12,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import psycopg
 from psycopg import sql
@@ -100,6 +101,8 @@ class Builder:
     query: ParsedQuery
     params: dict[str, Any] = field(default_factory=dict)
     aliases: int = 0
+    levels: set[Path] = field(default_factory=lambda: {()})
+    """The root and every embedded resource of the select: where filters may apply."""
 
     def param(self, value: Any) -> sql.Composable:
         name = f"p{len(self.params)}"
@@ -114,17 +117,19 @@ class Builder:
     # -- conditions --------------------------------------------------------------------
 
     def condition(self, table: Table, alias: str, item: Filter) -> sql.Composable:
-        table.column(item.column)
+        column = table.column(item.column)
         ref = sql.Identifier(alias, item.column)
         expr = item.expr
-        clause = self.operation(ref, expr)
+        clause = self.operation(ref, expr, column.type_sql)
         return sql.SQL("NOT ({})").format(clause) if expr.negated else clause
 
-    def operation(self, ref: sql.Composable, expr: OpExpr) -> sql.Composable:
+    def operation(self, ref: sql.Composable, expr: OpExpr, type_sql: str) -> sql.Composable:
         operator = expr.operator
         if operator == "in":
-            values = sql.SQL(", ").join(self.param(v) for v in expr.values)
-            return sql.SQL("{} IN ({})").format(ref, values)
+            # One array parameter however long the list, as the column's type (catalogue).
+            return sql.SQL("{} = ANY(CAST({} AS {}[]))").format(
+                ref, self.param(expr.values), sql.SQL(type_sql)
+            )
         if operator == "is":
             return sql.SQL("{} {}").format(ref, sql.SQL(IS_VALUES[expr.value]))
         if operator in FTS_FUNCTIONS:
@@ -216,6 +221,7 @@ class Builder:
         child_alias = self.alias()
         join_alias = self.alias()
         child_path = (*path, item.alias or item.name)
+        self.levels.add(child_path)
         select, joins = self.select_list(child, child_alias, item.children, child_path)
         where: list[sql.Composable] = [
             sql.SQL("{} = {}").format(
@@ -252,6 +258,16 @@ class Builder:
             sql.Identifier(join_alias), sql.Identifier(item.alias or item.name)
         )
         return column, join, item.inner
+
+    def check_paths(self) -> None:
+        """PostgREST's PGRST108 for a filter, order or limit on a resource not embedded."""
+        query = self.query
+        for path in (*query.filters, *query.logic, *query.order, *query.limit, *query.offset):
+            if path not in self.levels:
+                raise RestError(
+                    400, "PGRST108", f"'{path[-1]}' is not an embedded resource in this request",
+                    hint=f"Verify that '{path[-1]}' is included in the 'select' query parameter.",
+                )  # fmt: skip
 
     def returned_columns(self, table: Table, items: Sequence[SelectItem]) -> list[str]:
         """The columns a mutation must return for the select list (and its embeddings)."""
@@ -319,6 +335,7 @@ def read(
         where=where_sql,
         order=builder.order_limit(table, alias, ()),
     )
+    builder.check_paths()
     total_rows, rows, body = _run(session, statement, builder.params)
     return Outcome(body=body, rows=rows, total=total_rows)
 
@@ -392,8 +409,6 @@ def _location(table: Table, body: str | None, prefs: Preferences) -> str | None:
     first = rows[0] if isinstance(rows, list) and rows else rows
     if not isinstance(first, dict) or not table.primary_key:
         return None
-    from urllib.parse import urlencode
-
     return f"/{table.name}?" + urlencode({k: f"eq.{first[k]}" for k in table.primary_key})
 
 
@@ -454,6 +469,7 @@ def insert(
     statement = _mutation_result(
         builder, table, alias, mutation, prefs, singular=singular, strip_nulls=strip_nulls
     )
+    builder.check_paths()
     _total, affected, body, inserted = _run(session, statement, builder.params)
     return Outcome(body, affected, inserted=inserted, location=_location(table, body, prefs))
 
@@ -502,6 +518,7 @@ def update(
     statement = _mutation_result(
         builder, table, alias, mutation, prefs, singular=singular, strip_nulls=strip_nulls
     )
+    builder.check_paths()
     _total, affected, body, _inserted = _run(session, statement, builder.params)
     return Outcome(body, affected)
 
@@ -533,6 +550,7 @@ def delete(
     statement = _mutation_result(
         builder, table, alias, mutation, prefs, singular=singular, strip_nulls=strip_nulls
     )
+    builder.check_paths()
     _total, affected, body, _inserted = _run(session, statement, builder.params)
     return Outcome(body, affected)
 
@@ -572,9 +590,9 @@ def call(
         source = invocation
     if function.kind == "rows":
         table = function.as_table()
-        select, joins = builder.select_list(table, alias, query.select, ())
-        if joins:
+        if any(isinstance(item, EmbedItem) for item in query.select):
             raise RestError.not_implemented("embedding on a function's result is not supported")
+        select, _joins = builder.select_list(table, alias, query.select, ())
         where = builder.conditions(table, alias, ())
         where_sql = (
             sql.SQL("WHERE {}").format(sql.SQL(" AND ").join(where)) if where else sql.SQL("")
@@ -614,6 +632,7 @@ def call(
         statement = sql.SQL(
             "SELECT NULL::bigint, count(*), {body} FROM {source} AS {alias}(pgrst_scalar)"
         ).format(body=body, source=source, alias=sql.Identifier(alias))
+    builder.check_paths()
     total_rows, rows, text = _run(session, statement, builder.params)
     if function.kind != "rows" or not function.returns_set:
         rows = 1 if function.kind != "void" else 0

@@ -1,5 +1,12 @@
 """`/storage/v1`: Supabase Storage's REST paths, as the `storage3` client calls them.
 
+One transaction per request, as everywhere: `StorageSession` opens it and commits it when
+the path operation returns (before the response is sent), or rolls it back on an error;
+`ActingUser` makes RLS see the bearer in it, and the services only flush. Routes that
+delete or replace objects take `WritingSession`: the files of the versions they released
+are removed right after the commit. A download's file is opened in the transaction and
+streamed after it.
+
 Every error, including invalid input, is answered in Storage's shape
 (`{"statusCode", "error", "code", "message"}`), which `storage3` turns into a
 `StorageApiError`. Routes whose bodies are raw bytes (uploads, downloads) are left out of
@@ -8,28 +15,33 @@ the OpenAPI schema; the JSON ones are in it, with their error responses declared
 
 from __future__ import annotations
 
-import os
-import re
-from collections.abc import AsyncGenerator, Callable, Coroutine, Iterator
-from datetime import UTC
-from email.utils import format_datetime
-from typing import IO, Annotated, Any
-from urllib.parse import quote
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, Header, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import DBAPIError
-from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartException, MultiPartParser
+from sqlmodel import Session
 
-from planwise.deps import Responses
-from planwise.storage import service
-from planwise.storage.models import (
+from planwise.config import PLANWISE_HOME, Settings
+from planwise.db.session import unit_of_work
+from planwise.deps import Responses, SettingsDep
+from planwise.storage import buckets, objects, queries, signed, uploads
+from planwise.storage.blobs import BlobStore
+from planwise.storage.errors import (
+    StorageError,
+    database_refusal,
+    invalid,
+    object_not_found,
+    token_refusal,
+)
+from planwise.storage.schemas import (
     Bucket,
     BucketCreate,
     BucketUpdate,
@@ -49,22 +61,24 @@ from planwise.storage.models import (
     StorageErrorBody,
     UploadResult,
 )
-from planwise.storage.service import StorageContext, StorageError, Target, Upload
+from planwise.storage.streams import file_response, receive
+from planwise.users.service import Bearer, TokenRefused, resolve_bearer
 
 PREFIX = "/storage/v1"
-MULTIPART_SLACK = 64 * 1024
-"""Bytes a multipart body may hold beyond its file: boundaries, part headers, fields."""
-DRAIN_LIMIT = 64 * 1024 * 1024
-"""After a 413, read (and drop) up to this much more, so the client sees the answer."""
-SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    # Objects come from users and are served from the API's origin: never run them.
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox",
-}
+
+
+def storage_error_response(_request: Request, error: Exception) -> JSONResponse:
+    """The app's handler of `StorageError` (installed by `planwise.app`)."""
+    assert isinstance(error, StorageError)
+    return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
 
 
 class StorageRoute(APIRoute):
-    """Answers StorageError, invalid input and refused statements in Storage's shape."""
+    """Turns invalid input and refused statements into `StorageError`.
+
+    Raised, not answered here: the error must pass the request's dependencies on its way
+    out, so that the transaction rolls back; `storage_error_response` answers it.
+    """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -72,17 +86,15 @@ class StorageRoute(APIRoute):
         async def storage_handler(request: Request) -> Response:
             try:
                 return await handler(request)
-            except StorageError as error:
-                return error.response()
             except RequestValidationError as error:
                 first = error.errors()[0] if error.errors() else {}
                 where = ".".join(str(part) for part in first.get("loc", ()))
-                return service.invalid(f"{where}: {first.get('msg', 'invalid input')}").response()
+                raise invalid(f"{where}: {first.get('msg', 'invalid input')}") from None
             except DBAPIError as error:
-                refusal = service.database_refusal(error)
+                refusal = database_refusal(error)
                 if refusal is None:
                     raise
-                return refusal.response()
+                raise refusal from None
 
         return storage_handler
 
@@ -97,12 +109,71 @@ router = APIRouter(prefix=PREFIX, tags=["storage"], route_class=StorageRoute, re
 bearer_scheme = HTTPBearer(auto_error=False, description="a Planwise or Supabase Auth JWT")
 
 
-def storage_context(request: Request) -> StorageContext:
-    context: StorageContext | None = getattr(request.app.state, "storage", None)
-    if context is None:
-        context = StorageContext.create(request.app.state.settings, request.app.state.engine)
-        request.app.state.storage = context
-    return context
+@dataclass
+class StorageState:
+    """What the storage routes keep for the app's life (`app.state.storage`)."""
+
+    store: BlobStore
+    schema_checked: bool = False
+
+
+def storage_state(request: Request) -> StorageState:
+    state: StorageState | None = getattr(request.app.state, "storage", None)
+    if state is None:
+        settings: Settings = request.app.state.settings
+        state = StorageState(BlobStore(settings.storage_dir or PLANWISE_HOME / "storage"))
+        request.app.state.storage = state
+    return state
+
+
+State = Annotated[StorageState, Depends(storage_state)]
+
+
+def blob_store(state: State) -> BlobStore:
+    return state.store
+
+
+Store = Annotated[BlobStore, Depends(blob_store)]
+
+RELEASES_FILES = "planwise.storage.releases_files"
+"""`Session.info` key: the route deletes or replaces objects (see `writing_session`)."""
+
+
+def storage_session(
+    request: Request, state: State, background: BackgroundTasks
+) -> Iterator[Session]:
+    """The request's one transaction, as `SessionDep`'s (committed when the path operation
+    returns, before the response is sent; rolled back on an error), on a `storage` schema
+    known to be ours.
+
+    For a route that deleted or replaced objects, the versions released leave the queue in
+    the transaction, and their files are removed right after it committed, so they are gone
+    when the client reads the answer. Stale temporary files are swept by a background task
+    after the response, when `BlobStore.sweep_due`.
+    """
+    with unit_of_work(request.app.state.engine) as session:
+        if not state.schema_checked:
+            queries.check_schema(session)
+            state.schema_checked = True
+        yield session
+        releases_files = session.info.get(RELEASES_FILES, False)
+        released = queries.release_files(session) if releases_files else []
+    for version in released:
+        state.store.remove(version)
+    if releases_files and state.store.sweep_due():
+        background.add_task(state.store.sweep_temporary)
+
+
+StorageSession = Annotated[Session, Depends(storage_session, scope="function")]
+
+
+def writing_session(session: StorageSession) -> Session:
+    """The request's transaction, for a route that deletes or replaces objects."""
+    session.info[RELEASES_FILES] = True
+    return session
+
+
+WritingSession = Annotated[Session, Depends(writing_session)]
 
 
 def bearer_token(
@@ -115,8 +186,18 @@ def bearer_token(
     return request.headers.get("apikey")
 
 
-Context = Annotated[StorageContext, Depends(storage_context)]
 Token = Annotated[str | None, Depends(bearer_token)]
+
+
+def acting_user(session: StorageSession, settings: SettingsDep, token: Token) -> Bearer:
+    """The bearer, acting for RLS in the request's transaction; refused in Storage's shape."""
+    try:
+        return resolve_bearer(session, settings, token)
+    except TokenRefused as refused:
+        raise token_refusal(refused) from None
+
+
+ActingUser = Annotated[Bearer, Depends(acting_user)]
 ObjectPath = Annotated[
     str, PathParam(min_length=1, max_length=1024, description="object name; may contain '/'")
 ]
@@ -126,38 +207,43 @@ ObjectPath = Annotated[
 
 
 @router.get("/bucket")
-def list_buckets(context: Context, token: Token) -> list[Bucket]:
+def list_buckets(session: StorageSession, bearer: ActingUser) -> list[Bucket]:
     """Every bucket (any signed-in user may see them)."""
-    return service.list_buckets(context, token)
+    return buckets.list_buckets(session)
 
 
 @router.get("/bucket/{bucket_id}")
-def get_bucket(context: Context, token: Token, bucket_id: str) -> Bucket:
-    return service.get_bucket(context, token, bucket_id)
+def get_bucket(session: StorageSession, bearer: ActingUser, bucket_id: str) -> Bucket:
+    return buckets.get_bucket(session, bucket_id)
 
 
 @router.post("/bucket")
-def create_bucket(context: Context, token: Token, body: BucketCreate) -> CreatedBucket:
+def create_bucket(
+    session: StorageSession, settings: SettingsDep, bearer: ActingUser, body: BucketCreate
+) -> CreatedBucket:
     """Administrators only. `public` buckets are readable by anyone, token or not."""
-    return CreatedBucket(name=service.create_bucket(context, token, body))
+    return CreatedBucket(name=buckets.create_bucket(session, settings, bearer.user_id, body))
 
 
 @router.put("/bucket/{bucket_id}")
-def update_bucket(context: Context, token: Token, bucket_id: str, body: BucketUpdate) -> Message:
-    service.update_bucket(context, token, bucket_id, body)
+def update_bucket(
+    session: StorageSession, settings: SettingsDep, bearer: ActingUser, bucket_id: str,
+    body: BucketUpdate,
+) -> Message:  # fmt: skip
+    buckets.update_bucket(session, settings, bucket_id, body)
     return Message(message="Successfully updated")
 
 
 @router.post("/bucket/{bucket_id}/empty")
-def empty_bucket(context: Context, token: Token, bucket_id: str) -> Message:
-    service.empty_bucket(context, token, bucket_id)
+def empty_bucket(session: WritingSession, bearer: ActingUser, bucket_id: str) -> Message:
+    buckets.empty_bucket(session, bucket_id)
     return Message(message="Successfully emptied")
 
 
 @router.delete("/bucket/{bucket_id}")
-def delete_bucket(context: Context, token: Token, bucket_id: str) -> Message:
+def delete_bucket(session: StorageSession, bearer: ActingUser, bucket_id: str) -> Message:
     """Only an empty bucket (409 otherwise)."""
-    service.delete_bucket(context, token, bucket_id)
+    buckets.delete_bucket(session, bucket_id)
     return Message(message="Successfully deleted")
 
 
@@ -166,121 +252,107 @@ def delete_bucket(context: Context, token: Token, bucket_id: str) -> Message:
 
 @router.post("/object/list/{bucket_id}")
 def list_objects(
-    context: Context, token: Token, bucket_id: str, body: ListRequest
+    session: StorageSession, bearer: ActingUser, bucket_id: str, body: ListRequest
 ) -> list[ListEntry]:
     """One folder level: files, then sub-folders as entries whose id is null."""
-    return service.list_objects(context, token, bucket_id, body)
+    return objects.list_objects(session, bucket_id, body)
 
 
 @router.post("/object/sign/{bucket_id}")
 def sign_many(
-    context: Context, token: Token, bucket_id: str, body: SignManyRequest
-) -> list[SignedURLItem]:
-    return service.sign_urls(context, token, bucket_id, body.paths, body.expiresIn)
+    session: StorageSession, settings: SettingsDep, bearer: ActingUser, bucket_id: str,
+    body: SignManyRequest,
+) -> list[SignedURLItem]:  # fmt: skip
+    return signed.sign_urls(
+        session, settings, bearer.user_id, bucket_id, body.paths, body.expiresIn
+    )
 
 
 @router.post("/object/sign/{bucket_id}/{path:path}")
 def sign_one(
-    context: Context, token: Token, bucket_id: str, path: ObjectPath, body: SignRequest
-) -> SignedURL:
+    session: StorageSession, settings: SettingsDep, bearer: ActingUser, bucket_id: str,
+    path: ObjectPath, body: SignRequest,
+) -> SignedURL:  # fmt: skip
     """A download URL valid `expiresIn` seconds, for an object you may read."""
-    item = service.sign_urls(context, token, bucket_id, [path], body.expiresIn)[0]
-    if item.signedURL is None:
-        raise service.object_not_found()
-    return SignedURL(signedURL=item.signedURL)
+    item = signed.sign_urls(session, settings, bearer.user_id, bucket_id, [path], body.expiresIn)
+    if item[0].signedURL is None:
+        raise object_not_found()
+    return SignedURL(signedURL=item[0].signedURL)
 
 
 @router.post("/object/upload/sign/{bucket_id}/{path:path}")
 def sign_upload(
-    context: Context,
-    token: Token,
-    bucket_id: str,
-    path: ObjectPath,
-    x_upsert: Annotated[str | None, Header()] = None,
-) -> SignedUploadURL:
+    session: StorageSession, settings: SettingsDep, bearer: ActingUser, bucket_id: str,
+    path: ObjectPath, x_upsert: Annotated[str | None, Header()] = None,
+) -> SignedUploadURL:  # fmt: skip
     """An upload URL (two hours) through which anyone may upload this object in your name."""
     upsert = (x_upsert or "").lower() == "true"
-    return service.signed_upload_url(context, token, bucket_id, path, upsert)
+    return signed.signed_upload_url(session, settings, bearer.user_id, bucket_id, path, upsert)
 
 
 @router.post("/object/move")
-def move_object(context: Context, token: Token, body: MoveRequest) -> Message:
-    service.move_object(context, token, body)
+def move_object(session: StorageSession, bearer: ActingUser, body: MoveRequest) -> Message:
+    objects.move_object(session, bearer.user_id, body)
     return Message(message="Successfully moved")
 
 
 @router.post("/object/copy")
-def copy_object(context: Context, token: Token, body: MoveRequest) -> UploadResult:
-    return service.copy_object(context, token, body)
+def copy_object(
+    session: WritingSession, settings: SettingsDep, store: Store, bearer: ActingUser,
+    body: MoveRequest,
+) -> UploadResult:  # fmt: skip
+    return uploads.copy_object(session, settings, store, bearer.user_id, body)
 
 
 @router.get("/object/info/{bucket_id}/{path:path}")
-def object_info(context: Context, token: Token, bucket_id: str, path: ObjectPath) -> ObjectInfo:
-    return service.object_info(context, token, bucket_id, path)
+def object_info(
+    session: StorageSession, bearer: ActingUser, bucket_id: str, path: ObjectPath
+) -> ObjectInfo:
+    return objects.object_info(session, bucket_id, path)
 
 
 @router.delete("/object/{bucket_id}")
 def remove_objects(
-    context: Context, token: Token, bucket_id: str, body: RemoveRequest
+    session: WritingSession, bearer: ActingUser, bucket_id: str, body: RemoveRequest
 ) -> list[ObjectRow]:
     """Deletes those of `prefixes` you may delete; returns them."""
-    return service.remove_objects(context, token, bucket_id, body.prefixes)
+    return objects.remove_objects(session, bucket_id, body.prefixes)
 
 
 @router.delete("/object/{bucket_id}/{path:path}")
-def remove_object(context: Context, token: Token, bucket_id: str, path: ObjectPath) -> Message:
-    service.remove_object(context, token, bucket_id, path)
+def remove_object(
+    session: WritingSession, bearer: ActingUser, bucket_id: str, path: ObjectPath
+) -> Message:
+    objects.remove_object(session, bucket_id, path)
     return Message(message="Successfully deleted")
 
 
 # -- objects: bytes in and out (not in the OpenAPI schema) -------------------------------
-
-
-def _chunks(file: IO[bytes]) -> Iterator[bytes]:
-    with file:
-        while chunk := file.read(service.CHUNK_BYTES):
-            yield chunk
-
-
-def _attachment(filename: str) -> str:
-    plain = re.sub(r"[^A-Za-z0-9._ -]", "_", filename)[:200] or "download"
-    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(filename, safe='')}"
-
-
-def file_response(opened: service.Opened, request: Request, download: str | None) -> Response:
-    headers = {
-        "ETag": opened.etag,
-        "Cache-Control": opened.cache_control,
-        "Last-Modified": format_datetime(opened.last_modified.astimezone(UTC), usegmt=True),
-        **SECURITY_HEADERS,
-    }
-    if opened.etag and request.headers.get("if-none-match") == opened.etag:
-        opened.file.close()
-        return Response(status_code=304, headers=headers)
-    if download is not None:
-        headers["Content-Disposition"] = _attachment(download or opened.name.rsplit("/", 1)[-1])
-    headers["Content-Length"] = str(os.fstat(opened.file.fileno()).st_size)
-    return StreamingResponse(_chunks(opened.file), media_type=opened.mimetype, headers=headers)
-
+# The file to stream is opened in the transaction; it stays readable after the commit,
+# whatever happens to the object meanwhile, and the response closes it.
 
 Download = Annotated[str | None, Query(description="serve as an attachment named so")]
 
 
 @router.get("/object/public/{bucket_id}/{path:path}", include_in_schema=False)
 async def download_public(
-    request: Request, context: Context, bucket_id: str, path: str, download: Download = None
-) -> Response:
+    request: Request, session: StorageSession, store: Store, bucket_id: str, path: str,
+    download: Download = None,
+) -> Response:  # fmt: skip
     """Objects of public buckets, to anyone."""
-    opened = await run_in_threadpool(service.open_public, context, bucket_id, path)
+    opened = await run_in_threadpool(objects.open_public, session, store, bucket_id, path)
     return file_response(opened, request, download)
 
 
 @router.get("/object/sign/{bucket_id}/{path:path}", include_in_schema=False)
 async def download_signed(
-    request: Request, context: Context, bucket_id: str, path: str,
-    token: Annotated[str | None, Query()] = None, download: Download = None,
+    request: Request, session: StorageSession, settings: SettingsDep, store: Store,
+    bucket_id: str, path: str, token: Annotated[str | None, Query()] = None,
+    download: Download = None,
 ) -> Response:  # fmt: skip
-    opened = await run_in_threadpool(service.open_signed, context, token, bucket_id, path)
+    opened = await run_in_threadpool(
+        signed.open_signed, session, settings, store, token, bucket_id, path
+    )
     return file_response(opened, request, download)
 
 
@@ -288,161 +360,63 @@ async def download_signed(
 @router.get("/object/{bucket_id}/{path:path}", include_in_schema=False)
 @router.get("/object/authenticated/{bucket_id}/{path:path}", include_in_schema=False)
 async def download(
-    request: Request,
-    context: Context,
-    token: Token,
-    bucket_id: str,
-    path: str,
-    download: Download = None,
-) -> Response:
-    opened = await run_in_threadpool(service.open_authenticated, context, token, bucket_id, path)
+    request: Request, session: StorageSession, store: Store, bearer: ActingUser,
+    bucket_id: str, path: str, download: Download = None,
+) -> Response:  # fmt: skip
+    opened = await run_in_threadpool(objects.open_object, session, store, bucket_id, path)
     return file_response(opened, request, download)
 
 
-class Body:
-    """The request body, read straight from ASGI so that it can be drained after a 413."""
-
-    def __init__(self, request: Request, cap: int, limit: int) -> None:
-        self.receive = request.receive
-        self.cap = cap
-        self.limit = limit
-        self.received = 0
-        self.done = False
-
-    async def chunks(self) -> AsyncGenerator[bytes, None]:
-        while not self.done:
-            message = await self.receive()
-            if message["type"] != "http.request":
-                raise service.invalid("the client disconnected")
-            chunk: bytes = message.get("body", b"")
-            self.done = not message.get("more_body", False)
-            self.received += len(chunk)
-            if self.received > self.cap:
-                raise service.too_large(self.limit)
-            if chunk:
-                yield chunk
-
-    async def drain(self) -> None:
-        while not self.done and self.received <= DRAIN_LIMIT:
-            message = await self.receive()
-            if message["type"] != "http.request":
-                return
-            self.received += len(message.get("body", b""))
-            self.done = not message.get("more_body", False)
-
-
-def _copy(source: IO[bytes], upload: Upload) -> None:
-    while chunk := source.read(service.CHUNK_BYTES):
-        upload.write(chunk)
-    upload.finish()
-
-
-async def _receive(
-    request: Request, context: StorageContext, target: Target
-) -> tuple[Upload, str, int, dict[str, Any] | None]:
-    """The uploaded file (multipart, as storage3 sends it, or a raw body) in a temporary
-    file, with its content type, cache seconds and user metadata; limits enforced."""
-    allowed = context.settings.storage_allowed_mime_types
-    content_type = request.headers.get("content-type", "")
-    multipart = content_type.lower().startswith("multipart/form-data")
-    body = Body(request, target.max_bytes + (MULTIPART_SLACK if multipart else 0), target.max_bytes)
-    declared = request.headers.get("content-length", "")
-    try:
-        if declared.isdigit() and int(declared) > body.cap:
-            raise service.too_large(target.max_bytes)
-        if multipart:
-            return await _receive_multipart(request, context, target, body, allowed)
-        mimetype = target.check_type(content_type or "application/octet-stream", allowed)
-        cache = service.parse_cache_control(request.headers.get("cache-control"))
-        upload = context.store.new_upload(target.max_bytes)
-        try:
-            async for chunk in body.chunks():
-                upload.write(chunk)
-            await run_in_threadpool(upload.finish)
-        except BaseException:
-            upload.discard()
-            raise
-        return upload, mimetype, cache, None
-    except StorageError as error:
-        if error.status == 413:
-            await body.drain()
-        raise
-
-
-async def _receive_multipart(
-    request: Request, context: StorageContext, target: Target, body: Body, allowed: list[str]
-) -> tuple[Upload, str, int, dict[str, Any] | None]:
-    parser = MultiPartParser(request.headers, body.chunks(), max_files=1, max_fields=8)
-    try:
-        form = await parser.parse()
-    except MultiPartException as error:
-        raise service.invalid(f"multipart body: {error.message}") from None
-    try:
-        files = [value for _, value in form.multi_items() if isinstance(value, UploadFile)]
-        if len(files) != 1:
-            raise service.invalid("send exactly one file part")
-        part = files[0]
-        mimetype = target.check_type(part.content_type or "application/octet-stream", allowed)
-        fields = {key: value for key, value in form.multi_items() if isinstance(value, str)}
-        cache = service.parse_cache_control(fields.get("cacheControl"))
-        user_metadata = service.parse_user_metadata(fields.get("metadata"))
-        upload = context.store.new_upload(target.max_bytes)
-        try:
-            await run_in_threadpool(_copy, part.file, upload)
-        except BaseException:
-            upload.discard()
-            raise
-        return upload, mimetype, cache, user_metadata
-    finally:
-        await form.close()
-
-
 async def _upload(
-    request: Request,
-    context: StorageContext,
-    target: Target,
-    *,
-    upsert: bool,
-    must_exist: bool = False,
-) -> UploadResult:
-    upload, mimetype, cache, user_metadata = await _receive(request, context, target)
+    request: Request, session: Session, settings: Settings, store: BlobStore,
+    target: uploads.Target, *, upsert: bool, must_exist: bool = False,
+) -> UploadResult:  # fmt: skip
+    """Receive the body into a temporary file, then record it as the target's new object."""
+    received = await receive(request, store, target, settings.storage_allowed_mime_types)
     try:
         return await run_in_threadpool(
-            lambda: service.store_object(
-                context, target, upload, mimetype, cache_seconds=cache,
-                user_metadata=user_metadata, upsert=upsert, must_exist=must_exist,
+            lambda: uploads.store_object(
+                session, store, target, received.upload, received.mimetype,
+                cache_seconds=received.cache_seconds, user_metadata=received.user_metadata,
+                upsert=upsert, must_exist=must_exist,
             )
         )  # fmt: skip
     finally:
-        upload.path.unlink(missing_ok=True)  # gone already once placed
+        received.upload.discard()  # gone already once placed
 
 
 @router.put("/object/upload/sign/{bucket_id}/{path:path}", include_in_schema=False)
 async def upload_signed(
-    request: Request, context: Context, bucket_id: str, path: str,
-    token: Annotated[str | None, Query()] = None,
+    request: Request, session: WritingSession, settings: SettingsDep, store: Store,
+    bucket_id: str, path: str, token: Annotated[str | None, Query()] = None,
 ) -> UploadResult:  # fmt: skip
     target, upsert = await run_in_threadpool(
-        service.prepare_signed_upload, context, token, bucket_id, path
+        signed.signed_upload_target, session, settings, token, bucket_id, path
     )
-    return await _upload(request, context, target, upsert=upsert)
+    return await _upload(request, session, settings, store, target, upsert=upsert)
 
 
 @router.post("/object/{bucket_id}/{path:path}", include_in_schema=False)
 async def upload_object(
-    request: Request, context: Context, token: Token, bucket_id: str, path: str,
+    request: Request, session: WritingSession, settings: SettingsDep, store: Store,
+    bearer: ActingUser, bucket_id: str, path: str,
     x_upsert: Annotated[str | None, Header()] = None,
 ) -> UploadResult:  # fmt: skip
     """A new object; with `x-upsert: true`, or a new version of your own."""
-    target = await run_in_threadpool(service.prepare_upload, context, token, bucket_id, path)
+    target = await run_in_threadpool(
+        uploads.upload_target, session, settings, bearer.user_id, bucket_id, path
+    )
     upsert = (x_upsert or "").lower() == "true"
-    return await _upload(request, context, target, upsert=upsert)
+    return await _upload(request, session, settings, store, target, upsert=upsert)
 
 
 @router.put("/object/{bucket_id}/{path:path}", include_in_schema=False)
 async def update_object(
-    request: Request, context: Context, token: Token, bucket_id: str, path: str
-) -> UploadResult:
+    request: Request, session: WritingSession, settings: SettingsDep, store: Store,
+    bearer: ActingUser, bucket_id: str, path: str,
+) -> UploadResult:  # fmt: skip
     """A new version of an existing object of yours."""
-    target = await run_in_threadpool(service.prepare_upload, context, token, bucket_id, path)
-    return await _upload(request, context, target, upsert=True, must_exist=True)
+    target = await run_in_threadpool(
+        uploads.upload_target, session, settings, bearer.user_id, bucket_id, path
+    )
+    return await _upload(request, session, settings, store, target, upsert=True, must_exist=True)

@@ -11,13 +11,11 @@ access token is accepted there too); `classify_apikey` is that check.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
-
-import jwt
+from typing import Literal
 
 from planwise.config import ConfigError, Settings
+from planwise.users.security import sign_jwt, verified_claims
 
-ALGORITHM = "HS256"
 KEY_ISSUER = "supabase-demo"
 KEY_ISSUED_AT = 1641769200  # 2022-01-09T23:00:00Z, as Supabase's keys
 KEY_EXPIRES_AT = 1983812996  # 2032-11-12T17:09:56Z, as Supabase's local keys
@@ -29,7 +27,7 @@ ADMIN_ROLES = ("service_role", "supabase_admin")
 
 def jwt_secret(settings: Settings) -> str:
     """SUPABASE_JWT_SECRET, which signs the keys and the local Auth's access tokens."""
-    if settings.supabase_jwt_secret is None:
+    if settings.supabase_jwt_secret is None or not settings.supabase_jwt_secret.get_secret_value():
         raise ConfigError(
             "SUPABASE_JWT_SECRET is not set: `planwise db up` generates one for the managed "
             "cluster; for a Supabase project use its JWT secret (Settings → API)"
@@ -40,7 +38,7 @@ def jwt_secret(settings: Settings) -> str:
 def api_key(secret: str, role: KeyRole) -> str:
     """The key of `role`; the same string for the same secret, every time."""
     claims = {"iss": KEY_ISSUER, "role": role, "iat": KEY_ISSUED_AT, "exp": KEY_EXPIRES_AT}
-    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+    return sign_jwt(secret, claims)
 
 
 @dataclass(frozen=True)
@@ -52,20 +50,6 @@ class ApiKeys:
 def api_keys(settings: Settings) -> ApiKeys:
     secret = jwt_secret(settings)
     return ApiKeys(api_key(secret, "anon"), api_key(secret, "service_role"))
-
-
-def verified_claims(secret: str, token: str) -> dict[str, Any] | None:
-    """The claims of a JWT signed with `secret` and not expired, else None.
-
-    The audience is not checked: the keys have none, user tokens have "authenticated".
-    """
-    try:
-        claims: dict[str, Any] = jwt.decode(
-            token, secret, algorithms=[ALGORITHM], options={"verify_aud": False}
-        )
-    except jwt.PyJWTError:
-        return None
-    return claims
 
 
 def classify_apikey(secret: str, apikey: str) -> str | None:

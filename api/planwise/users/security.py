@@ -1,4 +1,5 @@
-"""Password hashing (argon2id via pwdlib) and our access tokens (HS256 JWTs).
+"""Password hashing (argon2id via pwdlib), our access tokens and the tokens of signed
+storage URLs (HS256 JWTs, each kind with its own audience).
 
 Token claims follow Supabase Auth's shape (`sub`, `role`, `aud`, `exp`, `iat`) so the same
 clients and policies can read either kind; `role` is the database role a Supabase token
@@ -8,19 +9,25 @@ would carry ("authenticated"), while the Planwise role (user/admin) is read from
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
 from pwdlib import PasswordHash
+from pydantic import SecretStr
 
 from planwise.config import Settings
 
 AUDIENCE = "authenticated"
 ISSUER = "planwise"
 ALGORITHM = "HS256"
+OBJECT_DOWNLOAD_AUDIENCE = "planwise:storage:download"
+OBJECT_UPLOAD_AUDIENCE = "planwise:storage:upload"
+"""Audiences of storage URL tokens: neither is an access token's, so neither passes for one."""
 
 _hasher = PasswordHash.recommended()
 _DUMMY_HASH = _hasher.hash("timing-equaliser")
@@ -55,7 +62,42 @@ def create_access_token(settings: Settings, user_id: int, *, now: datetime | Non
         "iat": issued,
         "exp": issued + timedelta(minutes=settings.jwt_expire_minutes),
     }
-    return jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm=ALGORITHM)
+    return sign_jwt(settings.jwt_secret.get_secret_value(), claims)
+
+
+def sign_jwt(secret: str, claims: Mapping[str, Any]) -> str:
+    """Every token this project issues is an HS256 JWT signed here."""
+    return jwt.encode(dict(claims), secret, algorithm=ALGORITHM)
+
+
+def decode_jwt(
+    token: str,
+    secret: str,
+    *,
+    audience: str | None = None,
+    require: Sequence[str] = (),
+    leeway: float = 0,
+) -> dict[str, Any]:
+    """The one place a JWT is verified: HS256 signature, expiry (and `nbf`), and the
+    audience when one is given. Raises PyJWT's errors, which callers map to their shape."""
+    claims: dict[str, Any] = jwt.decode(
+        token,
+        secret,
+        algorithms=[ALGORITHM],
+        audience=audience,
+        leeway=leeway,
+        options={"verify_aud": audience is not None, "require": list(require)},
+    )
+    return claims
+
+
+def verified_claims(secret: str, token: str) -> dict[str, Any] | None:
+    """The claims of a JWT signed with `secret` and not expired, of any audience, else None
+    (Supabase's API keys have no audience; user tokens have "authenticated")."""
+    try:
+        return decode_jwt(token, secret)
+    except jwt.PyJWTError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -66,30 +108,102 @@ class SupabaseIdentity:
     full_name: str
 
 
-def _claims(token: str, secret: str) -> dict[str, Any]:
-    claims: dict[str, Any] = jwt.decode(
-        token,
-        secret,
-        algorithms=[ALGORITHM],
-        audience=AUDIENCE,
-        options={"require": ["sub", "exp", "aud"]},
+@dataclass(frozen=True)
+class AccessToken:
+    """A verified access token: whom it names and until when (seconds since the epoch)."""
+
+    subject: int | SupabaseIdentity
+    expires_at: float
+
+
+MAX_USER_ID = 2**31 - 1
+"""`user.id` is a SERIAL (int4): a larger `sub` names nobody."""
+
+
+def _access_claims(token: str, secret: SecretStr) -> dict[str, Any]:
+    return decode_jwt(
+        token, secret.get_secret_value(), audience=AUDIENCE, require=("sub", "exp", "aud")
     )
-    return claims
 
 
-def decode_access_token(settings: Settings, token: str) -> int | SupabaseIdentity:
-    """The Planwise user id our token names, or the Supabase user a Supabase token names."""
+def _planwise_user_id(subject: object) -> int | None:
+    text = str(subject)
+    if not text.isascii() or not text.isdigit():
+        return None
+    user_id = int(text)
+    return user_id if 1 <= user_id <= MAX_USER_ID else None
+
+
+def _supabase_identity(claims: dict[str, Any]) -> SupabaseIdentity:
+    metadata = claims.get("user_metadata")
+    metadata = metadata if isinstance(metadata, dict) else {}
+    name = metadata.get("full_name") or metadata.get("name") or claims.get("email") or ""
+    return SupabaseIdentity(uuid.UUID(str(claims["sub"])), str(name))
+
+
+def decode_access_token(settings: Settings, token: str) -> AccessToken:
+    """The Planwise user id our token names, or the Supabase user a Supabase token names.
+
+    Ours carry a numeric `sub`, Supabase's a uuid, so the two are told apart even when
+    JWT_SECRET and SUPABASE_JWT_SECRET are the same key."""
+    supabase_secret = settings.supabase_jwt_secret
     try:
-        return int(_claims(token, settings.jwt_secret.get_secret_value())["sub"])
+        claims = _access_claims(token, settings.jwt_secret)
     except jwt.InvalidSignatureError:
-        if settings.supabase_jwt_secret is None:
+        if supabase_secret is None:
             raise InvalidToken("signature verification failed") from None
-    except (jwt.PyJWTError, ValueError) as error:
+        claims = None
+    except jwt.PyJWTError as error:
         raise InvalidToken(str(error)) from None
+    if claims is not None:
+        user_id = _planwise_user_id(claims["sub"])
+        if user_id is not None:
+            return AccessToken(user_id, float(claims["exp"]))
+        if supabase_secret is None or supabase_secret != settings.jwt_secret:
+            raise InvalidToken("the token's sub names no Planwise user")
+    else:
+        assert supabase_secret is not None
+        try:
+            claims = _access_claims(token, supabase_secret)
+        except jwt.PyJWTError as error:
+            raise InvalidToken(str(error)) from None
     try:
-        claims = _claims(token, settings.supabase_jwt_secret.get_secret_value())
-        metadata = claims.get("user_metadata") or {}
-        name = metadata.get("full_name") or metadata.get("name") or claims.get("email") or ""
-        return SupabaseIdentity(uuid.UUID(str(claims["sub"])), str(name))
-    except (jwt.PyJWTError, ValueError, AttributeError) as error:
+        return AccessToken(_supabase_identity(claims), float(claims["exp"]))
+    except (ValueError, TypeError) as error:
+        raise InvalidToken(f"the token's sub is not a Supabase user id: {error}") from None
+
+
+def signed_by_us(settings: Settings, token: str) -> bool:
+    """Is this an unexpired JWT of ours or of the Supabase project, of any role (an `apikey`)?"""
+    secrets = (settings.jwt_secret, settings.supabase_jwt_secret)
+    return any(
+        secret is not None and verified_claims(secret.get_secret_value(), token) is not None
+        for secret in secrets
+    )
+
+
+class ExpiredToken(InvalidToken):
+    """Well formed and well signed, but past its `exp`."""
+
+
+def sign_object_url(settings: Settings, audience: str, claims: dict[str, Any], seconds: int) -> str:
+    """The token of a storage URL: `claims` (naming the object as `url`) for `seconds`."""
+    now = int(time.time())
+    payload = {**claims, "aud": audience, "iat": now, "exp": now + seconds}
+    return sign_jwt(settings.jwt_secret.get_secret_value(), payload)
+
+
+def verify_object_url(settings: Settings, audience: str, token: str) -> dict[str, Any]:
+    """The claims of a storage URL's token for `audience`; `ExpiredToken` or `InvalidToken`."""
+    try:
+        claims = decode_jwt(
+            token,
+            settings.jwt_secret.get_secret_value(),
+            audience=audience,
+            require=("exp", "url", "aud"),
+        )
+    except jwt.ExpiredSignatureError:
+        raise ExpiredToken("jwt expired") from None
+    except jwt.PyJWTError as error:
         raise InvalidToken(str(error)) from None
+    return claims

@@ -9,9 +9,16 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from planwise.config import Settings
 from planwise.users.models import User
 from planwise.users.schemas import UserRegister, UserUpdate
-from planwise.users.security import SupabaseIdentity, hash_password, verify_password
+from planwise.users.security import (
+    InvalidToken,
+    SupabaseIdentity,
+    decode_access_token,
+    hash_password,
+    verify_password,
+)
 
 
 class UsernameTaken(Exception):
@@ -20,6 +27,39 @@ class UsernameTaken(Exception):
 
 class AccountDisabled(Exception):
     """The credentials are right but the account is deactivated."""
+
+
+class TokenRefused(Exception):
+    """The bearer may not act: `str(error)` says why. Each surface answers in its own shape."""
+
+
+class MissingToken(TokenRefused):
+    """No bearer token was sent."""
+
+
+class BadToken(TokenRefused):
+    """Malformed, expired, or signed with a key we do not know; `str()` is the decoder's why."""
+
+
+class UnknownUser(TokenRefused):
+    """The token is valid but its user no longer exists."""
+
+
+class DeactivatedUser(TokenRefused):
+    """The token's user exists but is deactivated."""
+
+
+@dataclass(frozen=True)
+class Bearer:
+    """The acting user of this transaction (RLS sees them) and when their token expires."""
+
+    user: User
+    expires_at: float
+
+    @property
+    def user_id(self) -> int:
+        assert self.user.id is not None  # a row read back from the database
+        return self.user.id
 
 
 @dataclass(frozen=True)
@@ -109,3 +149,25 @@ def user_for_supabase(session: Session, identity: SupabaseIdentity) -> int:
         {"auth_user_id": identity.auth_user_id, "full_name": identity.full_name},
     ).scalar_one()
     return user_id
+
+
+def resolve_bearer(session: Session, settings: Settings, token: str | None) -> Bearer:
+    """The one way from a bearer token (ours or Supabase's) to the acting user.
+
+    Makes RLS see that user for the rest of the session's transaction (`act_as`, one round
+    trip; two for a Supabase user seen for the first time). Raises a `TokenRefused`.
+    """
+    if not token:
+        raise MissingToken("not authenticated: send Authorization: Bearer <token>")
+    try:
+        access = decode_access_token(settings, token)
+    except InvalidToken as error:
+        raise BadToken(str(error)) from None
+    subject = access.subject
+    user_id = subject if isinstance(subject, int) else user_for_supabase(session, subject)
+    user = act_as(session, user_id)
+    if user is None:
+        raise UnknownUser("the token's user no longer exists")
+    if not user.is_active:
+        raise DeactivatedUser("account is deactivated")
+    return Bearer(user, access.expires_at)

@@ -6,8 +6,7 @@ from fastapi import APIRouter, Request
 
 from planwise.config import Settings
 from planwise.deps import AdminUser, SessionDep
-from planwise.ops import monitor
-from planwise.ops.backup import DEFAULT_BACKUP_DIR
+from planwise.ops.monitor import report as monitor
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
@@ -22,9 +21,7 @@ def database_report(request: Request, session: SessionDep, admin: AdminUser) -> 
     show as figures without their text (which may carry literals, even passwords).
     """
     settings: Settings = request.app.state.settings
-    report = monitor.collect(
-        session.connection(), backup_dir=settings.backup_dir or DEFAULT_BACKUP_DIR
-    )
+    report = monitor.collect(session.connection(), backup_dir=settings.backup_directory)
     report["app_pool"] = {
         **monitor.app_pool_figures(request.app.state.engine),
         "timeouts": request.app.state.metrics.registry.get_sample_value(

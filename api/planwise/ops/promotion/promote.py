@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 from planwise.db import migrations
 from planwise.db.engine import libpq_url
 from planwise.errors import PlanwiseError
-from planwise.ops import backup as backups
+from planwise.ops.backup import dumps as backups
 
 TABLES = ("user", "place", "review", "preference")
 

@@ -9,17 +9,15 @@ import json
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy import create_engine, pool
 
+from planwise.cli_support import console
 from planwise.config import get_settings
 from planwise.db.engine import sqlalchemy_url
-from planwise.ops import monitor
-from planwise.ops.backup_cli import backup_dir
+from planwise.ops.monitor import report as monitor
 
 app = typer.Typer(help="Database metrics: pool, queries, growth, indexes, cache.")
-console = Console()
 
 
 def _connect() -> Any:
@@ -67,7 +65,9 @@ def report(
         archive_lag_seconds=archive_lag_seconds, backup_max_age_hours=backup_max_age_hours,
     )  # fmt: skip
     with _connect() as connection:
-        data = monitor.collect(connection, backup_dir=backup_dir(), limits=limits)
+        data = monitor.collect(
+            connection, backup_dir=get_settings().backup_directory, limits=limits
+        )
     settings = get_settings()
     if settings.uses_managed_cluster or settings.database_pgbouncer:
         data["pgbouncer"] = monitor.pgbouncer_figures(settings)

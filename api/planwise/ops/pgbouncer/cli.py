@@ -6,25 +6,20 @@ Exit codes: 0 done / running; 1 failed; 3 not running (`status`).
 from __future__ import annotations
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from planwise.config import get_settings
+from planwise.cli_support import console, managed_cluster_settings
 from planwise.db.cluster import Cluster
-from planwise.errors import PlanwiseError
-from planwise.ops.pgbouncer import PgBouncer
+from planwise.ops.pgbouncer.pooler import PgBouncer
 
 app = typer.Typer(no_args_is_help=True, help="PgBouncer (transaction pooling) in front of it.")
-console = Console()
 
 
 def bouncer() -> PgBouncer:
-    settings = get_settings()
-    if not settings.uses_managed_cluster:
-        raise PlanwiseError(
-            "DATABASE_URL points at a server Planwise does not manage; use its own pooler "
-            "(on Supabase: the transaction-mode pooler URL, with DATABASE_PGBOUNCER=true)"
-        )
+    settings = managed_cluster_settings(
+        "use its own pooler (on Supabase: the transaction-mode pooler URL, with "
+        "DATABASE_PGBOUNCER=true)"
+    )
     return PgBouncer(settings, Cluster(settings))
 
 

@@ -9,27 +9,20 @@ import json
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from planwise.config import get_settings
-from planwise.db.cli import confirm_or_abort
+from planwise.cli_support import confirm_or_abort, console, managed_cluster_settings
 from planwise.db.cluster import Cluster
-from planwise.errors import PlanwiseError
-from planwise.ops.pitr import Pitr, parse_target
+from planwise.ops.pitr.pgbackrest import Pitr, parse_target
 
 app = typer.Typer(no_args_is_help=True, help="WAL archiving and point-in-time recovery.")
-console = Console()
 
 
 def pitr() -> Pitr:
-    settings = get_settings()
-    if not settings.uses_managed_cluster:
-        raise PlanwiseError(
-            "DATABASE_URL points at a server Planwise does not manage: WAL archiving and "
-            "point-in-time recovery are the host's job there (on Supabase: the PITR add-on). "
-            "`planwise backup` still takes verified logical backups of it."
-        )
+    settings = managed_cluster_settings(
+        "WAL archiving and point-in-time recovery are the host's job there (on Supabase: "
+        "the PITR add-on). `planwise backup` still takes verified logical backups of it."
+    )
     return Pitr(Cluster(settings))
 
 

@@ -7,26 +7,19 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from planwise.cli_support import confirm_or_abort, console, masked
 from planwise.config import get_settings
-from planwise.db.cli import confirm_or_abort, masked
 from planwise.errors import PlanwiseError
-from planwise.ops import backup as backups
+from planwise.ops.backup import dumps as backups
 
 app = typer.Typer(no_args_is_help=True, help="Verified pg_dump backups with retention.")
-console = Console()
 
 KindOption = Annotated[str, typer.Option("--kind", help="daily | weekly | monthly")]
-
-
-def backup_dir() -> Path:
-    return get_settings().backup_dir or backups.DEFAULT_BACKUP_DIR
 
 
 def _size(size: float) -> str:
@@ -51,7 +44,7 @@ def take(kind: str) -> backups.Backup:
     settings = get_settings()
     started = time.perf_counter()
     made = backups.create_backup(
-        settings.admin_url, backup_dir(), kind,  # type: ignore[arg-type]
+        settings.admin_url, settings.backup_directory, kind,  # type: ignore[arg-type]
         settings.backup_lock_wait_timeout_ms,
     )  # fmt: skip
     rows = sum(made.manifest["row_counts"].values())
@@ -72,7 +65,7 @@ def create(kind: KindOption = "daily") -> None:
 def list_() -> None:
     """The backups in BACKUP_DIR, oldest first."""
     table = Table("name", "kind", "age", "size", "revision", "verified")
-    for item in backups.list_backups(backup_dir()):
+    for item in backups.list_backups(get_settings().backup_directory):
         state = item.manifest.get("verified")
         verified = "-" if state is None else "[green]yes[/green]" if state else "[red]FAILED[/red]"
         table.add_row(
@@ -86,7 +79,9 @@ def list_() -> None:
 def verify(name: str) -> None:
     """Checksum, pg_restore --list, and a restore into a scratch database (row counts)."""
     started = time.perf_counter()
-    checked = backups.verify_backup(backups.load(backup_dir(), name), get_settings().admin_url)
+    checked = backups.verify_backup(
+        backups.load(get_settings().backup_directory, name), get_settings().admin_url
+    )
     console.print(
         f"verified {checked.name}: checksum, listing and a scratch restore with matching "
         f"row counts ({time.perf_counter() - started:.1f}s)"
@@ -100,8 +95,9 @@ def restore(
     yes: Annotated[bool, typer.Option("--yes", help="do not ask")] = False,
 ) -> None:
     """Replace the target database's contents with a backup (after a safety backup)."""
-    chosen = backups.load(backup_dir(), name)
-    target = target_url or get_settings().admin_url
+    settings = get_settings()
+    chosen = backups.load(settings.backup_directory, name)
+    target = target_url or settings.admin_url
     confirm_or_abort(
         f"This replaces everything in {masked(target)} with {chosen.name} "
         f"(revision {chosen.manifest['alembic_revision']}, taken {chosen.taken_at:%Y-%m-%d %H:%M} "
@@ -111,7 +107,7 @@ def restore(
     backups.ensure_restorable(chosen)
     started = time.perf_counter()
     safety = backups.create_backup(
-        target, backup_dir(), "safety", get_settings().backup_lock_wait_timeout_ms
+        target, settings.backup_directory, "safety", settings.backup_lock_wait_timeout_ms
     )
     console.print(f"safety backup of the target: {safety.name}")
     backups.restore_backup(chosen, target)
@@ -132,7 +128,9 @@ def prune(
     moment = now or datetime.now(UTC)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    decisions = backups.plan_retention(backups.list_backups(backup_dir()), moment)
+    decisions = backups.plan_retention(
+        backups.list_backups(get_settings().backup_directory), moment
+    )
     doomed = [decision for decision in decisions if not decision.keep]
     for decision in decisions:
         verdict = "[green]keep[/green]" if decision.keep else "[red]delete[/red]"

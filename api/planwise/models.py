@@ -1,7 +1,7 @@
 """Every table model, imported once so `metadata` is complete (Alembic, tests)."""
 
 from planwise.db.base import metadata
-from planwise.ops.models import DbSizeSample
+from planwise.ops.monitor.models import DbSizeSample
 from planwise.places.models import Place
 from planwise.preferences.models import Preference
 from planwise.reviews.models import Review

@@ -8,17 +8,14 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from planwise.cli_support import confirm_or_abort, console
 from planwise.config import get_settings
-from planwise.db.cli import confirm_or_abort
 from planwise.errors import NotConfirmed, PlanwiseError
-from planwise.ops import promotion
-from planwise.ops.backup_cli import backup_dir
+from planwise.ops.promotion import promote as promotion
 
 app = typer.Typer(no_args_is_help=True, help="Promote migrations: status, apply.")
-console = Console()
 
 EnvOption = Annotated[str | None, typer.Option("--env", help="a name from MIGRATION_ENVIRONMENTS")]
 
@@ -78,7 +75,7 @@ def apply(
     settings = get_settings()
     final = promotion.apply(
         url,
-        backup_dir=backup_dir(),
+        backup_dir=settings.backup_directory,
         lock_wait_timeout_ms=settings.backup_lock_wait_timeout_ms,
         say=console.print,
     )

@@ -25,8 +25,8 @@ from sqlalchemy import Connection, Engine, text
 from planwise.config import Settings
 from planwise.db.cluster import SUPERUSER
 from planwise.observability import PoolCollector
-from planwise.ops import backup as backups
-from planwise.ops.pgbouncer import Pool, admin_console
+from planwise.ops.backup import dumps as backups
+from planwise.ops.pgbouncer.pooler import Pool, admin_console
 
 SLOW_LIMIT = 10
 QUERY_CHARS = 200

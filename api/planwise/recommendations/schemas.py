@@ -36,17 +36,3 @@ class Recommendation(BaseModel):
 class RecommendationResult(BaseModel):
     items: list[Recommendation]
     hint: str | None = Field(None, description="why the list is empty, and what to do about it")
-
-
-class DocumentRecommendation(BaseModel):
-    """A row of the design document's example query, with its own column names."""
-
-    id: str
-    name: str
-    lat: float
-    lng: float
-    rating: float | None
-    user_ratings_total: int | None
-    category: str
-    user_preference: float
-    distance: float = Field(description="the document's flat-degree estimate, in km")

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from tests.conftest import DatabaseUnderTest, connect
+from tests.support.databases import DatabaseUnderTest, connect
 
 PASSWORD = "correct horse battery"
 

@@ -31,13 +31,11 @@ from alembic.script import ScriptDirectory
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
-from planwise.config import PLANWISE_HOME
 from planwise.db import migrations
 from planwise.db.engine import libpq_url
 from planwise.errors import PlanwiseError
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
-DEFAULT_BACKUP_DIR = PLANWISE_HOME / "backups"
 COUNTED_TABLES = ("user", "place", "review", "preference", "alembic_version")
 NAME_PATTERN = re.compile(r"^backup_(\d{8}_\d{6})\.dump$")
 Kind = Literal["daily", "weekly", "monthly", "safety", "pre-migration"]

@@ -12,34 +12,19 @@ from typing import Annotated
 
 import psycopg
 import typer
-from rich.console import Console
 from rich.table import Table
-from sqlalchemy.engine import make_url
 
+from planwise.cli_support import confirm_or_abort, console, managed_cluster_settings, masked
 from planwise.config import Settings, get_settings
 from planwise.db import migrations
 from planwise.db.cluster import Cluster, ensure_local_secrets
 from planwise.db.engine import libpq_url
 from planwise.db.roles import configured_role_passwords, set_role_passwords
-from planwise.errors import NotConfirmed, PlanwiseError
+from planwise.errors import PlanwiseError
 
 app = typer.Typer(no_args_is_help=True, help="The database: local cluster, migrations, roles.")
-console = Console()
 
 ROLE_URLS = ("admin", "app", "read")
-
-
-def masked(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
-
-
-def confirm_or_abort(question: str, yes: bool) -> None:
-    """Destructive operations say what they will do and need a yes."""
-    console.print(question)
-    if yes:
-        return
-    if not os.isatty(0) or not typer.confirm("Proceed?", default=False):
-        raise NotConfirmed("not confirmed (pass --yes to proceed without asking)")
 
 
 def _fresh_settings() -> Settings:
@@ -87,9 +72,7 @@ def up() -> None:
 @app.command()
 def down() -> None:
     """Stop the local cluster (fast shutdown: open transactions are rolled back)."""
-    settings = get_settings()
-    if not settings.uses_managed_cluster:
-        raise PlanwiseError("DATABASE_URL points at a server Planwise does not manage")
+    settings = managed_cluster_settings("it is not ours to stop")
     cluster = Cluster(settings)
     console.print("stopped" if cluster.stop() else "not running")
 

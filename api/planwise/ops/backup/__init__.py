@@ -1,0 +1,1 @@
+"""Backups: snapshot-consistent pg_dump archives with manifests, verification, GFS retention."""

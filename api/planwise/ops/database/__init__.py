@@ -1,0 +1,1 @@
+"""`planwise db`: the managed cluster, migrations and role passwords."""

@@ -1,0 +1,1 @@
+"""Monitoring: the five metrics from the statistics views, health thresholds, size history."""

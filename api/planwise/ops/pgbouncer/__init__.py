@@ -1,0 +1,1 @@
+"""PgBouncer in transaction mode in front of the managed cluster."""

@@ -1,0 +1,1 @@
+"""Point-in-time recovery with pgBackRest: WAL archiving, full backups, restore to a moment."""

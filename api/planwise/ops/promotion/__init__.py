@@ -1,0 +1,1 @@
+"""Promoting migrations to named environments: drift refusal, verified backup, roll-back."""

@@ -1,0 +1,31 @@
+"""The `planwise` console script, run as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+PLANWISE = str(Path(sys.executable).parent / "planwise")
+
+
+def planwise(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run the `planwise` console script as a user would: no terminal, wide output."""
+    return subprocess.run(
+        [PLANWISE, *args], capture_output=True, text=True, check=False, timeout=300,
+        stdin=subprocess.DEVNULL, env={**os.environ, "COLUMNS": "200", **env},
+    )  # fmt: skip
+
+
+def discard_cluster(env: dict[str, str]) -> None:
+    """Stop a test's own managed cluster and delete its files (in /var/tmp too)."""
+    planwise("db", "down", **env)
+    match = re.search(r"directory\s*│\s*(\S+)", planwise("db", "status", **env).stdout)
+    if match:
+        directory = Path(match.group(1))
+        shutil.rmtree(directory, ignore_errors=True)
+        if directory.parent.name.startswith("planwise-"):  # the /var/tmp fallback
+            shutil.rmtree(directory.parent, ignore_errors=True)
