@@ -20,9 +20,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import TEST_JWT_SECRET, TEST_SUPABASE_JWT_SECRET, DatabaseUnderTest
+from tests.support.cli import PLANWISE
+from tests.support.databases import TEST_JWT_SECRET, TEST_SUPABASE_JWT_SECRET, DatabaseUnderTest
 
-PLANWISE = str(Path(sys.executable).parent / "planwise")  # the console script, as users run it
 API_DIR = Path(__file__).resolve().parents[1]
 JS_DIR = API_DIR.parent / "clients" / "js"
 SCRIPT_TIMEOUT_S = 180
