@@ -21,6 +21,7 @@ from realtime import AsyncRealtimeClient, RealtimeSubscribeStates
 from realtime.message import ServerMessageAdapter
 
 from planwise.config import Settings
+from planwise.supabase import keys
 from tests.support.accounts import Account, new_account, new_admin
 from tests.support.databases import TEST_SUPABASE_JWT_SECRET, DatabaseUnderTest, connect
 from tests.support.live import LiveServer
@@ -440,7 +441,7 @@ def test_supabase_tokens_and_token_refresh(
                 assert time.monotonic() < deadline, sub.states
                 await asyncio.sleep(0.02)
             user_id = payload["data"]["record"]["user_id"]
-            assert not [c for c in live.app.state.realtime.hub.channels if c.user_id == user_id]
+            assert not [c for c in live.app.state.realtime.hub.channels if c.reader == user_id]
         finally:
             await sub.client.close()
 
@@ -528,7 +529,7 @@ def test_leaving_and_disconnecting_drop_the_subscriptions(
     hub = live.app.state.realtime.hub
 
     def mine() -> int:
-        return sum(1 for c in hub.channels if c.user_id == account.id)
+        return sum(1 for c in hub.channels if c.reader == account.id)
 
     async def scenario() -> None:
         sub = await subscribe(live, token_of(account), [{"event": "*", "table": "review"}])
@@ -605,5 +606,47 @@ def test_user_rows_never_carry_password_hashes(live: LiveServer, http: httpx.Cli
             with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
                 await socket.receive()
             assert closed.value.rcvd is not None and closed.value.rcvd.code == 1007
+
+    run(scenario)
+
+
+def test_api_keys_subscribe_as_their_roles(
+    live: LiveServer, http: httpx.Client, api_db: DatabaseUnderTest, live_settings: Settings
+) -> None:
+    """The anon key receives public rows only (places); service_role receives every row."""
+    project_keys = keys.api_keys(live_settings)
+    admin, alice = new_admin(http, api_db), new_account(http, "rt_keys")
+    place_id = f"rt_keys_{uuid.uuid4().hex[:8]}"
+    bindings = [{"event": "*", "table": "place"}, {"event": "*", "table": "preference"}]
+
+    async def scenario() -> None:
+        anon = await subscribe(live, project_keys.anon, bindings)
+        service = await subscribe(live, project_keys.service_role, bindings)
+        try:
+            for sub in (anon, service):
+                assert sub.states[-1][0] == RealtimeSubscribeStates.SUBSCRIBED, sub.states
+            body = {"name": "Key Museum", "lat": 59.91, "lng": 10.75, "types": ["museum"]}
+            response = await in_thread(
+                lambda: http.put(f"/places/{place_id}", json=body, headers=admin.headers)
+            )
+            assert response.status_code == 201, response.text
+            for sub in (anon, service):
+                _, payload = await sub.inboxes[0].next()
+                assert payload["data"]["record"]["id"] == place_id
+            for method in ("PUT", "DELETE"):
+                kw: dict[str, Any] = {"json": {"rating": 0.8}} if method == "PUT" else {}
+                response = await in_thread(
+                    lambda m=method, k=kw: http.request(  # type: ignore[misc]
+                        m, "/preferences/museum", headers=alice.headers, **k
+                    )
+                )
+                assert response.status_code in (201, 204), response.text
+                _, payload = await service.inboxes[1].next()
+                assert payload["data"]["type"] == ("INSERT" if method == "PUT" else "DELETE")
+            await asyncio.sleep(QUIET_PERIOD)
+            assert anon.inboxes[1].items == [], "the anon key received a user's preference"
+        finally:
+            await anon.client.close()
+            await service.client.close()
 
     run(scenario)

@@ -23,6 +23,7 @@ from planwise.app import create_app
 from planwise.config import Settings
 from planwise.db import migrations
 from planwise.db.roles import configured_role_passwords, set_role_passwords
+from planwise.supabase import keys
 from tests.support.accounts import Account, new_account, new_admin
 from tests.support.databases import TEST_SUPABASE_JWT_SECRET, DatabaseUnderTest, connect
 from tests.support.live import LiveServer
@@ -485,3 +486,44 @@ def test_policies_hold_for_a_real_app_service_login(
             "SELECT count(*) FROM storage.objects WHERE bucket_id = %s", (buckets["private"],)
         ).fetchone() == (0,)
     assert alice.download(name) == b"secret"
+
+
+def test_api_keys_act_as_supabase_roles(
+    storage_for: StorageFor,
+    accounts: dict[str, Account],
+    buckets: dict[str, str],
+    storage_settings: Settings,
+) -> None:
+    """service_role bypasses RLS and administers buckets; anon reads what is public only."""
+    project_keys = keys.api_keys(storage_settings)
+
+    def with_key(key: str) -> SyncStorageClient:
+        account = Account(id=0, username="key", headers={"Authorization": f"Bearer {key}"})
+        return storage_for(account)
+
+    service, anon = with_key(project_keys.service_role), with_key(project_keys.anon)
+    bucket = f"admin-{uuid.uuid4().hex[:8]}"
+    service.create_bucket(bucket)
+    assert bucket in {b.id for b in service.list_buckets()}
+    assert status_of(lambda: anon.create_bucket(f"no-{bucket}"))[0] == 403
+
+    alice = storage_for(accounts["alice"]).from_(buckets["private"])
+    name = f"{accounts['alice'].id}/secret-{uuid.uuid4().hex[:6]}.txt"
+    alice.upload(name, b"alice only", {"content-type": "text/plain"})
+    assert service.from_(buckets["private"]).download(name) == b"alice only"
+    assert status_of(lambda: anon.from_(buckets["private"]).download(name))[0] == 404
+    signed = service.from_(buckets["private"]).create_signed_url(name, 60)
+    assert httpx.get(signed["signedURL"]).content == b"alice only"
+
+    service.from_(bucket).upload("by-the-service.txt", b"ours", {"content-type": "text/plain"})
+    assert service.from_(bucket).download("by-the-service.txt") == b"ours"
+    anon_public = anon.from_(buckets["public"])
+    plain = {"content-type": "text/plain"}
+    assert status_of(lambda: anon_public.upload("a.txt", b"x", plain))[0] == 403  # type: ignore[arg-type]
+
+    public_name = f"reviews/{uuid.uuid4().hex[:6]}.png"
+    storage_for(accounts["alice"]).from_(buckets["public"]).upload(
+        public_name, PNG, {"content-type": "image/png"}
+    )
+    assert anon.from_(buckets["public"]).download(public_name) == PNG
+    assert service.from_(buckets["public"]).remove([public_name])[0]["name"] == public_name

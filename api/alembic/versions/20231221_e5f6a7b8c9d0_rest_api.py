@@ -11,6 +11,7 @@ Create Date: 2023-12-21 10:00:00
   it switch, it does not add their privileges to its own (service_role may change any
   user's `role`, which app_service itself may not). On a Supabase project the same roles
   exist and `authenticator` already holds them; this only adds app_service beside it.
+  The downgrade leaves the memberships: roles are the cluster's, not one database's.
 * A BEFORE INSERT trigger on `review` and `preference` fills a missing `user_id` with the
   Planwise user of the JWT's `sub` (`user.auth_user_id`), so a signed-in client inserts
   without knowing its integer id. It runs as `planwise_auth` (SECURITY DEFINER, fixed
@@ -80,7 +81,6 @@ def downgrade() -> None:
     for table in USER_DATA:
         op.execute(f"DROP TRIGGER planwise_fill_user_id ON {table}")
     op.execute("DROP FUNCTION public.planwise_fill_user_id()")
-    # Memberships are cluster-wide: another database of the cluster still at this
-    # revision loses /rest/v1 with them, like roles in 5c6d7e8f9a0b they are shared state.
-    op.execute(f"REVOKE {API_ROLES} FROM app_service")
-    op.execute("ALTER ROLE app_service INHERIT")
+    # app_service's memberships and NOINHERIT stay: roles are cluster-wide, shared by every
+    # database of the cluster (no downgrade drops the roles themselves either), and another
+    # database may still be at this revision and serve /rest/v1, storage and realtime keys.

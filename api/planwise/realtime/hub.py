@@ -2,8 +2,9 @@
 
 A change arrives as keys and owners (see the realtime migration). For INSERT and UPDATE
 the rows are read back as each subscribing user, with `app.user_id` set as `app_service`,
-so row-level security decides what they receive, exactly as for an HTTP request. A deleted
-row cannot be read back: it goes only to the user its owner column names (or to everyone
+so row-level security decides what they receive, exactly as for an HTTP request (the anon
+key reads as nobody, the service_role key as `service_role`). A deleted row cannot be read
+back: it goes only to the user its owner column names and to service_role (or to everyone
 for tables everyone may read, like `place`).
 """
 
@@ -14,7 +15,7 @@ import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from sqlalchemy import Engine, text
 
@@ -76,12 +77,12 @@ class Outbox(Protocol):
 
 @dataclass(eq=False)
 class Channel:
-    """A joined topic on one connection: its user, token expiry and bindings."""
+    """A joined topic on one connection: who reads for it, token expiry and bindings."""
 
     outbox: Outbox
     topic: str
     join_ref: str | None
-    user_id: int
+    reader: Reader
     expires_at: float | None
     bindings: tuple[Binding, ...]
 
@@ -90,6 +91,10 @@ class Channel:
 
 
 Column = tuple[str, str]  # name, PostgreSQL type name (int4, varchar, timestamptz…)
+Reader = int | Literal["anon", "service_role"]
+"""Whom a channel's rows are read back as: a user's id, or one of the project's API keys
+(anon: as nobody, so public rows only; service_role: as `service_role`, bypassing RLS)."""
+SERVICE_ROLE: Literal["service_role"] = "service_role"
 
 COLUMNS_SQL = text(
     """
@@ -124,26 +129,35 @@ def read_visible(
     spec: TableSpec,
     columns: Sequence[Column],
     keys: Sequence[Key],
-    readers: Iterable[int | None],
-) -> dict[int | None, dict[Key, dict[str, Any]]]:
+    readers: Iterable[Reader],
+) -> dict[Reader, dict[Key, dict[str, Any]]]:
     """The rows among `keys` each reader may see, read as that reader (RLS decides).
 
-    One transaction; `app.user_id` is set before each reader's query (None: no user).
+    One transaction for the users and anon, `app.user_id` set before each one's query;
+    service_role reads in a transaction of its own, as `service_role`, so nothing read
+    after it could bypass RLS.
     """
     names = ", ".join(_quote(name) for name, _ in columns)
     query = text(
         f"SELECT {names} FROM public.{_quote(spec.name)} "  # noqa: S608 - catalog identifiers
         f"WHERE {_quote(spec.key)} = ANY(:keys)"
     )
-    visible: dict[int | None, dict[Key, dict[str, Any]]] = {}
+    params = {"keys": list(keys)}
+    visible: dict[Reader, dict[Key, dict[str, Any]]] = {}
+    wanted = set(readers)
     with unit_of_work(engine) as session:
-        for reader in readers:
-            if reader is None:
-                session.execute(text("SELECT set_config('app.user_id', '', true)"))
-            else:
+        for reader in sorted(wanted - {SERVICE_ROLE}, key=str):
+            if isinstance(reader, int):
                 set_acting_user(session, reader)
-            rows = session.execute(query, {"keys": list(keys)}).mappings()
+            else:
+                session.execute(text("SELECT set_config('app.user_id', '', true)"))
+            rows = session.execute(query, params).mappings()
             visible[reader] = {row[spec.key]: dict(row) for row in rows}
+    if SERVICE_ROLE in wanted:
+        with unit_of_work(engine) as session:
+            session.execute(text("SET LOCAL ROLE service_role"))
+            rows = session.execute(query, params).mappings()
+            visible[SERVICE_ROLE] = {row[spec.key]: dict(row) for row in rows}
     return visible
 
 
@@ -238,13 +252,12 @@ class Hub:
         if change.type == "DELETE":
             self._deliver_deletes(change, spec, columns, targets)
             return
-        readers = {None} if spec.owner is None else {c.user_id for c, _ in targets}
+        # Rows everyone may read are read once, as nobody.
+        readers: set[Reader] = {"anon"} if spec.owner is None else {c.reader for c, _ in targets}
         keys = [row.key for row in change.rows]
-        visible = await asyncio.to_thread(
-            read_visible, self.engine, spec, columns, keys, sorted(readers, key=str)
-        )
+        visible = await asyncio.to_thread(read_visible, self.engine, spec, columns, keys, readers)
         for channel, bindings in targets:
-            rows = visible.get(None if spec.owner is None else channel.user_id, {})
+            rows = visible.get("anon" if spec.owner is None else channel.reader, {})
             for row in change.rows:
                 record = rows.get(row.key)
                 if record is None:  # not theirs to see, or gone since
@@ -265,7 +278,7 @@ class Hub:
             if spec.owner is not None:
                 old[spec.owner] = row.owner
             for channel, bindings in targets:
-                if spec.owner is not None and row.owner != channel.user_id:
+                if spec.owner is not None and channel.reader not in (row.owner, SERVICE_ROLE):
                     continue
                 ids = [b.id for b in bindings if b.matches(old, partial=True)]
                 if ids:

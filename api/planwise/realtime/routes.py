@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from fastapi import APIRouter, WebSocket, status
 from sqlalchemy.exc import DBAPIError
@@ -20,7 +20,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.websockets import WebSocketDisconnect
 
 from planwise.db.session import unit_of_work
-from planwise.realtime.hub import Channel
+from planwise.realtime.hub import Channel, Reader
 from planwise.realtime.protocol import (
     PHOENIX_TOPIC,
     SUPPORTED_VSN,
@@ -38,7 +38,7 @@ from planwise.realtime.protocol import (
 )
 from planwise.realtime.service import Realtime
 from planwise.users.security import signed_by_us
-from planwise.users.service import Bearer, TokenRefused, resolve_bearer
+from planwise.users.service import KeyHolder, TokenRefused, resolve_caller
 
 logger = logging.getLogger("planwise.realtime")
 
@@ -52,6 +52,13 @@ IDLE_TIMEOUT_SECONDS = 60.0  # Phoenix's: clients heartbeat every 25-30 s
 OUTBOX_SIZE = 1000
 JOIN_WAIT_SECONDS = 5.0
 UNSUPPORTED = ("broadcast", "presence")
+
+
+class Subscriber(NamedTuple):
+    """Whom a channel reads as, and until when its token lets it."""
+
+    reader: Reader
+    expires_at: float | None
 
 
 class Connection:
@@ -163,12 +170,15 @@ class Connection:
             if channel.expired(now):
                 self.hub.close_channel(channel, "Token has expired")
 
-    def _resolve(self, token: str) -> Bearer:
+    def _resolve(self, token: str) -> Subscriber:
         """A join or token refresh is a request of its own: one transaction, owned here."""
         with unit_of_work(self.realtime.engine) as session:
-            return resolve_bearer(session, self.realtime.settings, token)
+            caller = resolve_caller(session, self.realtime.settings, token)
+        if isinstance(caller, KeyHolder):
+            return Subscriber(caller.role, None)  # the project's keys outlive any channel
+        return Subscriber(caller.user_id, caller.expires_at)
 
-    async def _subscriber(self, token: object) -> Bearer | str:
+    async def _subscriber(self, token: object) -> Subscriber | str:
         """The token's user, or why not (the reason goes back to the client)."""
         if not isinstance(token, str) or not token:
             return "no access token: join with access_token, or connect with ?apikey=<jwt>"
@@ -210,7 +220,7 @@ class Connection:
         if (previous := self.channels.pop(topic, None)) is not None:
             self.hub.remove(previous)
         channel = Channel(
-            self, topic, frame.join_ref or frame.ref, subscriber.user_id,
+            self, topic, frame.join_ref or frame.ref, subscriber.reader,
             subscriber.expires_at, tuple(bindings),
         )  # fmt: skip
         self.channels[topic] = channel
@@ -236,7 +246,7 @@ class Connection:
             self.send(error_reply(frame, subscriber))
             self.hub.close_channel(channel, subscriber)
             return
-        channel.user_id = subscriber.user_id
+        channel.reader = subscriber.reader
         channel.expires_at = subscriber.expires_at
         self.send(reply(frame, "ok", {}))
 

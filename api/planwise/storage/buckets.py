@@ -11,6 +11,7 @@ from sqlmodel import Session
 
 from planwise.config import Settings
 from planwise.storage import queries
+from planwise.storage.actors import Actor
 from planwise.storage.errors import bucket_not_empty, duplicate, invalid
 from planwise.storage.names import check_bucket_id
 from planwise.storage.schemas import Bucket, BucketCreate, BucketUpdate
@@ -50,15 +51,15 @@ def _check_limit(settings: Settings, limit: int | None) -> None:
         )
 
 
-def create_bucket(session: Session, settings: Settings, user_id: int, body: BucketCreate) -> str:
+def create_bucket(session: Session, settings: Settings, actor: Actor, body: BucketCreate) -> str:
     if body.id.lower() in RESERVED_BUCKET_IDS:
         raise invalid(f"bucket id {body.id!r} is reserved (a word of the storage paths)")
     _check_limit(settings, body.file_size_limit if isinstance(body.file_size_limit, int) else None)
-    queries.require_admin(session)
+    queries.require_admin(session, actor)
     values = {
         "id": body.id,
         "name": body.name or body.id,
-        "owner": user_id,
+        "owner": actor.user_id,
         "public": bool(body.public),
         "limit": body.file_size_limit,
         "types": body.allowed_mime_types,
@@ -73,7 +74,9 @@ def create_bucket(session: Session, settings: Settings, user_id: int, body: Buck
     return body.id
 
 
-def update_bucket(session: Session, settings: Settings, bucket_id: str, body: BucketUpdate) -> None:
+def update_bucket(
+    session: Session, settings: Settings, actor: Actor, bucket_id: str, body: BucketUpdate
+) -> None:
     changes: dict[str, Any] = {
         key: getattr(body, key)
         for key in ("public", "file_size_limit", "allowed_mime_types")
@@ -82,21 +85,21 @@ def update_bucket(session: Session, settings: Settings, bucket_id: str, body: Bu
     if changes.get("public") is None:
         changes.pop("public", None)
     _check_limit(settings, changes.get("file_size_limit"))
-    queries.require_admin(session)
+    queries.require_admin(session, actor)
     queries.bucket_row(session, check_bucket_id(bucket_id))
     session.execute(queries.update_bucket(list(changes)), {**changes, "id": bucket_id})
 
 
-def empty_bucket(session: Session, bucket_id: str) -> None:
+def empty_bucket(session: Session, actor: Actor, bucket_id: str) -> None:
     """Administrators delete every object, anyone's; the files go after the commit."""
-    queries.require_admin(session)
+    queries.require_admin(session, actor)
     queries.bucket_row(session, check_bucket_id(bucket_id))
     session.execute(queries.EMPTY_BUCKET, {"id": bucket_id})
 
 
-def delete_bucket(session: Session, bucket_id: str) -> None:
+def delete_bucket(session: Session, actor: Actor, bucket_id: str) -> None:
     """Only an empty bucket: its objects' rows reference it."""
-    queries.require_admin(session)
+    queries.require_admin(session, actor)
     queries.bucket_row(session, check_bucket_id(bucket_id))
     try:
         with session.begin_nested():

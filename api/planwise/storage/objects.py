@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from planwise.storage import queries
+from planwise.storage.actors import Actor
 from planwise.storage.blobs import BlobStore
 from planwise.storage.errors import duplicate, invalid, not_owner, object_not_found
 from planwise.storage.names import check_bucket_id, check_name, check_prefix
@@ -148,7 +149,7 @@ def remove_object(session: Session, bucket_id: str, name: str) -> None:
         raise object_not_found()
 
 
-def move_object(session: Session, user_id: int, body: MoveRequest) -> None:
+def move_object(session: Session, actor: Actor, body: MoveRequest) -> None:
     """Rename (the file stays: its path is the version, not the name)."""
     destination = body.destinationBucket or body.bucketId
     source_name, target_name = check_name(body.sourceKey), check_name(body.destinationKey)
@@ -156,7 +157,7 @@ def move_object(session: Session, user_id: int, body: MoveRequest) -> None:
     row = queries.find_object(session, check_bucket_id(body.bucketId), source_name)
     if row is None:
         raise object_not_found()
-    if row.owner != user_id:
+    if not actor.owns_or_administers(row.owner):
         raise not_owner()
     try:
         with session.begin_nested():

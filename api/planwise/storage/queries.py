@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Row, TextClause, text
 from sqlmodel import Session
 
+from planwise.storage.actors import Actor
 from planwise.storage.errors import StorageError, bucket_not_found, forbidden
 
 STORAGE_MARK = "planwise: local object storage"  # the migration's COMMENT ON SCHEMA storage
@@ -121,8 +122,9 @@ def check_schema(session: Session) -> None:
         )
 
 
-def require_admin(session: Session) -> None:
-    if not session.execute(ACTING_USER_IS_ADMIN).scalar():
+def require_admin(session: Session, actor: Actor) -> None:
+    """Buckets are administered by Planwise admins and the service_role key."""
+    if not actor.is_service and not session.execute(ACTING_USER_IS_ADMIN).scalar():
         raise forbidden("only administrators create, change or delete buckets")
 
 

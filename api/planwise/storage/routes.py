@@ -2,10 +2,10 @@
 
 One transaction per request, as everywhere: `StorageSession` opens it and commits it when
 the path operation returns (before the response is sent), or rolls it back on an error;
-`ActingUser` makes RLS see the bearer in it, and the services only flush. Routes that
-delete or replace objects take `WritingSession`: the files of the versions they released
-are removed right after the commit. A download's file is opened in the transaction and
-streamed after it.
+`Acting` makes the caller act in it (RLS sees a user; the service_role key bypasses RLS),
+and the services only flush. Routes that delete or replace objects take `WritingSession`:
+the files of the versions they released are removed right after the commit. A download's
+file is opened in the transaction and streamed after it.
 
 Every error, including invalid input, is answered in Storage's shape
 (`{"statusCode", "error", "code", "message"}`), which `storage3` turns into a
@@ -33,6 +33,7 @@ from planwise.config import PLANWISE_HOME, Settings
 from planwise.db.session import unit_of_work
 from planwise.deps import Responses, SettingsDep
 from planwise.storage import buckets, objects, queries, signed, uploads
+from planwise.storage.actors import Actor, act
 from planwise.storage.blobs import BlobStore
 from planwise.storage.errors import (
     StorageError,
@@ -62,7 +63,7 @@ from planwise.storage.schemas import (
     UploadResult,
 )
 from planwise.storage.streams import file_response, receive
-from planwise.users.service import Bearer, TokenRefused, resolve_bearer
+from planwise.users.service import TokenRefused, resolve_caller
 
 PREFIX = "/storage/v1"
 
@@ -189,15 +190,17 @@ def bearer_token(
 Token = Annotated[str | None, Depends(bearer_token)]
 
 
-def acting_user(session: StorageSession, settings: SettingsDep, token: Token) -> Bearer:
-    """The bearer, acting for RLS in the request's transaction; refused in Storage's shape."""
+def acting(session: StorageSession, settings: SettingsDep, token: Token) -> Actor:
+    """The caller, acting in the request's transaction (`planwise.storage.actors`); a
+    refused token is answered in Storage's shape."""
     try:
-        return resolve_bearer(session, settings, token)
+        caller = resolve_caller(session, settings, token)
     except TokenRefused as refused:
         raise token_refusal(refused) from None
+    return act(session, caller)
 
 
-ActingUser = Annotated[Bearer, Depends(acting_user)]
+Acting = Annotated[Actor, Depends(acting)]
 ObjectPath = Annotated[
     str, PathParam(min_length=1, max_length=1024, description="object name; may contain '/'")
 ]
@@ -207,43 +210,43 @@ ObjectPath = Annotated[
 
 
 @router.get("/bucket")
-def list_buckets(session: StorageSession, bearer: ActingUser) -> list[Bucket]:
+def list_buckets(session: StorageSession, actor: Acting) -> list[Bucket]:
     """Every bucket (any signed-in user may see them)."""
     return buckets.list_buckets(session)
 
 
 @router.get("/bucket/{bucket_id}")
-def get_bucket(session: StorageSession, bearer: ActingUser, bucket_id: str) -> Bucket:
+def get_bucket(session: StorageSession, actor: Acting, bucket_id: str) -> Bucket:
     return buckets.get_bucket(session, bucket_id)
 
 
 @router.post("/bucket")
 def create_bucket(
-    session: StorageSession, settings: SettingsDep, bearer: ActingUser, body: BucketCreate
+    session: StorageSession, settings: SettingsDep, actor: Acting, body: BucketCreate
 ) -> CreatedBucket:
     """Administrators only. `public` buckets are readable by anyone, token or not."""
-    return CreatedBucket(name=buckets.create_bucket(session, settings, bearer.user_id, body))
+    return CreatedBucket(name=buckets.create_bucket(session, settings, actor, body))
 
 
 @router.put("/bucket/{bucket_id}")
 def update_bucket(
-    session: StorageSession, settings: SettingsDep, bearer: ActingUser, bucket_id: str,
+    session: StorageSession, settings: SettingsDep, actor: Acting, bucket_id: str,
     body: BucketUpdate,
 ) -> Message:  # fmt: skip
-    buckets.update_bucket(session, settings, bucket_id, body)
+    buckets.update_bucket(session, settings, actor, bucket_id, body)
     return Message(message="Successfully updated")
 
 
 @router.post("/bucket/{bucket_id}/empty")
-def empty_bucket(session: WritingSession, bearer: ActingUser, bucket_id: str) -> Message:
-    buckets.empty_bucket(session, bucket_id)
+def empty_bucket(session: WritingSession, actor: Acting, bucket_id: str) -> Message:
+    buckets.empty_bucket(session, actor, bucket_id)
     return Message(message="Successfully emptied")
 
 
 @router.delete("/bucket/{bucket_id}")
-def delete_bucket(session: StorageSession, bearer: ActingUser, bucket_id: str) -> Message:
+def delete_bucket(session: StorageSession, actor: Acting, bucket_id: str) -> Message:
     """Only an empty bucket (409 otherwise)."""
-    buckets.delete_bucket(session, bucket_id)
+    buckets.delete_bucket(session, actor, bucket_id)
     return Message(message="Successfully deleted")
 
 
@@ -252,7 +255,7 @@ def delete_bucket(session: StorageSession, bearer: ActingUser, bucket_id: str) -
 
 @router.post("/object/list/{bucket_id}")
 def list_objects(
-    session: StorageSession, bearer: ActingUser, bucket_id: str, body: ListRequest
+    session: StorageSession, actor: Acting, bucket_id: str, body: ListRequest
 ) -> list[ListEntry]:
     """One folder level: files, then sub-folders as entries whose id is null."""
     return objects.list_objects(session, bucket_id, body)
@@ -260,21 +263,19 @@ def list_objects(
 
 @router.post("/object/sign/{bucket_id}")
 def sign_many(
-    session: StorageSession, settings: SettingsDep, bearer: ActingUser, bucket_id: str,
+    session: StorageSession, settings: SettingsDep, actor: Acting, bucket_id: str,
     body: SignManyRequest,
 ) -> list[SignedURLItem]:  # fmt: skip
-    return signed.sign_urls(
-        session, settings, bearer.user_id, bucket_id, body.paths, body.expiresIn
-    )
+    return signed.sign_urls(session, settings, actor, bucket_id, body.paths, body.expiresIn)
 
 
 @router.post("/object/sign/{bucket_id}/{path:path}")
 def sign_one(
-    session: StorageSession, settings: SettingsDep, bearer: ActingUser, bucket_id: str,
+    session: StorageSession, settings: SettingsDep, actor: Acting, bucket_id: str,
     path: ObjectPath, body: SignRequest,
 ) -> SignedURL:  # fmt: skip
     """A download URL valid `expiresIn` seconds, for an object you may read."""
-    item = signed.sign_urls(session, settings, bearer.user_id, bucket_id, [path], body.expiresIn)
+    item = signed.sign_urls(session, settings, actor, bucket_id, [path], body.expiresIn)
     if item[0].signedURL is None:
         raise object_not_found()
     return SignedURL(signedURL=item[0].signedURL)
@@ -282,38 +283,38 @@ def sign_one(
 
 @router.post("/object/upload/sign/{bucket_id}/{path:path}")
 def sign_upload(
-    session: StorageSession, settings: SettingsDep, bearer: ActingUser, bucket_id: str,
+    session: StorageSession, settings: SettingsDep, actor: Acting, bucket_id: str,
     path: ObjectPath, x_upsert: Annotated[str | None, Header()] = None,
 ) -> SignedUploadURL:  # fmt: skip
     """An upload URL (two hours) through which anyone may upload this object in your name."""
     upsert = (x_upsert or "").lower() == "true"
-    return signed.signed_upload_url(session, settings, bearer.user_id, bucket_id, path, upsert)
+    return signed.signed_upload_url(session, settings, actor, bucket_id, path, upsert)
 
 
 @router.post("/object/move")
-def move_object(session: StorageSession, bearer: ActingUser, body: MoveRequest) -> Message:
-    objects.move_object(session, bearer.user_id, body)
+def move_object(session: StorageSession, actor: Acting, body: MoveRequest) -> Message:
+    objects.move_object(session, actor, body)
     return Message(message="Successfully moved")
 
 
 @router.post("/object/copy")
 def copy_object(
-    session: WritingSession, settings: SettingsDep, store: Store, bearer: ActingUser,
+    session: WritingSession, settings: SettingsDep, store: Store, actor: Acting,
     body: MoveRequest,
 ) -> UploadResult:  # fmt: skip
-    return uploads.copy_object(session, settings, store, bearer.user_id, body)
+    return uploads.copy_object(session, settings, store, actor, body)
 
 
 @router.get("/object/info/{bucket_id}/{path:path}")
 def object_info(
-    session: StorageSession, bearer: ActingUser, bucket_id: str, path: ObjectPath
+    session: StorageSession, actor: Acting, bucket_id: str, path: ObjectPath
 ) -> ObjectInfo:
     return objects.object_info(session, bucket_id, path)
 
 
 @router.delete("/object/{bucket_id}")
 def remove_objects(
-    session: WritingSession, bearer: ActingUser, bucket_id: str, body: RemoveRequest
+    session: WritingSession, actor: Acting, bucket_id: str, body: RemoveRequest
 ) -> list[ObjectRow]:
     """Deletes those of `prefixes` you may delete; returns them."""
     return objects.remove_objects(session, bucket_id, body.prefixes)
@@ -321,7 +322,7 @@ def remove_objects(
 
 @router.delete("/object/{bucket_id}/{path:path}")
 def remove_object(
-    session: WritingSession, bearer: ActingUser, bucket_id: str, path: ObjectPath
+    session: WritingSession, actor: Acting, bucket_id: str, path: ObjectPath
 ) -> Message:
     objects.remove_object(session, bucket_id, path)
     return Message(message="Successfully deleted")
@@ -360,7 +361,7 @@ async def download_signed(
 @router.get("/object/{bucket_id}/{path:path}", include_in_schema=False)
 @router.get("/object/authenticated/{bucket_id}/{path:path}", include_in_schema=False)
 async def download(
-    request: Request, session: StorageSession, store: Store, bearer: ActingUser,
+    request: Request, session: StorageSession, store: Store, actor: Acting,
     bucket_id: str, path: str, download: Download = None,
 ) -> Response:  # fmt: skip
     opened = await run_in_threadpool(objects.open_object, session, store, bucket_id, path)
@@ -399,12 +400,12 @@ async def upload_signed(
 @router.post("/object/{bucket_id}/{path:path}", include_in_schema=False)
 async def upload_object(
     request: Request, session: WritingSession, settings: SettingsDep, store: Store,
-    bearer: ActingUser, bucket_id: str, path: str,
+    actor: Acting, bucket_id: str, path: str,
     x_upsert: Annotated[str | None, Header()] = None,
 ) -> UploadResult:  # fmt: skip
     """A new object; with `x-upsert: true`, or a new version of your own."""
     target = await run_in_threadpool(
-        uploads.upload_target, session, settings, bearer.user_id, bucket_id, path
+        uploads.upload_target, session, settings, actor, bucket_id, path
     )
     upsert = (x_upsert or "").lower() == "true"
     return await _upload(request, session, settings, store, target, upsert=upsert)
@@ -413,10 +414,10 @@ async def upload_object(
 @router.put("/object/{bucket_id}/{path:path}", include_in_schema=False)
 async def update_object(
     request: Request, session: WritingSession, settings: SettingsDep, store: Store,
-    bearer: ActingUser, bucket_id: str, path: str,
+    actor: Acting, bucket_id: str, path: str,
 ) -> UploadResult:  # fmt: skip
     """A new version of an existing object of yours."""
     target = await run_in_threadpool(
-        uploads.upload_target, session, settings, bearer.user_id, bucket_id, path
+        uploads.upload_target, session, settings, actor, bucket_id, path
     )
     return await _upload(request, session, settings, store, target, upsert=True, must_exist=True)

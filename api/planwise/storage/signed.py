@@ -11,8 +11,8 @@ from typing import Any
 from sqlmodel import Session
 
 from planwise.config import Settings
-from planwise.db.session import set_acting_user
 from planwise.storage import queries
+from planwise.storage.actors import Actor, act_as_signer
 from planwise.storage.blobs import BlobStore
 from planwise.storage.errors import invalid_jwt, url_mismatch, url_token_refusal
 from planwise.storage.names import check_bucket_id, check_name, quoted_key, url_of
@@ -34,7 +34,7 @@ NOT_READABLE = "Either the object does not exist or you do not have access to it
 def sign_urls(
     session: Session,
     settings: Settings,
-    user_id: int,
+    actor: Actor,
     bucket_id: str,
     names: list[str],
     expires_in: int,
@@ -46,7 +46,7 @@ def sign_urls(
         if queries.find_object(session, bucket_id, check_name(name)) is None:
             items.append(SignedURLItem(error=NOT_READABLE, path=name, signedURL=None))
             continue
-        claims = {"url": url_of(bucket_id, name), "signer": user_id}
+        claims = {"url": url_of(bucket_id, name), "signer": actor.user_id, "role": actor.role}
         signed = sign_object_url(settings, OBJECT_DOWNLOAD_AUDIENCE, claims, expires_in)
         url = f"/object/sign/{quoted_key(bucket_id, name)}?token={signed}"
         items.append(SignedURLItem(error=None, path=name, signedURL=url))
@@ -54,11 +54,12 @@ def sign_urls(
 
 
 def signed_upload_url(
-    session: Session, settings: Settings, user_id: int, bucket_id: str, name: str, upsert: bool
+    session: Session, settings: Settings, actor: Actor, bucket_id: str, name: str, upsert: bool
 ) -> SignedUploadURL:
     """A URL anyone holding it may upload one object through, in the signer's name."""
-    upload_target(session, settings, user_id, bucket_id, name)
-    claims = {"url": url_of(bucket_id, name), "owner": user_id, "upsert": upsert}
+    upload_target(session, settings, actor, bucket_id, name)
+    claims = {"url": url_of(bucket_id, name), "owner": actor.user_id, "role": actor.role}
+    claims["upsert"] = upsert
     signed = sign_object_url(settings, OBJECT_UPLOAD_AUDIENCE, claims, SIGNED_UPLOAD_SECONDS)
     return SignedUploadURL(
         url=f"/object/upload/sign/{quoted_key(bucket_id, name)}?token={signed}", token=signed
@@ -67,8 +68,8 @@ def signed_upload_url(
 
 def _signer(
     session: Session, settings: Settings, audience: str, token: str | None, url: str, claim: str
-) -> tuple[int, dict[str, Any]]:
-    """Verify a URL's token for `url`, and act as the user its `claim` names."""
+) -> tuple[Actor, dict[str, Any]]:
+    """Verify a URL's token for `url`, and act as whoever its `claim` (and `role`) name."""
     if not token:
         raise invalid_jwt("this URL needs its token (?token=…)")
     try:
@@ -77,11 +78,10 @@ def _signer(
         raise url_token_refusal(refused) from None
     if claims["url"] != url:
         raise url_mismatch()
-    user_id = claims.get(claim)
-    if not isinstance(user_id, int):
-        raise invalid_jwt(f"invalid token: no {claim}")
-    set_acting_user(session, user_id)
-    return user_id, claims
+    try:
+        return act_as_signer(session, claims.get(claim), claims.get("role")), claims
+    except ValueError:
+        raise invalid_jwt(f"invalid token: no {claim}") from None
 
 
 def open_signed(
@@ -103,5 +103,5 @@ def signed_upload_target(
 ) -> tuple[Target, bool]:
     """Where an upload through a signed URL goes, as its signer, and whether it may upsert."""
     url = url_of(check_bucket_id(bucket_id), check_name(name))
-    owner, claims = _signer(session, settings, OBJECT_UPLOAD_AUDIENCE, token, url, "owner")
-    return upload_target(session, settings, owner, bucket_id, name), bool(claims.get("upsert"))
+    signer, claims = _signer(session, settings, OBJECT_UPLOAD_AUDIENCE, token, url, "owner")
+    return upload_target(session, settings, signer, bucket_id, name), bool(claims.get("upsert"))

@@ -19,6 +19,7 @@ from sqlmodel import Session
 
 from planwise.config import Settings
 from planwise.storage import queries
+from planwise.storage.actors import Actor
 from planwise.storage.blobs import BlobStore, Upload
 from planwise.storage.errors import (
     bucket_not_found,
@@ -45,9 +46,10 @@ def _matches(essence: str, patterns: list[str]) -> bool:
 
 @dataclass(frozen=True)
 class Target:
-    """Where an upload goes, whose it will be, and what it may be."""
+    """Where an upload goes, who uploads it (its owner, unless the service_role key), and
+    what it may be."""
 
-    user_id: int
+    actor: Actor
     bucket_id: str
     name: str
     max_bytes: int
@@ -66,14 +68,14 @@ class Target:
 
 
 def upload_target(
-    session: Session, settings: Settings, user_id: int, bucket_id: str, name: str
+    session: Session, settings: Settings, actor: Actor, bucket_id: str, name: str
 ) -> Target:
-    """An upload of `user_id`'s to `bucket_id/name`, with the bucket's and server's limits."""
+    """An upload by `actor` to `bucket_id/name`, with the bucket's and server's limits."""
     bucket = queries.bucket_row(session, check_bucket_id(bucket_id))
     limit = settings.storage_max_object_bytes
     if bucket.file_size_limit is not None:
         limit = min(limit, int(bucket.file_size_limit))
-    return Target(user_id, bucket_id, check_name(name), limit, bucket.allowed_mime_types)
+    return Target(actor, bucket_id, check_name(name), limit, bucket.allowed_mime_types)
 
 
 def parse_cache_control(value: str | None) -> int:
@@ -130,7 +132,7 @@ def store_object(
     metadata = orjson.dumps(_metadata(upload, mimetype, cache_seconds)).decode()
     extra = orjson.dumps(user_metadata).decode() if user_metadata is not None else None
     values = {
-        "bucket": target.bucket_id, "name": target.name, "owner": target.user_id,
+        "bucket": target.bucket_id, "name": target.name, "owner": target.actor.user_id,
         "version": version, "metadata": metadata, "user_metadata": extra,
     }  # fmt: skip
     try:
@@ -148,7 +150,7 @@ def _record(
     if existing is not None:
         if not (upsert or must_exist):
             raise duplicate()
-        if existing.owner != target.user_id:
+        if not target.actor.owns_or_administers(existing.owner):
             raise not_owner()
         replaced = session.execute(queries.NEW_VERSION, {**values, "id": existing.id}).scalar()
         if replaced is not None:
@@ -168,12 +170,12 @@ def _record(
 
 
 def copy_object(
-    session: Session, settings: Settings, store: BlobStore, user_id: int, body: MoveRequest
+    session: Session, settings: Settings, store: BlobStore, actor: Actor, body: MoveRequest
 ) -> UploadResult:
     """A new object (a copy of the bytes) owned by the user, from one they may read."""
     source = find(session, body.bucketId, body.sourceKey)
     destination = body.destinationBucket or body.bucketId
-    target = upload_target(session, settings, user_id, destination, body.destinationKey)
+    target = upload_target(session, settings, actor, destination, body.destinationKey)
     opened = open_row(store, source)
     with opened.file:
         target.check_type(opened.mimetype, settings.storage_allowed_mime_types)

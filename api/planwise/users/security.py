@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import jwt
 from pwdlib import PasswordHash
@@ -171,6 +171,21 @@ def decode_access_token(settings: Settings, token: str) -> AccessToken:
         return AccessToken(_supabase_identity(claims), float(claims["exp"]))
     except (ValueError, TypeError) as error:
         raise InvalidToken(f"the token's sub is not a Supabase user id: {error}") from None
+
+
+API_KEY_ROLES = ("anon", "service_role")
+ApiKeyRole = Literal["anon", "service_role"]
+
+
+def api_key_role(settings: Settings, token: str) -> ApiKeyRole | None:
+    """`anon` or `service_role` when `token` is one of the Supabase project's API keys (a JWT
+    of SUPABASE_JWT_SECRET with that `role` and no `sub`), else None."""
+    secret = settings.supabase_jwt_secret
+    claims = verified_claims(secret.get_secret_value(), token) if secret else None
+    if claims is None or "sub" in claims:
+        return None
+    role = claims.get("role")
+    return "anon" if role == "anon" else "service_role" if role == "service_role" else None
 
 
 def signed_by_us(settings: Settings, token: str) -> bool:

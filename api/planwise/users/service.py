@@ -13,8 +13,10 @@ from planwise.config import Settings
 from planwise.users.models import User
 from planwise.users.schemas import UserRegister, UserUpdate
 from planwise.users.security import (
+    ApiKeyRole,
     InvalidToken,
     SupabaseIdentity,
+    api_key_role,
     decode_access_token,
     hash_password,
     verify_password,
@@ -60,6 +62,17 @@ class Bearer:
     def user_id(self) -> int:
         assert self.user.id is not None  # a row read back from the database
         return self.user.id
+
+
+@dataclass(frozen=True)
+class KeyHolder:
+    """A request made with the project's anon or service_role API key alone: no user acts;
+    the key's database role decides (service_role bypasses RLS, anon sees what is public)."""
+
+    role: ApiKeyRole
+
+
+Caller = Bearer | KeyHolder
 
 
 @dataclass(frozen=True)
@@ -171,3 +184,11 @@ def resolve_bearer(session: Session, settings: Settings, token: str | None) -> B
     if not user.is_active:
         raise DeactivatedUser("account is deactivated")
     return Bearer(user, access.expires_at)
+
+
+def resolve_caller(session: Session, settings: Settings, token: str | None) -> Caller:
+    """As `resolve_bearer`, where Supabase's API keys are callers too (storage, realtime)."""
+    role = api_key_role(settings, token) if token else None
+    if role is not None:
+        return KeyHolder(role)
+    return resolve_bearer(session, settings, token)
