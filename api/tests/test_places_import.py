@@ -310,6 +310,26 @@ def test_reimport_changes_nothing_and_keeps_updated_at(
         assert after[place_id]["updated_at"] == before[place_id]["updated_at"]
 
 
+def test_reimport_of_unchanged_places_writes_no_tuple(
+    import_db: DatabaseUnderTest, tmp_path: Path
+) -> None:
+    """Not even a row lock: ON CONFLICT DO UPDATE would stamp every conflicting tuple's
+    xmax (a heap write and WAL) though its WHERE then updates nothing."""
+    places = [google_place(f"nolock-{n}", opening_hours=HOURS) for n in range(3)]
+    path = write_json(tmp_path / "nolock.json", {"results": places})
+    run(import_db, path)
+
+    def tuple_state() -> list[tuple[object, ...]]:
+        with connect(import_db.admin_url) as conn:
+            return conn.execute(
+                "SELECT id, ctid::text, xmax::text FROM place WHERE id LIKE 'nolock-%' ORDER BY id"
+            ).fetchall()
+
+    before = tuple_state()
+    assert (run(import_db, path).unchanged, tuple_state()) == (3, before)
+    assert all(xmax == "0" for _, _, xmax in before)
+
+
 def test_duplicated_place_ids_last_one_wins(import_db: DatabaseUnderTest, tmp_path: Path) -> None:
     path = write_lines(
         tmp_path / "dups.jsonl",
