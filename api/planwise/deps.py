@@ -12,11 +12,13 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy import Engine
 from sqlmodel import Session
 
 from planwise.config import Settings
 from planwise.db.session import unit_of_work
 from planwise.users.models import User
+from planwise.users.security import InvalidToken, SupabaseIdentity, decode_access_token
 from planwise.users.service import BadToken, DeactivatedUser, TokenRefused, resolve_bearer
 
 API_PREFIX = "/api/v1"
@@ -37,7 +39,14 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
+def get_engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
+"""For routes that own no transaction: one statement in autocommit (`read_in_autocommit`)."""
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
@@ -64,6 +73,22 @@ def get_current_user(
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def get_token_subject(
+    settings: SettingsDep, token: Annotated[str | None, Depends(oauth2_scheme)]
+) -> int | SupabaseIdentity:
+    """Whom a verified bearer token names, without asking the database (the route's one
+    statement checks that the user exists and is active)."""
+    if token is None:
+        raise unauthorized("not authenticated: send Authorization: Bearer <token>")
+    try:
+        return decode_access_token(settings, token).subject
+    except InvalidToken as error:
+        raise unauthorized(f"invalid token: {error}") from None
+
+
+TokenSubject = Annotated[int | SupabaseIdentity, Depends(get_token_subject)]
 
 
 def get_admin_user(user: CurrentUser) -> User:

@@ -147,3 +147,49 @@ def test_concurrent_users_never_see_each_other(
     for thread in threads:
         thread.join()
     assert failures == []
+
+
+def test_a_recommendation_is_one_round_trip(client: TestClient, api_db: DatabaseUnderTest) -> None:
+    """Counted by the server (top-level statements in pg_stat_statements, BEGIN and COMMIT
+    included): no pre-ping, no transaction block, no separate user lookup; deactivation
+    still answers 403 and a deleted user 401."""
+    admin, user = new_admin(client, api_db), new_account(client, "one_trip")
+    put_place(client, admin, f"one-trip-{user.id}", name="One Trip Museum", lat=51.5, lng=-0.12,
+              types=["museum"])  # fmt: skip
+    client.put("/preferences/museum", json={"rating": 0.9}, headers=user.headers)
+    params = {"lat": 51.5, "lng": -0.12}
+    assert client.get("/recommendations", params=params, headers=user.headers).json()["items"]
+
+    def app_statements() -> int:
+        with connect(api_db.admin_url) as conn:
+            row = conn.execute(
+                "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s "
+                "JOIN pg_database d ON d.oid = s.dbid "
+                "WHERE d.datname = %s AND s.userid = 'app_service'::regrole AND s.toplevel",
+                (api_db.name,),
+            ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    before, requests = app_statements(), 10
+    for _ in range(requests):
+        response = client.get("/recommendations", params=params, headers=user.headers)
+        assert response.status_code == 200 and response.json()["items"]
+    assert app_statements() - before == requests
+
+    with connect(api_db.admin_url) as conn:  # as if the server restarted
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE usename = 'app_service' AND datname = %s",
+            (api_db.name,),
+        )
+    assert client.get("/recommendations", params=params, headers=user.headers).status_code == 200
+
+    with connect(api_db.admin_url) as conn:
+        conn.execute('UPDATE "user" SET is_active = false WHERE id = %s', (user.id,))
+    refused = client.get("/recommendations", params=params, headers=user.headers)
+    assert refused.status_code == 403 and refused.json() == {"detail": "account is deactivated"}
+    with connect(api_db.admin_url) as conn:
+        conn.execute('DELETE FROM "user" WHERE id = %s', (user.id,))
+    gone = client.get("/recommendations", params=params, headers=user.headers)
+    assert gone.status_code == 401 and "no longer exists" in gone.json()["detail"]

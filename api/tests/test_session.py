@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import Engine, event, text
 
 from planwise.config import Settings
-from planwise.db.engine import build_engine
+from planwise.db.engine import build_engine, discard_if_dropped
 from planwise.db.session import unit_of_work
 from planwise.users.service import act_as
 from tests.support.databases import DatabaseUnderTest, connect
@@ -76,8 +76,7 @@ def test_engine_names_itself_and_bounds_statements(
     assert name == "planwise-test-session"
     assert timeout == f"{settings.database_statement_timeout_ms // 1000}s"
     assert role == "app_service"
-    pool = one_connection_engine.pool
-    assert pool._pre_ping  # type: ignore[attr-defined]
+    assert event.contains(one_connection_engine, "checkout", discard_if_dropped)
 
 
 def test_act_as_sets_the_user_and_reads_only_their_row_in_one_statement(

@@ -264,12 +264,13 @@ def markdown(results: dict[str, Any]) -> str:
 
 NOTES = (
     "Latency and queries/s: pgbench (`--protocol=prepared`, `--log`) running each request "
-    "as the API does, as `app_service`: BEGIN; set_config('app.user_id'); the query; "
-    "COMMIT. Percentiles are nearest-rank over every logged transaction; n is their count. "
-    "Both queries answer the same random (user, location) requests (same seed).",
+    "as the API does, as `app_service`: ours in one statement in autocommit "
+    "(`planwise_recommend_for`: user check, acting user, `recommend_places()`), the "
+    "document's query as BEGIN; set_config('app.user_id'); the query; COMMIT. Percentiles "
+    "are nearest-rank over every logged transaction; n is their count. Both queries answer "
+    "the same random (user, location) requests (same seed).",
     "The document's query is its SQL as written (CTE, flat-degree distance, ORDER BY, "
-    "LIMIT 20, 5 km). Ours is `RECOMMENDATION_SQL` (`recommend_places()`), radius 5 km, "
-    "limit 20.",
+    "LIMIT 20, 5 km). Ours is `recommend_places()`, radius 5 km, limit 20.",
     "Recall: truth is `geodesic_ground_truth` (full scan, great-circle distance ≤ 5 km, "
     "the user's preferred categories), ranked by the document's weights with the exact "
     "distance. recall@k = |returned top-k ∩ true top-k| / |true top-k|. The document's "

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, create_engine
+import select
+from typing import Any
+
+import psycopg
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 
 from planwise.config import Settings
 
@@ -26,7 +31,9 @@ def build_engine(url: str, settings: Settings, *, application_name: str | None =
 
     `application_name` makes our sessions identifiable in `pg_stat_activity`;
     `statement_timeout` stops a runaway query from holding a pooled connection forever;
-    `pool_pre_ping` replaces connections the server dropped (restart, failover).
+    connections the server dropped (restart, failover, terminated backends) are replaced
+    at checkout (`discard_if_dropped`), which costs a system call where a pre-ping
+    (`SELECT 1`) costs a round trip.
     """
     connect_args: dict[str, object] = {
         "application_name": application_name or settings.database_application_name,
@@ -39,11 +46,27 @@ def build_engine(url: str, settings: Settings, *, application_name: str | None =
         connect_args["prepare_threshold"] = None
     else:
         connect_args["options"] = f"-c statement_timeout={settings.database_statement_timeout_ms}"
-    return create_engine(
+    engine = create_engine(
         sqlalchemy_url(url),
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
         pool_timeout=settings.database_pool_timeout,
-        pool_pre_ping=True,
         connect_args=connect_args,
     )
+    event.listen(engine, "checkout", discard_if_dropped)
+    return engine
+
+
+def discard_if_dropped(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """A pooled connection is idle: the server has nothing to say on it unless it is going
+    away (the FATAL of a terminated backend, then end of file). So a socket with something
+    to read, or a closed connection, is discarded, and the pool checks out another
+    (SQLAlchemy's answer to `DisconnectionError`). Whatever else could arrive (a NOTICE,
+    a changed parameter) only costs a reconnect. A peer that vanished without a word is
+    not seen here; its first statement fails, and the pool is invalidated at once."""
+    connection: psycopg.Connection[Any] = dbapi_connection
+    if connection.closed:
+        raise DisconnectionError("connection closed")
+    readable, _, _ = select.select([connection.pgconn.socket], [], [], 0)
+    if readable:
+        raise DisconnectionError("the server closed or is closing this connection")

@@ -8,11 +8,15 @@ run on different server connections.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
+
+T = TypeVar("T")
 
 SET_ACTING_USER = text("select set_config('app.user_id', :user_id, true)")
 
@@ -32,3 +36,21 @@ def unit_of_work(engine: Engine, user_id: int | None = None) -> Iterator[Session
         if user_id is not None:
             set_acting_user(session, user_id)
         yield session
+
+
+def read_in_autocommit(engine: Engine, read: Callable[[Connection], T]) -> T:
+    """Run `read` on an autocommit connection, each statement its own transaction (no
+    BEGIN, no COMMIT: one round trip per statement). A read whose connection turns out to
+    be dead is run once more on a fresh one (the first failure invalidates the pool): it
+    wrote nothing, so running it again is safe."""
+    try:
+        return _autocommit(engine, read)
+    except DBAPIError as error:
+        if not error.connection_invalidated:
+            raise
+    return _autocommit(engine, read)
+
+
+def _autocommit(engine: Engine, read: Callable[[Connection], T]) -> T:
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        return read(connection)

@@ -14,12 +14,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from psycopg import errors as pg_errors
-from sqlalchemy import text
+from sqlalchemy import Connection, RowMapping, text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
 from planwise.places.geo import MAX_RADIUS_KM
 from planwise.recommendations.schemas import Recommendation, RecommendationResult, ScoreComponents
+from planwise.users.security import SupabaseIdentity
+from planwise.users.service import DeactivatedUser, UnknownUser
 
 MAX_LIMIT = 100
 """Most recommendations one request returns. The Query constraint is this; the SQL check in
@@ -42,6 +44,16 @@ SELECT count(*) AS preference_count,
 FROM preference WHERE user_id = {ACTING_USER_SQL}
 """  # noqa: S608
 """Explains an empty result; run only then."""
+
+RECOMMEND_FOR = text(
+    "SELECT * FROM planwise_recommend_for(:user_id, :auth_user_id, :full_name, "
+    ":lat, :lng, :radius_km, :limit, :exclude_reviewed, :category)"
+)
+PREFERENCE_COUNTS_FOR = text(
+    "SELECT * FROM planwise_preference_counts_for(:user_id, :auth_user_id, :category)"
+)
+USER_GONE, USER_DEACTIVATED = "PWU01", "PWU02"
+"""SQLSTATEs of `planwise_recommend_for` for a token whose user is gone or deactivated."""
 
 NO_ACTING_USER = "app.user_id is not set in this transaction: call set_acting_user() first"
 
@@ -117,35 +129,87 @@ def recommend(
     try:
         rows = session.execute(text(RECOMMENDATION_SQL), params).mappings().all()
     except DBAPIError as error:  # the transaction is failed now; the caller's error
-        if isinstance(error.orig, pg_errors.InvalidParameterValue):
-            raise ValueError(error.orig.diag.message_primary) from None
+        _raise_refusal(error)
         if isinstance(error.orig, pg_errors.InsufficientPrivilege):
             raise RuntimeError(NO_ACTING_USER) from None
         raise
-    items = [
-        Recommendation(
-            id=row["id"],
-            name=row["name"],
-            lat=row["place_lat"],
-            lng=row["place_lng"],
-            category=row["category"],
-            rating=row["rating"],
-            user_ratings_total=row["user_ratings_total"],
-            types=row["types"].split(",") if row["types"] else [],
-            description=row["description"],
-            distance_km=row["distance_km"],
-            score=row["score"],
-            components=ScoreComponents(
-                preference=row["preference"],
-                rating=row["rating_component"],
-                popularity=row["popularity"],
-                proximity=row["proximity"],
-            ),
-        )
-        for row in rows
-    ]
+    items = [_item(row) for row in rows]
     hint = None
     if not items:
         counts = session.execute(text(PREFERENCE_COUNTS_SQL), params).one()
+        hint = _hint(counts.preference_count, counts.category_preferred, params)
+    return RecommendationResult(items=items, hint=hint)
+
+
+def _raise_refusal(error: DBAPIError) -> None:
+    """The request's bounds or its user, refused by the database, as Python errors."""
+    if isinstance(error.orig, pg_errors.InvalidParameterValue):
+        raise ValueError(error.orig.diag.message_primary) from None
+    sqlstate = getattr(error.orig, "sqlstate", None)
+    if sqlstate == USER_GONE:
+        raise UnknownUser("the token's user no longer exists") from None
+    if sqlstate == USER_DEACTIVATED:
+        raise DeactivatedUser("account is deactivated") from None
+
+
+def _item(row: RowMapping) -> Recommendation:
+    return Recommendation(
+        id=row["id"],
+        name=row["name"],
+        lat=row["place_lat"],
+        lng=row["place_lng"],
+        category=row["category"],
+        rating=row["rating"],
+        user_ratings_total=row["user_ratings_total"],
+        types=row["types"].split(",") if row["types"] else [],
+        description=row["description"],
+        distance_km=row["distance_km"],
+        score=row["score"],
+        components=ScoreComponents(
+            preference=row["preference"],
+            rating=row["rating_component"],
+            popularity=row["popularity"],
+            proximity=row["proximity"],
+        ),
+    )
+
+
+def recommend_for(
+    connection: Connection,
+    subject: int | SupabaseIdentity,
+    *,
+    lat: float,
+    lng: float,
+    radius_km: float = 5.0,
+    limit: int = 20,
+    exclude_reviewed: bool = False,
+    category: str | None = None,
+) -> RecommendationResult:
+    """As `recommend`, for the user a token names, in one statement on an autocommit
+    connection (`planwise_recommend_for`, migration a7b8c9d0e1f2): the user check, RLS's
+    acting user and the query in one round trip. Raises `UnknownUser`/`DeactivatedUser`.
+    An empty list costs a second statement, for its hint."""
+    params = recommendation_params(
+        lat=lat,
+        lng=lng,
+        radius_km=radius_km,
+        limit=limit,
+        exclude_reviewed=exclude_reviewed,
+        category=category,
+    )
+    identity = (
+        {"user_id": subject, "auth_user_id": None, "full_name": None}
+        if isinstance(subject, int)
+        else {"user_id": None, "auth_user_id": subject.auth_user_id, "full_name": subject.full_name}
+    )
+    try:
+        rows = connection.execute(RECOMMEND_FOR, {**params, **identity}).mappings().all()
+    except DBAPIError as error:
+        _raise_refusal(error)
+        raise
+    items = [_item(row) for row in rows]
+    hint = None
+    if not items:
+        counts = connection.execute(PREFERENCE_COUNTS_FOR, {**params, **identity}).one()
         hint = _hint(counts.preference_count, counts.category_preferred, params)
     return RecommendationResult(items=items, hint=hint)
