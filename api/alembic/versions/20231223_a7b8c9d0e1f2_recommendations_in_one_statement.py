@@ -13,7 +13,7 @@ that the user exists and is active (SQLSTATE PWU01 / PWU02, which the API answer
 (`planwise_user_for_auth_id`), and returns `recommend_places()`, which stays the one
 implementation. PL/pgSQL, with the caller's rights; `plan_cache_mode =
 force_custom_plan` because a generic plan cannot know the search box and picks a bitmap
-plan 15× slower (measured in b2c3d4e5f6a7's session).
+plan 15 times slower (measured in b2c3d4e5f6a7's session).
 """
 
 from collections.abc import Sequence
