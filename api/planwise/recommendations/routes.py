@@ -44,19 +44,17 @@ def get_recommendations(
     The hot path: one statement in autocommit (the user check, RLS's acting user and the
     query), and the body serialised once, by orjson, from what the database returned.
     """
+    params = service.recommendation_params(
+        lat=lat,
+        lng=lng,
+        radius_km=radius_km,
+        limit=limit,
+        exclude_reviewed=exclude_reviewed,
+        category=category,
+    )
     try:
         result = read_in_autocommit(
-            engine,
-            lambda connection: service.recommend_for(
-                connection,
-                subject,
-                lat=lat,
-                lng=lng,
-                radius_km=radius_km,
-                limit=limit,
-                exclude_reviewed=exclude_reviewed,
-                category=category,
-            ),
+            engine, lambda connection: service.recommend_for(connection, subject, params)
         )
     except UnknownUser as error:
         raise unauthorized(str(error)) from None

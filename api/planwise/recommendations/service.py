@@ -10,11 +10,11 @@ is in `planwise.bench.reference`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from psycopg import errors as pg_errors
-from sqlalchemy import Connection, RowMapping, text
+from sqlalchemy import Connection, Row, RowMapping, text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
@@ -133,12 +133,19 @@ def recommend(
         if isinstance(error.orig, pg_errors.InsufficientPrivilege):
             raise RuntimeError(NO_ACTING_USER) from None
         raise
-    items = [_item(row) for row in rows]
-    hint = None
-    if not items:
-        counts = session.execute(text(PREFERENCE_COUNTS_SQL), params).one()
-        hint = _hint(counts.preference_count, counts.category_preferred, params)
-    return RecommendationResult(items=items, hint=hint)
+    return _result(rows, params, lambda: session.execute(text(PREFERENCE_COUNTS_SQL), params).one())
+
+
+def _result(
+    rows: Sequence[RowMapping], params: Mapping[str, Any], counts: Callable[[], Row[Any]]
+) -> RecommendationResult:
+    """The items; for an empty list, the hint that `counts` (asked only then) explains."""
+    if rows:
+        return RecommendationResult(items=[_item(row) for row in rows], hint=None)
+    found = counts()
+    return RecommendationResult(
+        items=[], hint=_hint(found.preference_count, found.category_preferred, params)
+    )
 
 
 def _raise_refusal(error: DBAPIError) -> None:
@@ -175,41 +182,22 @@ def _item(row: RowMapping) -> Recommendation:
 
 
 def recommend_for(
-    connection: Connection,
-    subject: int | SupabaseIdentity,
-    *,
-    lat: float,
-    lng: float,
-    radius_km: float = 5.0,
-    limit: int = 20,
-    exclude_reviewed: bool = False,
-    category: str | None = None,
+    connection: Connection, subject: int | SupabaseIdentity, params: Mapping[str, Any]
 ) -> RecommendationResult:
     """As `recommend`, for the user a token names, in one statement on an autocommit
     connection (`planwise_recommend_for`, migration a7b8c9d0e1f2): the user check, RLS's
-    acting user and the query in one round trip. Raises `UnknownUser`/`DeactivatedUser`.
-    An empty list costs a second statement, for its hint."""
-    params = recommendation_params(
-        lat=lat,
-        lng=lng,
-        radius_km=radius_km,
-        limit=limit,
-        exclude_reviewed=exclude_reviewed,
-        category=category,
-    )
+    acting user and the query in one round trip. `params` are `recommendation_params`.
+    Raises `UnknownUser`/`DeactivatedUser`. An empty list costs a second statement, for
+    its hint."""
     identity = (
         {"user_id": subject, "auth_user_id": None, "full_name": None}
         if isinstance(subject, int)
         else {"user_id": None, "auth_user_id": subject.auth_user_id, "full_name": subject.full_name}
     )
+    bound = {**params, **identity}
     try:
-        rows = connection.execute(RECOMMEND_FOR, {**params, **identity}).mappings().all()
+        rows = connection.execute(RECOMMEND_FOR, bound).mappings().all()
     except DBAPIError as error:
         _raise_refusal(error)
         raise
-    items = [_item(row) for row in rows]
-    hint = None
-    if not items:
-        counts = connection.execute(PREFERENCE_COUNTS_FOR, {**params, **identity}).one()
-        hint = _hint(counts.preference_count, counts.category_preferred, params)
-    return RecommendationResult(items=items, hint=hint)
+    return _result(rows, params, lambda: connection.execute(PREFERENCE_COUNTS_FOR, bound).one())
