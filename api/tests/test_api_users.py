@@ -96,6 +96,19 @@ def test_missing_bad_expired_or_forged_tokens_are_401(
     assert response.status_code == 401 and response.json()["detail"]
 
 
+@pytest.mark.parametrize("subject", [str(2**40), str(2**31), "0", "-1", "1.5", "١٢"])
+@pytest.mark.parametrize("path", ["/users/me", "/recommendations?lat=0&lng=0"])
+def test_validly_signed_tokens_naming_no_possible_user_are_401(
+    client: TestClient, subject: str, path: str
+) -> None:
+    """`user.id` is an int4: a `sub` outside it (or not a plain decimal) names nobody."""
+    token = jwt.encode({"sub": subject, "aud": "authenticated", "iat": 0, "exp": 4102444800},
+                       TEST_JWT_SECRET, algorithm="HS256")  # fmt: skip
+    response = client.get(path, headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401, response.text
+    assert "names no Planwise user" in response.json()["detail"]
+
+
 def test_update_profile_and_password(client: TestClient) -> None:
     account = new_account(client)
     changed = client.patch(
