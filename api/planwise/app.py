@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from psycopg import errors as pg_errors
@@ -48,8 +52,26 @@ def _unavailable(detail: str, retry_after: int) -> JSONResponse:
     )
 
 
+def json_safe(value: Any) -> Any:
+    """`value` with NaN and infinities as the strings JSON cannot hold them as numbers."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    return value
+
+
 def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
     """Database trouble becomes a JSON 4xx/503, never a bare 500 with a traceback."""
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
+        """FastAPI's own 422, except that an input holding NaN or an infinity (which
+        Python's JSON parser accepts) is echoed as a string instead of failing to render."""
+        errors = json_safe(jsonable_encoder(error.errors()))
+        return JSONResponse({"detail": errors}, status.HTTP_422_UNPROCESSABLE_CONTENT)
 
     @app.exception_handler(PoolTimeout)
     async def pool_exhausted(_request: Request, _error: PoolTimeout) -> JSONResponse:

@@ -190,3 +190,22 @@ def test_production_refuses_the_default_secret(settings: Settings) -> None:
         update={"planwise_env": "development", "jwt_secret": SecretStr(DEFAULT_JWT_SECRET)}
     )
     create_app(development).state.engine.dispose()
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity"])
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/auth/register", '{"username": "nan_user", "password": %s, "full_name": "N"}'),
+        ("/auth/register", '{"username": %s, "password": "long enough", "full_name": "N"}'),
+    ],
+)
+def test_non_finite_numbers_in_a_json_body_are_422_not_500(
+    client: TestClient, path: str, body: str, number: str
+) -> None:
+    """Python's JSON parser accepts NaN and Infinity; the 422 that echoes them must render."""
+    response = client.post(
+        path, content=body % number, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["input"] == str(float(number))
