@@ -5,9 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 PLANWISE := $(BIN)/planwise
 
-.PHONY: install system venv clients db run test lint typecheck pytest bench clean-db
+.PHONY: install system venv clients functions db run test lint typecheck pytest bench clean-db
 
-install: system venv clients
+install: system venv clients functions
 
 system:
 	bash scripts/install-system.sh
@@ -35,6 +35,24 @@ clients/js/node_modules/.package-lock.json: clients/js/package-lock.json clients
 	  echo "clients: Node.js >= 20 with npm not found ($$(node --version 2>/dev/null || echo no node));" \
 	       "supabase-js not installed, its contract test will fail (README: Supabase clients)"; \
 	fi
+
+# Deno for the Edge Functions (supabase/functions/NAME/index.ts), from npm's `deno` package
+# (its optional dependency carries the Linux binary) as clients/deno/package-lock.json pins
+# it; then every function's imports into Deno's cache, clients/deno/cache (`--frozen` to the
+# function's deno.lock), so that no call downloads anything.
+DENO := clients/deno/node_modules/.bin/deno
+
+functions: clients/deno/node_modules/.package-lock.json
+	@for entry in supabase/functions/*/index.ts; do \
+	  dir=$$(dirname $$entry); flags=--no-config; \
+	  if [ -f $$dir/deno.json ]; then flags=--config=$$dir/deno.json; fi; \
+	  if [ -f $$dir/deno.lock ]; then flags="$$flags --frozen"; fi; \
+	  echo "deno cache $$flags $$entry"; \
+	  DENO_DIR=$(CURDIR)/clients/deno/cache $(DENO) cache --quiet $$flags $$entry || exit 1; \
+	done
+
+clients/deno/node_modules/.package-lock.json: clients/deno/package-lock.json clients/deno/package.json
+	cd clients/deno && npm ci --no-audit --no-fund
 
 # Start the managed cluster (unless DATABASE_URL points elsewhere), migrate, set role passwords.
 db: install

@@ -23,6 +23,7 @@ from planwise.config import Settings, get_settings
 from planwise.db.engine import build_engine
 from planwise.db.migrations import head_revision
 from planwise.deps import API_PREFIX
+from planwise.functions import router as functions_router
 from planwise.observability import Metrics, MetricsMiddleware
 from planwise.ops.monitor.report import DatabaseCollector
 from planwise.ops.monitor.routes import router as admin_router
@@ -147,6 +148,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(StorageError, storage_error_response)  # in Storage's shape
     app.include_router(gotrue_router)  # /auth/v1, likewise
     app.include_router(rest_router)  # /rest/v1, PostgREST's interface
+    app.include_router(functions_router)  # /functions/v1, Supabase's Edge Functions
 
     @app.get(
         "/health",

@@ -14,6 +14,7 @@ from planwise.bench.cli import app as bench_app
 from planwise.config import ConfigError, get_settings
 from planwise.demo.cli import app as demo_app
 from planwise.errors import PlanwiseError
+from planwise.functions.cli import app as functions_app
 from planwise.ops.backup.cli import app as backup_app
 from planwise.ops.database.cli import app as db_app
 from planwise.ops.monitor.cli import app as monitor_app
@@ -34,6 +35,7 @@ app.add_typer(monitor_app, name="monitor")
 app.add_typer(pitr_app, name="pitr")
 app.add_typer(bench_app, name="bench")
 app.add_typer(supabase_app, name="supabase")
+app.add_typer(functions_app, name="functions")
 
 err_console = Console(stderr=True)
 

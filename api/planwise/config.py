@@ -100,6 +100,18 @@ class Settings(BaseSettings):
     # with DATABASE_PGBOUNCER it defaults to the managed cluster's direct app_service URL.
     realtime_database_url: str | None = None
 
+    # Edge Functions (`/functions/v1/NAME`): `FUNCTIONS_DIR/NAME/index.ts` (default the
+    # repo's supabase/functions), each in a Deno process of its own. A call gets
+    # FUNCTIONS_TIMEOUT_S of wall clock (Supabase's free-plan limit) and its process a V8
+    # heap of FUNCTIONS_MEMORY_MB (Supabase's limit); SUPABASE_URL inside a function is
+    # FUNCTIONS_API_URL, by default the address the API answered the first call on.
+    functions_dir: Path | None = None
+    functions_timeout_s: float = Field(150, gt=0, le=3600)
+    functions_memory_mb: int = Field(256, ge=16, le=16384)
+    functions_api_url: str | None = None
+    deno_bin: Path | None = None
+    deno_dir: Path | None = None
+
     # Passwords of the login roles created by the roles migration (`planwise db roles`).
     app_service_password: SecretStr | None = None
     app_read_password: SecretStr | None = None
