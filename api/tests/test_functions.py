@@ -55,6 +55,8 @@ FUNCTIONS = {
     "slow": "Deno.serve(async () => { await new Promise((r) => setTimeout(r, 30000));"
     " return new Response('late'); });",
     "hog": "const kept = []; Deno.serve(() => { for (;;) kept.push(new Array(1e6).fill(7)); });",
+    "drip": "Deno.serve(() => new Response(new ReadableStream({ start(c) {"
+    " c.enqueue(new TextEncoder().encode(`first ${Deno.pid}`)); } })));",
     "crash": "Deno.serve(() => { Deno.exit(3); });",
     "broken": "Deno.serve(() => new Response('x'); this is not TypeScript",
 }
@@ -167,6 +169,62 @@ def test_time_limit_kills_the_call_and_the_next_call_gets_a_new_process(
     assert answer.status_code == 546
     assert answer.json()["code"] == "WORKER_LIMIT"
     assert TIMEOUT_S <= elapsed < TIMEOUT_S + 15  # boot, then the call's own limit
+
+
+def test_bodies_stream_and_the_time_limit_cuts_a_body_short(
+    functions: httpx.Client, keys: Any
+) -> None:
+    started = time.monotonic()
+    with functions.stream("GET", "/drip", headers=bearer(keys.anon)) as answer:
+        assert answer.status_code == 200
+        chunks = answer.iter_raw()
+        first = next(chunks).decode()
+        first_at = time.monotonic() - started
+        rest = b"".join(chunks)
+    ended_at = time.monotonic() - started
+    assert first.startswith("first ") and rest == b""
+    assert first_at < ended_at - TIMEOUT_S / 2  # the first chunk came long before the end
+    assert TIMEOUT_S <= ended_at < TIMEOUT_S + 15
+    # The process was killed at the limit: the next call is served by another one.
+    again = functions.get("/drip", headers=bearer(keys.anon), timeout=TIMEOUT_S + 15)
+    assert again.text.startswith("first ") and again.text != first
+
+
+def test_the_function_process_ends_with_the_api_process(
+    functions_root: Path, live_settings: Settings
+) -> None:
+    """Even when the API is SIGKILLed, its functions' processes do not outlive it."""
+    script = (
+        "import asyncio, os, sys\n"
+        "from pathlib import Path\n"
+        "from planwise.config import get_settings\n"
+        "from planwise.functions.catalog import find_function\n"
+        "from planwise.functions.runtime import start\n"
+        "settings = get_settings()\n"
+        "function = find_function(settings, 'drip')\n"
+        "worker = asyncio.run(start(settings, function, 'http://127.0.0.1:9'))\n"
+        "print(worker.process.pid, flush=True)\n"
+        "os.kill(os.getpid(), 9)\n"
+    )
+    env = {**os.environ, "FUNCTIONS_DIR": str(functions_root)}
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == -9, result.stderr
+    pid = int(result.stdout.split()[0])
+    deadline = time.monotonic() + 10
+    while _running(pid):
+        assert time.monotonic() < deadline, f"Deno (pid {pid}) outlived the API process"
+        time.sleep(0.1)
+
+
+def _running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def test_memory_limit_and_crashes_and_boot_errors(functions: httpx.Client, keys: Any) -> None:

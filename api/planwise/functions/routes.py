@@ -138,10 +138,15 @@ async def _body(
 ) -> AsyncIterator[bytes]:
     """The function's body as it comes; past the deadline the process is killed and the
     body cut short (the status has been sent by then)."""
+    loop = asyncio.get_running_loop()
+    chunks = answer.aiter_raw()
     try:
-        async with asyncio.timeout_at(deadline):
-            async for chunk in answer.aiter_raw():
-                yield chunk
+        while True:
+            try:
+                chunk = await asyncio.wait_for(anext(chunks), max(0.0, deadline - loop.time()))
+            except StopAsyncIteration:
+                return
+            yield chunk
     except TimeoutError:
         runtime.discard(worker)
     except httpx.TransportError:
