@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +133,22 @@ def test_a_function_gets_the_request_its_environment_and_only_its_permissions(
     assert again.json()["pid"] == body["pid"] and again.json()["method"] == "GET"
 
 
+def test_concurrent_first_calls_start_one_process_and_an_edit_restarts_it(
+    functions: httpx.Client, keys: Any, functions_root: Path
+) -> None:
+    (functions_root / "fresh").mkdir()
+    entrypoint = functions_root / "fresh" / "index.ts"
+    entrypoint.write_text("Deno.serve(() => new Response(`one ${Deno.pid}`));")
+    with ThreadPoolExecutor(6) as pool:
+        calls = [pool.submit(functions.get, "/fresh", headers=bearer(keys.anon)) for _ in range(6)]
+        answers = [call.result() for call in calls]
+    assert {answer.text for answer in answers} == {answers[0].text}, [a.text for a in answers]
+    assert answers[0].text.startswith("one ")
+    entrypoint.write_text("Deno.serve(() => new Response(`two ${Deno.pid}`));")
+    os.utime(entrypoint, ns=(time.time_ns(), time.time_ns() + 1_000_000_000))
+    assert functions.get("/fresh", headers=bearer(keys.anon)).text.startswith("two ")
+
+
 def test_jwt_is_required_by_default_in_supabase_shape(
     functions: httpx.Client, keys: Any, api_settings: Settings
 ) -> None:
@@ -157,6 +174,7 @@ def test_unknown_functions_and_methods(functions: httpx.Client, keys: Any) -> No
         answer = functions.post(f"/{name}", headers=bearer(keys.anon))
         assert (answer.status_code, answer.text) == (404, "Function not found"), name
         assert answer.headers["content-type"].startswith("text/plain")
+    assert functions.post("/", headers=bearer(keys.anon)).text == "Function not found"
     assert functions.request("TRACE", "/echo", headers=bearer(keys.anon)).status_code == 405
 
 

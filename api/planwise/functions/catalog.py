@@ -28,6 +28,8 @@ class EdgeFunction:
     name: str
     directory: Path
     verify_jwt: bool
+    version: tuple[int, ...] = ()
+    """Modification times of index.ts and deno.json: a change restarts the process."""
 
     @property
     def entrypoint(self) -> Path:
@@ -58,6 +60,16 @@ def deno_bin(settings: Settings) -> Path:
 def deno_dir(settings: Settings) -> Path:
     """DENO_DIR, Deno's cache (npm packages of the functions), filled by `make install`."""
     return (settings.deno_dir or DENO_PACKAGE / "cache").resolve()
+
+
+def _version(directory: Path) -> tuple[int, ...]:
+    times = []
+    for name in (ENTRYPOINT, "deno.json", "deno.lock"):
+        try:
+            times.append((directory / name).stat().st_mtime_ns)
+        except FileNotFoundError:
+            times.append(0)
+    return tuple(times)
 
 
 def valid_name(name: str) -> bool:
@@ -92,7 +104,8 @@ def find_function(settings: Settings, name: str) -> EdgeFunction | None:
     directory = root / name
     if not (directory / ENTRYPOINT).is_file():
         return None
-    return EdgeFunction(name, directory, _verify_jwt(_config_toml(root), name))
+    config = _config_toml(root)
+    return EdgeFunction(name, directory, _verify_jwt(config, name), _version(directory))
 
 
 def list_functions(settings: Settings) -> list[EdgeFunction]:

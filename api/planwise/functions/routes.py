@@ -88,6 +88,12 @@ async def _failure(runtime: FunctionRuntime, worker: Worker) -> Response:
     return errors.worker_limit() if worker.ran_out_of_memory() else errors.worker_error()
 
 
+@router.api_route("/", methods=METHODS, include_in_schema=False)
+async def no_function() -> Response:
+    """`/functions/v1/` names no function: Supabase's 404."""
+    return errors.not_found()
+
+
 @router.api_route("/{name}", methods=METHODS, include_in_schema=False)
 @router.api_route("/{name}/{path:path}", methods=METHODS, include_in_schema=False)
 async def invoke(request: Request, name: str, path: str = "") -> Response:

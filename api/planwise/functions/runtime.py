@@ -176,7 +176,8 @@ class FunctionRuntime:
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def worker(self, function: EdgeFunction, api_url: str) -> Worker:
-        """The function's running process, started if there is none (or it died)."""
+        """The function's running process, started if there is none, it died, or the
+        function's files changed since it started."""
         lock = self._locks.setdefault(function.name, asyncio.Lock())
         async with lock:
             current = self._workers.get(function.name)
