@@ -4,10 +4,11 @@
     SUPABASE_URL=… SUPABASE_ANON_KEY=… SUPABASE_SERVICE_ROLE_KEY=… \\
         ../.venv/bin/python -m tests.contract.functions_contract    # from api/
 
-The service_role inserts a museum and a park about 1.6 km apart; a fresh user who prefers
-both asks for a two-stop digest and must get the museum at the first stop and the park at
-the second, each once; the anon key alone is refused by the function. Prints `ok <step>` or
-`FAIL <step>: <reason>`, then `N passed, M failed`; exits 1 on any failure.
+The service_role inserts a museum and a park about 1.7 km apart; a fresh user who prefers
+both asks for a two-stop digest (a stop by each, radius 2 km, so both places are near both
+stops) and must get the museum at the first stop only and the park at the second only;
+the anon key alone is refused by the function. Prints `ok <step>` or `FAIL <step>:
+<reason>`, then `N passed, M failed`; exits 1 on any failure.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def contract(env: Environment) -> int:
         for _ in range(3):  # the first call may start the function; the others are warm
             started = time.monotonic()
             answer = user.functions.invoke(
-                FUNCTION, {"body": {"stops": stops(places), "radius_km": 1}, "responseType": "json"}
+                FUNCTION, {"body": {"stops": stops(places), "radius_km": 2}, "responseType": "json"}
             )
             timings.append(time.monotonic() - started)
         expect(isinstance(answer, dict) and len(answer.get("stops", [])) == 2, f"got {answer}")
