@@ -13,8 +13,7 @@ from typing import Literal
 from sqlalchemy import text
 from sqlmodel import Session
 
-from planwise.db.session import set_acting_user
-from planwise.users.service import Caller, KeyHolder
+from planwise.users.service import Caller, KeyHolder, act_for_token
 
 SERVICE_ROLE: Literal["service_role"] = "service_role"
 AS_SERVICE_ROLE = text("SET LOCAL ROLE service_role")
@@ -44,14 +43,17 @@ def act(session: Session, caller: Caller) -> Actor:
     return Actor(caller.user_id, "authenticated")
 
 
-def act_as_signer(session: Session, signer: object, role: object) -> Actor:
-    """Act as whoever signed a storage URL: a user, or an API key (ValueError if neither)."""
+def act_as_signer(session: Session, signer: object, role: object, issued_at: int) -> Actor:
+    """Act as whoever signed a storage URL: a user, or an API key (ValueError if neither).
+
+    A user's URL is refused (a `TokenRefused`) once they are deactivated or gone, or when
+    it was signed before their password last changed, as their bearer token would be."""
     if role == SERVICE_ROLE:
         session.execute(AS_SERVICE_ROLE)
         return Actor(None, SERVICE_ROLE)
     if role == "anon":
         return Actor(None, "anon")
-    if not isinstance(signer, int):
+    if isinstance(signer, bool) or not isinstance(signer, int):
         raise ValueError("a signed URL names its signer")
-    set_acting_user(session, signer)
+    act_for_token(session, signer, issued_at)
     return Actor(signer, "authenticated")

@@ -14,7 +14,7 @@ from planwise.config import Settings
 from planwise.storage import queries
 from planwise.storage.actors import Actor, act_as_signer
 from planwise.storage.blobs import BlobStore
-from planwise.storage.errors import invalid_jwt, url_mismatch, url_token_refusal
+from planwise.storage.errors import invalid_jwt, token_refusal, url_mismatch, url_token_refusal
 from planwise.storage.names import check_bucket_id, check_name, quoted_key, url_of
 from planwise.storage.objects import Opened, open_row
 from planwise.storage.schemas import SignedUploadURL, SignedURLItem
@@ -26,6 +26,7 @@ from planwise.users.security import (
     sign_object_url,
     verify_object_url,
 )
+from planwise.users.service import TokenRefused
 
 SIGNED_UPLOAD_SECONDS = 2 * 3600
 NOT_READABLE = "Either the object does not exist or you do not have access to it"
@@ -78,10 +79,14 @@ def _signer(
         raise url_token_refusal(refused) from None
     if claims["url"] != url:
         raise url_mismatch()
+    issued = claims.get("iat")
+    issued_at = int(issued) if isinstance(issued, int | float) else 0
     try:
-        return act_as_signer(session, claims.get(claim), claims.get("role")), claims
+        return act_as_signer(session, claims.get(claim), claims.get("role"), issued_at), claims
     except ValueError:
         raise invalid_jwt(f"invalid token: no {claim}") from None
+    except TokenRefused as refused:
+        raise token_refusal(refused) from None
 
 
 def open_signed(
