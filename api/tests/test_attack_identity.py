@@ -205,7 +205,7 @@ def _storage_setup(root: httpx.Client, admin: Account, owner: Account) -> tuple[
         "/storage/v1/bucket", json={"id": bucket, "name": bucket}, headers=admin.headers
     )
     assert made.status_code == 200, made.text
-    name = "secret.png"
+    name = f"{owner.id}/secret.png"
     stored = root.post(
         f"/storage/v1/object/{bucket}/{name}",
         content=PNG,
@@ -224,7 +224,7 @@ def test_signed_urls_stop_working_when_the_signer_is_deactivated(
         f"/storage/v1/object/sign/{bucket}/{name}", json={"expiresIn": 600}, headers=owner.headers
     ).json()["signedURL"]
     upload = root.post(
-        f"/storage/v1/object/upload/sign/{bucket}/later.png", headers=owner.headers
+        f"/storage/v1/object/upload/sign/{bucket}/{owner.id}/later.png", headers=owner.headers
     ).json()["url"]
     assert root.get(f"/storage/v1{signed}").content == PNG
 
@@ -259,9 +259,12 @@ def test_only_the_canonical_type_is_stored_and_served(
     admin, owner = new_admin(http, api_db), new_account(http, "types")
     bucket, _ = _storage_setup(root, admin, owner)
     sent = {
-        "smuggled.png": ("image/png;,text/html", "image/png"),
-        "notes.txt": ("Text/Plain; Charset=UTF-8; boundary=x", "text/plain; charset=utf-8"),
-        "data.json": ("application/json;text/html", "application/json"),
+        f"{owner.id}/smuggled.png": ("image/png;,text/html", "image/png"),
+        f"{owner.id}/notes.txt": (
+            "Text/Plain; Charset=UTF-8; boundary=x",
+            "text/plain; charset=utf-8",
+        ),
+        f"{owner.id}/data.json": ("application/json;text/html", "application/json"),
     }
     for name, (declared, _) in sent.items():
         stored = root.post(
@@ -272,7 +275,7 @@ def test_only_the_canonical_type_is_stored_and_served(
         assert stored.status_code == 200, stored.text
     for declared in ("image/png, text/html", "text/html", "foo", "image/ png"):
         refused = root.post(
-            f"/storage/v1/object/{bucket}/x-{uuid.uuid4().hex}",
+            f"/storage/v1/object/{bucket}/{owner.id}/x-{uuid.uuid4().hex}",
             content=b"x",
             headers={**owner.headers, "content-type": declared},
         )
@@ -289,3 +292,54 @@ def test_only_the_canonical_type_is_stored_and_served(
         assert disposition.startswith("attachment") == (not canonical.startswith("image/")), name
         info = root.get(f"/storage/v1/object/info/{bucket}/{name}", headers=owner.headers)
         assert info.json()["content_type"] == canonical
+
+
+def test_a_private_name_of_someone_else_answers_alike_taken_or_free(
+    http: httpx.Client, root: httpx.Client, api_db: DatabaseUnderTest
+) -> None:
+    admin, alice, bob = (
+        new_admin(http, api_db),
+        new_account(http, "oracle_a"),
+        new_account(http, "oracle_b"),
+    )
+    bucket, taken = _storage_setup(root, admin, alice)
+    free = f"{alice.id}/free-{uuid.uuid4().hex[:6]}.png"
+
+    def answer(name: str, **headers: str) -> tuple[int, Any]:
+        sent = root.post(
+            f"/storage/v1/object/{bucket}/{name}",
+            content=PNG,
+            headers={**bob.headers, "content-type": "image/png", **headers},
+        )
+        return sent.status_code, sent.json()
+
+    for extra in ({}, {"x-upsert": "true"}):
+        assert answer(taken, **extra) == answer(free, **extra)
+        assert answer(taken, **extra)[0] == 403
+    bobs = root.post(
+        f"/storage/v1/object/{bucket}/{bob.id}/mine.png",
+        content=PNG,
+        headers={**bob.headers, "content-type": "image/png"},
+    )
+    assert bobs.status_code == 200, bobs.text
+    moves = [
+        root.post(
+            "/storage/v1/object/move",
+            headers=bob.headers,
+            json={"bucketId": bucket, "sourceKey": f"{bob.id}/mine.png", "destinationKey": name},
+        )
+        for name in (taken, free)
+    ]
+    assert [m.status_code for m in moves] == [403, 403] and moves[0].json() == moves[1].json()
+    signing = [
+        root.post(f"/storage/v1/object/upload/sign/{bucket}/{name}", headers=bob.headers)
+        for name in (taken, free)
+    ]
+    assert [s.status_code for s in signing] == [403, 403]
+    # A Supabase user's folder may also be named by their auth uuid.
+    auth_user = uuid.uuid4()
+    supabase = {**bearer(supabase_token(auth_user)), "content-type": "image/png"}
+    by_uuid = root.post(
+        f"/storage/v1/object/{bucket}/{auth_user}/photo.png", content=PNG, headers=supabase
+    )
+    assert by_uuid.status_code == 200, by_uuid.text

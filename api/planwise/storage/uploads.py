@@ -21,7 +21,7 @@ from sqlmodel import Session
 
 from planwise.config import Settings
 from planwise.storage import queries
-from planwise.storage.actors import Actor
+from planwise.storage.actors import Actor, check_own_folder
 from planwise.storage.blobs import BlobStore, Upload
 from planwise.storage.errors import (
     bucket_not_found,
@@ -96,6 +96,7 @@ def upload_target(
 ) -> Target:
     """An upload by `actor` to `bucket_id/name`, with the bucket's and server's limits."""
     bucket = queries.bucket_row(session, check_bucket_id(bucket_id))
+    check_own_folder(actor, bool(bucket.public), check_name(name))
     limit = settings.storage_max_object_bytes
     if bucket.file_size_limit is not None:
         limit = min(limit, int(bucket.file_size_limit))
