@@ -215,14 +215,22 @@ def _storage_setup(root: httpx.Client, admin: Account, owner: Account) -> tuple[
     return bucket, name
 
 
+def _signed_object(
+    http: httpx.Client, root: httpx.Client, db: DatabaseUnderTest, prefix: str
+) -> tuple[Account, str, str]:
+    """A new user, a private bucket with an object of theirs, and its signed download URL."""
+    admin, owner = new_admin(http, db), new_account(http, prefix)
+    bucket, name = _storage_setup(root, admin, owner)
+    signed: str = root.post(
+        f"/storage/v1/object/sign/{bucket}/{name}", json={"expiresIn": 600}, headers=owner.headers
+    ).json()["signedURL"]
+    return owner, bucket, signed
+
+
 def test_signed_urls_stop_working_when_the_signer_is_deactivated(
     http: httpx.Client, root: httpx.Client, api_db: DatabaseUnderTest
 ) -> None:
-    admin, owner = new_admin(http, api_db), new_account(http, "signer")
-    bucket, name = _storage_setup(root, admin, owner)
-    signed = root.post(
-        f"/storage/v1/object/sign/{bucket}/{name}", json={"expiresIn": 600}, headers=owner.headers
-    ).json()["signedURL"]
+    owner, bucket, signed = _signed_object(http, root, api_db, "signer")
     upload = root.post(
         f"/storage/v1/object/upload/sign/{bucket}/{owner.id}/later.png", headers=owner.headers
     ).json()["url"]
@@ -239,11 +247,7 @@ def test_signed_urls_stop_working_when_the_signer_is_deactivated(
 def test_signed_urls_signed_before_a_password_change_are_refused(
     http: httpx.Client, root: httpx.Client, api_db: DatabaseUnderTest
 ) -> None:
-    admin, owner = new_admin(http, api_db), new_account(http, "resigner")
-    bucket, name = _storage_setup(root, admin, owner)
-    signed = root.post(
-        f"/storage/v1/object/sign/{bucket}/{name}", json={"expiresIn": 600}, headers=owner.headers
-    ).json()["signedURL"]
+    owner, _, signed = _signed_object(http, root, api_db, "resigner")
     time.sleep(1.05)  # `iat` has whole seconds: the change must come in a later one
     changed = http.patch("/users/me", json={"password": "rotated password"}, headers=owner.headers)
     assert changed.status_code == 200, changed.text

@@ -51,6 +51,7 @@ def _module(filename: str) -> ModuleType:
     return module
 
 
+SUPABASE = _module("20231101_9b0c1d2e3f4a_supabase_compatibility.py")
 AUTH = _module("20231220_d4e5f6a7b8c9_supabase_auth.py")
 
 RENAME_SQUATTERS = f"""
@@ -124,33 +125,9 @@ END
 $$
 """
 
-# The version of 9b0c1d2e3f4a (written inline there, so copied for the downgrade).
-EARLIER_USER_FOR_AUTH_ID = """
-CREATE OR REPLACE FUNCTION planwise_user_for_auth_id(p_auth_user_id uuid, p_full_name text)
-RETURNS integer
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    found_id integer;
-BEGIN
-    SELECT u.id INTO found_id FROM public."user" u WHERE u.auth_user_id = p_auth_user_id;
-    IF found_id IS NOT NULL THEN
-        RETURN found_id;
-    END IF;
-    INSERT INTO public."user" (username, hashed_password, full_name, role, auth_user_id)
-    VALUES ('sb_' || replace(p_auth_user_id::text, '-', ''), '!supabase-auth',
-            left(coalesce(nullif(p_full_name, ''), 'Supabase user'), 100), 'user',
-            p_auth_user_id)
-    ON CONFLICT DO NOTHING
-    RETURNING id INTO found_id;
-    IF found_id IS NULL THEN  -- a concurrent first sight won: read its row
-        SELECT u.id INTO found_id FROM public."user" u
-        WHERE u.auth_user_id = p_auth_user_id;
-    END IF;
-    RETURN found_id;
-END
-$$
-"""
-
+EARLIER_USER_FOR_AUTH_ID: str = SUPABASE.USER_FOR_AUTH_ID.replace(
+    "CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1
+)
 EARLIER_ROW_TRIGGER: str = AUTH.PLANWISE_ROW_TRIGGER.replace(
     "CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1
 )
