@@ -347,3 +347,35 @@ def test_a_private_name_of_someone_else_answers_alike_taken_or_free(
         f"/storage/v1/object/{bucket}/{auth_user}/photo.png", content=PNG, headers=supabase
     )
     assert by_uuid.status_code == 200, by_uuid.text
+
+
+def test_hostile_subjects_never_answer_500(
+    http: httpx.Client, root: httpx.Client, api_keys: keys.ApiKeys
+) -> None:
+    """Validly signed Supabase tokens whose other claims are hostile, on every surface
+    that maps a `sub` to a user: refused or served, never a 500."""
+    squatted = uuid.uuid4()
+    http.post(
+        "/auth/register",
+        json={"username": f"sb_{squatted.hex}", "password": PASSWORD, "full_name": "S"},
+    )
+    tokens = {
+        "squatted": supabase_token(squatted),
+        "NUL in the name": supabase_token(uuid.uuid4(), user_metadata={"full_name": "a\x00b"}),
+        "huge negative iat": supabase_token(uuid.uuid4(), iat=-1e300),
+        "iat true": supabase_token(uuid.uuid4(), iat=True),
+        "session_id not a uuid": supabase_token(uuid.uuid4(), session_id="nope"),
+        "session_id a number": supabase_token(uuid.uuid4(), session_id=5),
+        "unknown session": supabase_token(uuid.uuid4(), session_id=str(uuid.uuid4())),
+    }
+    paths = (
+        "/api/v1/users/me",
+        "/api/v1/recommendations?lat=1&lng=2",
+        "/storage/v1/bucket",
+        "/rest/v1/preference?select=id",
+    )
+    for why, token in tokens.items():
+        for path in paths:
+            answer = root.get(path, headers={**bearer(token), "apikey": api_keys.anon})
+            # 400: /rest/v1 answers PostgreSQL's 22P05 for a NUL in the claims, as PostgREST.
+            assert answer.status_code in (200, 400, 401, 403, 409), (why, path, answer.text)

@@ -23,6 +23,7 @@ from planwise.users.security import (
     OBJECT_DOWNLOAD_AUDIENCE,
     OBJECT_UPLOAD_AUDIENCE,
     InvalidToken,
+    issued_at,
     sign_object_url,
     verify_object_url,
 )
@@ -79,10 +80,9 @@ def _signer(
         raise url_token_refusal(refused) from None
     if claims["url"] != url:
         raise url_mismatch()
-    issued = claims.get("iat")
-    issued_at = int(issued) if isinstance(issued, int | float) else 0
     try:
-        return act_as_signer(session, claims.get(claim), claims.get("role"), issued_at), claims
+        signer = act_as_signer(session, claims.get(claim), claims.get("role"), issued_at(claims))
+        return signer, claims
     except ValueError:
         raise invalid_jwt(f"invalid token: no {claim}") from None
     except TokenRefused as refused:

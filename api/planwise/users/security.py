@@ -147,10 +147,17 @@ def _supabase_identity(claims: dict[str, Any]) -> SupabaseIdentity:
     return SupabaseIdentity(uuid.UUID(str(claims["sub"])), label)
 
 
-def _issued_at(claims: dict[str, Any]) -> int:
-    """`iat` in whole seconds (PyJWT has checked it is a number when present)."""
+MAX_ISSUED_AT = 2**62
+"""Bound of `iat` as the database receives it (a bigint)."""
+
+
+def issued_at(claims: Mapping[str, Any]) -> int:
+    """`iat` in whole seconds, 0 when absent or not a number, within a bigint (PyJWT lets
+    through any number that is not in the future, -1e300 too)."""
     issued = claims.get("iat", 0)
-    return int(issued) if isinstance(issued, int | float) else 0
+    if isinstance(issued, bool) or not isinstance(issued, int | float):
+        return 0
+    return max(0, min(int(issued), MAX_ISSUED_AT))
 
 
 def _session_id(claims: dict[str, Any]) -> uuid.UUID | None:
@@ -175,7 +182,7 @@ def decode_access_token(settings: Settings, token: str) -> AccessToken:
     if claims is not None:
         user_id = _planwise_user_id(claims["sub"])
         if user_id is not None:
-            return AccessToken(user_id, float(claims["exp"]), _issued_at(claims))
+            return AccessToken(user_id, float(claims["exp"]), issued_at(claims))
         if supabase_secret is None or supabase_secret != settings.jwt_secret:
             raise InvalidToken("the token's sub names no Planwise user")
     else:
@@ -192,7 +199,7 @@ def decode_access_token(settings: Settings, token: str) -> AccessToken:
         session_id = _session_id(claims)
     except (ValueError, TypeError) as error:
         raise InvalidToken(f"the token's session_id is not a uuid: {error}") from None
-    return AccessToken(identity, float(claims["exp"]), _issued_at(claims), session_id)
+    return AccessToken(identity, float(claims["exp"]), issued_at(claims), session_id)
 
 
 API_KEY_ROLES = ("anon", "service_role")
