@@ -101,7 +101,7 @@ def test_a_squatter_from_before_is_renamed_and_the_victim_gets_in(
     squatted = f"sb_{victim.hex}"
     with connect(api_db.admin_url) as conn:
         conn.autocommit = True  # each statement its own transaction: the server must see it
-        conn.execute('ALTER TABLE "user" DROP CONSTRAINT ck_user_internal_username')
+        conn.execute('ALTER TABLE "user" DROP CONSTRAINT IF EXISTS ck_user_internal_username')
         try:
             conn.execute(
                 'INSERT INTO "user" (username, hashed_password, full_name, role) '
