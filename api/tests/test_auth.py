@@ -595,9 +595,10 @@ def test_logout_scopes(auth: Auth) -> None:
     assert auth.refresh(e["refresh_token"]).json()["error_code"] == "refresh_token_not_found"
     after = auth.http.get("/auth/v1/user", headers=auth.headers(e["access_token"]))
     assert (after.status_code, after.json()["error_code"]) == (403, "session_not_found")
-    # The access token itself stays valid until it expires (as GoTrue's): /api/v1 takes it.
+    # Unlike GoTrue's, the access token of an ended session is refused everywhere at once
+    # (issue 14; tests/test_attack_identity.py).
     me = auth.http.get("/api/v1/users/me", headers={"Authorization": f"Bearer {e['access_token']}"})
-    assert me.status_code == 200
+    assert me.status_code == 401
     assert auth.refresh(f["refresh_token"]).status_code == 200
 
     everywhere = auth.http.post("/auth/v1/logout", headers=auth.headers(a["access_token"]))

@@ -16,7 +16,7 @@ TABLES = ("user", "place", "review", "preference")
 API_DIR = Path(__file__).resolve().parents[1]
 
 
-LATER_COLUMNS = ("opening_hours", "auth_user_id")
+LATER_COLUMNS = ("opening_hours", "auth_user_id", "password_changed_at")
 """Columns that revisions after the first add: the data they hold goes with them."""
 
 

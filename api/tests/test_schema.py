@@ -28,6 +28,8 @@ EXPECTED_COLUMNS = {
         "is_active": ("boolean", None, "NO", "true"),
         "created_at": TS,
         "auth_user_id": ("uuid", None, "YES", None),  # Supabase Auth link (9b0c1d2e3f4a)
+        # tokens issued before are refused (d0e1f2a3b4c5)
+        "password_changed_at": ("timestamp with time zone", None, "YES", None),
     },
     "place": {
         "id": (VARCHAR_NN, 100, "NO", None),
@@ -65,6 +67,9 @@ EXPECTED_CONSTRAINTS = {
     ("user", "pk_user"): "PRIMARY KEY (id)",
     ("user", "uq_user_username"): "UNIQUE (username)",
     ("user", "uq_user_auth_user_id"): "UNIQUE (auth_user_id)",
+    ("user", "ck_user_internal_username"):  # reserved for Supabase users (d0e1f2a3b4c5)
+        "CHECK ((((username)::text !~ '^sb_[0-9a-f]{32}$'::text) OR ((username)::text = "
+        "('sb_'::text || replace((auth_user_id)::text, '-'::text, ''::text)))))",
     ("place", "pk_place"): "PRIMARY KEY (id)",
     ("review", "pk_review"): "PRIMARY KEY (id)",
     ("review", "uq_review_user_id_place_id"): "UNIQUE (user_id, place_id)",

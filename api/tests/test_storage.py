@@ -177,8 +177,9 @@ def test_private_objects_stay_with_their_owner(
     assert not bob.exists(name)
     assert bob.list(str(accounts["alice"].id)) == []
     assert bob.remove([name]) == []  # nothing of Bob's to delete
+    # Alice's folder: refused as a free name there would be (no existence oracle).
     assert (
-        status_of(lambda: bob.upload(name, b"mine now", {"content-type": "text/plain"}))[0] == 409
+        status_of(lambda: bob.upload(name, b"mine now", {"content-type": "text/plain"}))[0] == 403
     )
     assert status_of(lambda: bob.create_signed_url(name, 60))[0] == 404
     assert alice.download(name) == b"my notes"
@@ -252,14 +253,14 @@ def test_size_and_content_type_limits(
     admin, alice = storage_for(accounts["admin"]), storage_for(accounts["alice"])
     small = f"small-{uuid.uuid4().hex[:6]}"
     admin.create_bucket(small, options={"file_size_limit": 1024, "allowed_mime_types": ["image/*"]})
-    bucket = alice.from_(small)
-    bucket.upload("ok.png", b"x" * 1024, {"content-type": "image/png"})
+    bucket, folder = alice.from_(small), accounts["alice"].id  # private: her folder
+    bucket.upload(f"{folder}/ok.png", b"x" * 1024, {"content-type": "image/png"})
     status, error, message = status_of(
-        lambda: bucket.upload("big.png", b"x" * 1025, {"content-type": "image/png"})
+        lambda: bucket.upload(f"{folder}/big.png", b"x" * 1025, {"content-type": "image/png"})
     )
     assert (status, error) == (413, "Payload too large") and "1024 bytes" in message
     status, error, _ = status_of(
-        lambda: bucket.upload("notes.txt", b"hello", {"content-type": "text/plain"})
+        lambda: bucket.upload(f"{folder}/notes.txt", b"hello", {"content-type": "text/plain"})
     )
     assert (status, error) == (415, "invalid_mime_type")
 
@@ -363,7 +364,9 @@ def test_emptying_and_deleting_buckets(
     admin, alice = storage_for(accounts["admin"]), storage_for(accounts["alice"])
     bucket_id = f"temp-{uuid.uuid4().hex[:6]}"
     admin.create_bucket(bucket_id)
-    alice.from_(bucket_id).upload("a.png", PNG, {"content-type": "image/png"})
+    alice.from_(bucket_id).upload(
+        f"{accounts['alice'].id}/a.png", PNG, {"content-type": "image/png"}
+    )
     before = files_on_disk(storage_settings)
     assert status_of(lambda: admin.delete_bucket(bucket_id))[:2] == (409, "InvalidRequest")
     assert status_of(lambda: alice.empty_bucket(bucket_id))[0] == 403

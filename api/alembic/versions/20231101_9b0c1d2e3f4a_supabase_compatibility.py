@@ -247,6 +247,34 @@ LANGUAGE sql STABLE AS $$
 $$
 """
 
+USER_FOR_AUTH_ID = """
+CREATE FUNCTION planwise_user_for_auth_id(p_auth_user_id uuid, p_full_name text)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    found_id integer;
+BEGIN
+    SELECT u.id INTO found_id FROM public."user" u WHERE u.auth_user_id = p_auth_user_id;
+    IF found_id IS NOT NULL THEN
+        RETURN found_id;
+    END IF;
+    INSERT INTO public."user" (username, hashed_password, full_name, role, auth_user_id)
+    VALUES ('sb_' || replace(p_auth_user_id::text, '-', ''), '!supabase-auth',
+            left(coalesce(nullif(p_full_name, ''), 'Supabase user'), 100), 'user',
+            p_auth_user_id)
+    ON CONFLICT DO NOTHING
+    RETURNING id INTO found_id;
+    IF found_id IS NULL THEN  -- a concurrent first sight won: read its row
+        SELECT u.id INTO found_id FROM public."user" u
+        WHERE u.auth_user_id = p_auth_user_id;
+    END IF;
+    RETURN found_id;
+END
+$$
+"""
+"""The first sight of a Supabase user creates their Planwise row (narrow definer); later
+sights only read it, so a request never writes for the lookup."""
+
 FUNCTIONS = (
     "recommend_places(double precision, double precision, double precision, integer, "
     "boolean, text)",
@@ -271,35 +299,7 @@ def upgrade() -> None:
     op.execute(CHECK_REQUEST)
     op.execute(RECOMMEND_PLACES)
 
-    # The first sight of a Supabase user creates their Planwise row (narrow definer);
-    # later sights only read it, so a request never writes for the lookup.
-    op.execute(
-        """
-        CREATE FUNCTION planwise_user_for_auth_id(p_auth_user_id uuid, p_full_name text)
-        RETURNS integer
-        LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-        DECLARE
-            found_id integer;
-        BEGIN
-            SELECT u.id INTO found_id FROM public."user" u WHERE u.auth_user_id = p_auth_user_id;
-            IF found_id IS NOT NULL THEN
-                RETURN found_id;
-            END IF;
-            INSERT INTO public."user" (username, hashed_password, full_name, role, auth_user_id)
-            VALUES ('sb_' || replace(p_auth_user_id::text, '-', ''), '!supabase-auth',
-                    left(coalesce(nullif(p_full_name, ''), 'Supabase user'), 100), 'user',
-                    p_auth_user_id)
-            ON CONFLICT DO NOTHING
-            RETURNING id INTO found_id;
-            IF found_id IS NULL THEN  -- a concurrent first sight won: read its row
-                SELECT u.id INTO found_id FROM public."user" u
-                WHERE u.auth_user_id = p_auth_user_id;
-            END IF;
-            RETURN found_id;
-        END
-        $$
-        """
-    )
+    op.execute(USER_FOR_AUTH_ID)
     op.execute("ALTER FUNCTION planwise_user_for_auth_id(uuid, text) OWNER TO planwise_auth")
     op.execute("REVOKE ALL ON FUNCTION planwise_user_for_auth_id(uuid, text) FROM PUBLIC")
     op.execute("GRANT EXECUTE ON FUNCTION planwise_user_for_auth_id(uuid, text) TO app_service")

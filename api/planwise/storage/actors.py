@@ -7,14 +7,15 @@ object); the anon key acts as nobody, so only public buckets can be read.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Literal
 
 from sqlalchemy import text
 from sqlmodel import Session
 
-from planwise.db.session import set_acting_user
-from planwise.users.service import Caller, KeyHolder
+from planwise.storage.errors import forbidden
+from planwise.users.service import Caller, KeyHolder, act_for_token
 
 SERVICE_ROLE: Literal["service_role"] = "service_role"
 AS_SERVICE_ROLE = text("SET LOCAL ROLE service_role")
@@ -24,6 +25,14 @@ AS_SERVICE_ROLE = text("SET LOCAL ROLE service_role")
 class Actor:
     user_id: int | None
     role: Literal["authenticated", "anon", "service_role"]
+    auth_user_id: uuid.UUID | None = None
+    """The user's Supabase Auth uuid, if any: a folder of theirs, as their id is."""
+
+    @property
+    def folders(self) -> tuple[str, ...]:
+        """The top-level folders this user may write in a private bucket."""
+        mine = (self.user_id, self.auth_user_id)
+        return tuple(str(folder) for folder in mine if folder is not None)
 
     @property
     def is_service(self) -> bool:
@@ -41,17 +50,34 @@ def act(session: Session, caller: Caller) -> Actor:
         if caller.role == SERVICE_ROLE:
             session.execute(AS_SERVICE_ROLE)
         return Actor(None, caller.role)
-    return Actor(caller.user_id, "authenticated")
+    return Actor(caller.user_id, "authenticated", caller.user.auth_user_id)
 
 
-def act_as_signer(session: Session, signer: object, role: object) -> Actor:
-    """Act as whoever signed a storage URL: a user, or an API key (ValueError if neither)."""
+def act_as_signer(session: Session, signer: object, role: object, issued_at: int) -> Actor:
+    """Act as whoever signed a storage URL: a user, or an API key (ValueError if neither).
+
+    A user's URL is refused (a `TokenRefused`) once they are deactivated or gone, or when
+    it was signed before their password last changed, as their bearer token would be."""
     if role == SERVICE_ROLE:
         session.execute(AS_SERVICE_ROLE)
         return Actor(None, SERVICE_ROLE)
     if role == "anon":
         return Actor(None, "anon")
-    if not isinstance(signer, int):
+    if isinstance(signer, bool) or not isinstance(signer, int):
         raise ValueError("a signed URL names its signer")
-    set_acting_user(session, signer)
-    return Actor(signer, "authenticated")
+    user = act_for_token(session, signer, issued_at)
+    return Actor(signer, "authenticated", user.auth_user_id)
+
+
+OUTSIDE_OWN_FOLDER = "new row violates row-level security policy"
+"""What Supabase answers when its folder policy refuses a name (the RLS check's words)."""
+
+
+def check_own_folder(actor: Actor, public: bool, name: str) -> None:
+    """In a private bucket a user writes only under a folder of theirs (`<user id>/…` or
+    `<auth uuid>/…`, Supabase's documented policy), so a name of someone else is refused
+    alike whether it is taken or free: no answer tells that another's object exists."""
+    if public or actor.is_service or actor.user_id is None:
+        return  # public objects are readable anyway; anon writes nothing (RLS)
+    if name.split("/", 1)[0] not in actor.folders:
+        raise forbidden(OUTSIDE_OWN_FOLDER)

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from planwise.storage import queries
-from planwise.storage.actors import Actor
+from planwise.storage.actors import Actor, check_own_folder
 from planwise.storage.blobs import BlobStore
 from planwise.storage.errors import duplicate, invalid, not_owner, object_not_found
 from planwise.storage.names import check_bucket_id, check_name, check_prefix
@@ -153,7 +153,8 @@ def move_object(session: Session, actor: Actor, body: MoveRequest) -> None:
     """Rename (the file stays: its path is the version, not the name)."""
     destination = body.destinationBucket or body.bucketId
     source_name, target_name = check_name(body.sourceKey), check_name(body.destinationKey)
-    queries.bucket_row(session, check_bucket_id(destination))
+    bucket = queries.bucket_row(session, check_bucket_id(destination))
+    check_own_folder(actor, bool(bucket.public), target_name)
     row = queries.find_object(session, check_bucket_id(body.bucketId), source_name)
     if row is None:
         raise object_not_found()

@@ -14,7 +14,7 @@ from planwise.config import Settings
 from planwise.storage import queries
 from planwise.storage.actors import Actor, act_as_signer
 from planwise.storage.blobs import BlobStore
-from planwise.storage.errors import invalid_jwt, url_mismatch, url_token_refusal
+from planwise.storage.errors import invalid_jwt, token_refusal, url_mismatch, url_token_refusal
 from planwise.storage.names import check_bucket_id, check_name, quoted_key, url_of
 from planwise.storage.objects import Opened, open_row
 from planwise.storage.schemas import SignedUploadURL, SignedURLItem
@@ -23,9 +23,11 @@ from planwise.users.security import (
     OBJECT_DOWNLOAD_AUDIENCE,
     OBJECT_UPLOAD_AUDIENCE,
     InvalidToken,
+    issued_at,
     sign_object_url,
     verify_object_url,
 )
+from planwise.users.service import TokenRefused
 
 SIGNED_UPLOAD_SECONDS = 2 * 3600
 NOT_READABLE = "Either the object does not exist or you do not have access to it"
@@ -79,9 +81,12 @@ def _signer(
     if claims["url"] != url:
         raise url_mismatch()
     try:
-        return act_as_signer(session, claims.get(claim), claims.get("role")), claims
+        signer = act_as_signer(session, claims.get(claim), claims.get("role"), issued_at(claims))
+        return signer, claims
     except ValueError:
         raise invalid_jwt(f"invalid token: no {claim}") from None
+    except TokenRefused as refused:
+        raise token_refusal(refused) from None
 
 
 def open_signed(

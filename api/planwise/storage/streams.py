@@ -24,7 +24,12 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from planwise.storage.blobs import CHUNK_BYTES, BlobStore, Upload
 from planwise.storage.errors import StorageError, invalid, too_large
 from planwise.storage.objects import Opened
-from planwise.storage.uploads import Target, parse_cache_control, parse_user_metadata
+from planwise.storage.uploads import (
+    Target,
+    canonical_type,
+    parse_cache_control,
+    parse_user_metadata,
+)
 
 MULTIPART_SLACK = 64 * 1024
 """Bytes a multipart body may hold beyond its file: boundaries, part headers, fields."""
@@ -59,10 +64,18 @@ def file_response(opened: Opened, request: Request, download: str | None) -> Res
     if opened.etag and request.headers.get("if-none-match") == opened.etag:
         opened.file.close()
         return Response(status_code=304, headers=headers)
-    if download is not None:
+    # Only the canonical type is served, also of objects stored before it was checked;
+    # anything but an image is a download, never a page of the API's origin.
+    mimetype = canonical_type(opened.mimetype) or "application/octet-stream"
+    if download is not None or not _inline(mimetype):
         headers["Content-Disposition"] = _attachment(download or opened.name.rsplit("/", 1)[-1])
     headers["Content-Length"] = str(os.fstat(opened.file.fileno()).st_size)
-    return StreamingResponse(_chunks(opened.file), media_type=opened.mimetype, headers=headers)
+    return StreamingResponse(_chunks(opened.file), media_type=mimetype, headers=headers)
+
+
+def _inline(mimetype: str) -> bool:
+    """Raster images are shown in place; SVG (which can hold scripts) and the rest are not."""
+    return mimetype.startswith("image/") and mimetype != "image/svg+xml"
 
 
 class Body:

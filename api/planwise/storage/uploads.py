@@ -6,10 +6,12 @@ removed again if writing the row fails, so no row ever names a missing file.
 
 from __future__ import annotations
 
+import email.policy
 import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.message import EmailMessage
 from typing import Any
 
 import orjson
@@ -19,7 +21,7 @@ from sqlmodel import Session
 
 from planwise.config import Settings
 from planwise.storage import queries
-from planwise.storage.actors import Actor
+from planwise.storage.actors import Actor, check_own_folder
 from planwise.storage.blobs import BlobStore, Upload
 from planwise.storage.errors import (
     bucket_not_found,
@@ -35,6 +37,26 @@ from planwise.storage.schemas import MIME_PATTERN, MoveRequest, UploadResult
 
 MAX_USER_METADATA_BYTES = 8 * 1024
 CONTENT_TYPE_TEXT = re.compile(r"[\x20-\x7e]{1,255}")
+CHARSET = re.compile(r"[a-z0-9][a-z0-9._:-]{0,39}")
+
+
+def canonical_type(content_type: str) -> str | None:
+    """`type/subtype` (lower case) of a Content-Type, with its `charset` for text, else
+    nothing of it: every other parameter, and junk such as `image/png;,text/html`, is
+    dropped. None when the value is not one type: what a browser reads (up to the first
+    `;`) and what a real parser (`email`'s) reads must be the same `type/subtype`."""
+    if not CONTENT_TYPE_TEXT.fullmatch(content_type):
+        return None
+    essence = content_type.split(";", 1)[0].strip().lower()
+    message = EmailMessage(policy=email.policy.default)
+    message["content-type"] = content_type
+    header = message["content-type"]
+    if essence != header.content_type or not MIME_PATTERN.match(essence):
+        return None
+    charset = str(header.params.get("charset", "")).lower()
+    if header.maintype == "text" and CHARSET.fullmatch(charset):
+        return f"{essence}; charset={charset}"
+    return essence
 
 
 def _matches(essence: str, patterns: list[str]) -> bool:
@@ -56,15 +78,17 @@ class Target:
     mime_types: list[str] | None
 
     def check_type(self, content_type: str, allowed: list[str]) -> str:
-        """The content type, if the server and the bucket both allow it (else 415)."""
-        essence = content_type.split(";", 1)[0].strip().lower()
-        if not CONTENT_TYPE_TEXT.fullmatch(content_type) or not MIME_PATTERN.match(essence):
+        """The canonical content type (what is stored and served), if the server and the
+        bucket both allow it (else 415)."""
+        canonical = canonical_type(content_type)
+        if canonical is None:
             raise unsupported_type(content_type[:100])
+        essence = canonical.split(";", 1)[0]
         if essence.endswith("/*") or not _matches(essence, [p.lower() for p in allowed]):
             raise unsupported_type(essence)
         if self.mime_types is not None and not _matches(essence, self.mime_types):
             raise unsupported_type(essence)
-        return content_type
+        return canonical
 
 
 def upload_target(
@@ -72,6 +96,7 @@ def upload_target(
 ) -> Target:
     """An upload by `actor` to `bucket_id/name`, with the bucket's and server's limits."""
     bucket = queries.bucket_row(session, check_bucket_id(bucket_id))
+    check_own_folder(actor, bool(bucket.public), check_name(name))
     limit = settings.storage_max_object_bytes
     if bucket.file_size_limit is not None:
         limit = min(limit, int(bucket.file_size_limit))
@@ -178,10 +203,10 @@ def copy_object(
     target = upload_target(session, settings, actor, destination, body.destinationKey)
     opened = open_row(store, source)
     with opened.file:
-        target.check_type(opened.mimetype, settings.storage_allowed_mime_types)
+        mimetype = target.check_type(opened.mimetype, settings.storage_allowed_mime_types)
         with store.new_upload(target.max_bytes) as upload:
             upload.copy_from(opened.file)
     return store_object(
-        session, store, target, upload, opened.mimetype,
+        session, store, target, upload, mimetype,
         cache_seconds=parse_cache_control(opened.cache_control), user_metadata=None, upsert=False,
     )  # fmt: skip

@@ -1,15 +1,27 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, Index, Integer, String, Uuid, text
+from sqlalchemy import Boolean, CheckConstraint, DateTime, Index, Integer, String, Uuid, text
 from sqlmodel import Column, Field, SQLModel
 
 from planwise.db.base import timestamp_column
 
+INTERNAL_USERNAME_PATTERN = "^sb_[0-9a-f]{32}$"
+"""`sb_` and a uuid's 32 hex digits: the username a Supabase user's row gets on first sight."""
+
 
 class User(SQLModel, table=True):
     __tablename__ = "user"
-    __table_args__ = (Index("idx_user_username", "username"),)
+    __table_args__ = (
+        Index("idx_user_username", "username"),
+        # Names shaped like those first sight gives Supabase users are theirs alone
+        # (migration d0e1f2a3b4c5).
+        CheckConstraint(
+            f"username !~ '{INTERNAL_USERNAME_PATTERN}' "
+            "OR username = 'sb_' || replace(auth_user_id::text, '-', '')",
+            name="internal_username",
+        ),
+    )
 
     id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
     username: str = Field(sa_column=Column(String(50), unique=True, nullable=False))
@@ -24,4 +36,8 @@ class User(SQLModel, table=True):
     # The Supabase Auth user (JWT `sub`) this account belongs to, if any.
     auth_user_id: uuid.UUID | None = Field(
         default=None, sa_column=Column(Uuid, unique=True, nullable=True)
+    )
+    # Set by a trigger when `hashed_password` changes: tokens issued before are refused.
+    password_changed_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
     )

@@ -110,10 +110,14 @@ class SupabaseIdentity:
 
 @dataclass(frozen=True)
 class AccessToken:
-    """A verified access token: whom it names and until when (seconds since the epoch)."""
+    """A verified access token: whom it names, until when (seconds since the epoch), when
+    it was issued (`iat`, 0 when absent) and the Auth session it belongs to (GoTrue's
+    `session_id`), so that a password change or a logout can end it."""
 
     subject: int | SupabaseIdentity
     expires_at: float
+    issued_at: int = 0
+    session_id: uuid.UUID | None = None
 
 
 MAX_USER_ID = 2**31 - 1
@@ -138,7 +142,27 @@ def _supabase_identity(claims: dict[str, Any]) -> SupabaseIdentity:
     metadata = claims.get("user_metadata")
     metadata = metadata if isinstance(metadata, dict) else {}
     name = metadata.get("full_name") or metadata.get("name") or claims.get("email") or ""
-    return SupabaseIdentity(uuid.UUID(str(claims["sub"])), str(name))
+    # Only a label for the first row: never a reason to fail (PostgreSQL refuses NUL).
+    label = str(name).replace("\x00", "")[:100]
+    return SupabaseIdentity(uuid.UUID(str(claims["sub"])), label)
+
+
+MAX_ISSUED_AT = 2**62
+"""Bound of `iat` as the database receives it (a bigint)."""
+
+
+def issued_at(claims: Mapping[str, Any]) -> int:
+    """`iat` in whole seconds, 0 when absent or not a number, within a bigint (PyJWT lets
+    through any number that is not in the future, -1e300 too)."""
+    issued = claims.get("iat", 0)
+    if isinstance(issued, bool) or not isinstance(issued, int | float):
+        return 0
+    return max(0, min(int(issued), MAX_ISSUED_AT))
+
+
+def _session_id(claims: dict[str, Any]) -> uuid.UUID | None:
+    session = claims.get("session_id")
+    return None if session is None else uuid.UUID(str(session))
 
 
 def decode_access_token(settings: Settings, token: str) -> AccessToken:
@@ -158,7 +182,7 @@ def decode_access_token(settings: Settings, token: str) -> AccessToken:
     if claims is not None:
         user_id = _planwise_user_id(claims["sub"])
         if user_id is not None:
-            return AccessToken(user_id, float(claims["exp"]))
+            return AccessToken(user_id, float(claims["exp"]), issued_at(claims))
         if supabase_secret is None or supabase_secret != settings.jwt_secret:
             raise InvalidToken("the token's sub names no Planwise user")
     else:
@@ -168,9 +192,14 @@ def decode_access_token(settings: Settings, token: str) -> AccessToken:
         except jwt.PyJWTError as error:
             raise InvalidToken(str(error)) from None
     try:
-        return AccessToken(_supabase_identity(claims), float(claims["exp"]))
+        identity = _supabase_identity(claims)
     except (ValueError, TypeError) as error:
         raise InvalidToken(f"the token's sub is not a Supabase user id: {error}") from None
+    try:
+        session_id = _session_id(claims)
+    except (ValueError, TypeError) as error:
+        raise InvalidToken(f"the token's session_id is not a uuid: {error}") from None
+    return AccessToken(identity, float(claims["exp"]), issued_at(claims), session_id)
 
 
 API_KEY_ROLES = ("anon", "service_role")

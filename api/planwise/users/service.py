@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import re
+import uuid
 from dataclasses import dataclass
 
 from psycopg import errors as pg_errors
 from sqlalchemy import select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session
 
 from planwise.config import Settings
-from planwise.users.models import User
+from planwise.users.models import INTERNAL_USERNAME_PATTERN, User
 from planwise.users.schemas import UserRegister, UserUpdate
 from planwise.users.security import (
     ApiKeyRole,
@@ -21,6 +23,8 @@ from planwise.users.security import (
     hash_password,
     verify_password,
 )
+
+INTERNAL_USERNAME = re.compile(INTERNAL_USERNAME_PATTERN)
 
 
 class UsernameTaken(Exception):
@@ -49,6 +53,14 @@ class UnknownUser(TokenRefused):
 
 class DeactivatedUser(TokenRefused):
     """The token's user exists but is deactivated."""
+
+
+class RevokedToken(TokenRefused):
+    """Issued before the user's password changed, or its Auth session has ended."""
+
+
+class NoUsernameLeft(TokenRefused):
+    """A Supabase user seen for the first time for whom no username could be found."""
 
 
 @dataclass(frozen=True)
@@ -84,11 +96,19 @@ class LoginRecord:
 
 
 def _is_unique_violation(error: IntegrityError) -> bool:
-    return isinstance(error.orig, pg_errors.UniqueViolation)
+    """A taken username, or one reserved for a Supabase user (`ck_user_internal_username`)."""
+    return isinstance(error.orig, pg_errors.UniqueViolation | pg_errors.CheckViolation)
+
+
+def is_internal_username(username: str) -> bool:
+    """Shaped like the names Supabase users' rows get on first sight: reserved for them."""
+    return INTERNAL_USERNAME.fullmatch(username) is not None
 
 
 def register(session: Session, data: UserRegister) -> User:
     """Create a plain user through the SECURITY DEFINER function (no acting user yet)."""
+    if is_internal_username(data.username):
+        raise UsernameTaken(data.username)
     try:
         with session.begin_nested():
             user_id = session.execute(
@@ -135,6 +155,9 @@ def authenticate(session: Session, username: str, password: str) -> LoginRecord 
 
 def update_profile(session: Session, user: User, data: UserUpdate) -> User:
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    username = changes.get("username")
+    if username is not None and username != user.username and is_internal_username(username):
+        raise UsernameTaken(username)
     if "password" in changes:
         user.hashed_password = hash_password(changes.pop("password"))
     for field, value in changes.items():
@@ -155,20 +178,53 @@ def delete_account(session: Session, user: User) -> None:
     session.flush()
 
 
-def user_for_supabase(session: Session, identity: SupabaseIdentity) -> int:
-    """The Planwise user of a Supabase Auth user, created on first sight."""
-    user_id: int = session.execute(
-        text("SELECT planwise_user_for_auth_id(:auth_user_id, :full_name)"),
-        {"auth_user_id": identity.auth_user_id, "full_name": identity.full_name},
-    ).scalar_one()
-    return user_id
+RESOLVE_TOKEN = select(User).from_statement(
+    text(
+        "SELECT * FROM planwise_resolve_token("
+        ":user_id, :auth_user_id, :full_name, :issued_at, :session_id)"
+    )
+)
+REFUSALS: dict[str, type[TokenRefused]] = {
+    "PWU01": UnknownUser,
+    "PWU02": DeactivatedUser,
+    "PWU03": RevokedToken,
+    "PWU04": NoUsernameLeft,
+}
+"""SQLSTATEs of `planwise_resolve_token` (migration d0e1f2a3b4c5), as typed refusals."""
+
+
+def act_for_token(
+    session: Session,
+    subject: int | SupabaseIdentity,
+    issued_at: int,
+    session_id: uuid.UUID | None = None,
+) -> User:
+    """Make RLS see the user a verified token names and return their row, in one round
+    trip that also refuses a user gone or deactivated, and a token issued before the last
+    password change or whose Auth session has ended (`planwise_resolve_token`). A
+    Supabase user's row is made on first sight. Raises a `TokenRefused`."""
+    identity = (
+        {"user_id": subject, "auth_user_id": None, "full_name": None}
+        if isinstance(subject, int)
+        else {"user_id": None, "auth_user_id": subject.auth_user_id, "full_name": subject.full_name}
+    )
+    params = {**identity, "issued_at": issued_at, "session_id": session_id}
+    try:
+        user: User = session.execute(RESOLVE_TOKEN, params).scalar_one()
+    except DBAPIError as error:
+        refusal = REFUSALS.get(str(getattr(error.orig, "sqlstate", "")))
+        if refusal is None:
+            raise
+        diag = getattr(error.orig, "diag", None)
+        raise refusal(str(getattr(diag, "message_primary", "") or refusal.__doc__)) from None
+    return user
 
 
 def resolve_bearer(session: Session, settings: Settings, token: str | None) -> Bearer:
     """The one way from a bearer token (ours or Supabase's) to the acting user.
 
-    Makes RLS see that user for the rest of the session's transaction (`act_as`, one round
-    trip; two for a Supabase user seen for the first time). Raises a `TokenRefused`.
+    Makes RLS see that user for the rest of the session's transaction (`act_for_token`,
+    one round trip). Raises a `TokenRefused`.
     """
     if not token:
         raise MissingToken("not authenticated: send Authorization: Bearer <token>")
@@ -176,13 +232,7 @@ def resolve_bearer(session: Session, settings: Settings, token: str | None) -> B
         access = decode_access_token(settings, token)
     except InvalidToken as error:
         raise BadToken(str(error)) from None
-    subject = access.subject
-    user_id = subject if isinstance(subject, int) else user_for_supabase(session, subject)
-    user = act_as(session, user_id)
-    if user is None:
-        raise UnknownUser("the token's user no longer exists")
-    if not user.is_active:
-        raise DeactivatedUser("account is deactivated")
+    user = act_for_token(session, access.subject, access.issued_at, access.session_id)
     return Bearer(user, access.expires_at)
 
 
