@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -43,8 +44,10 @@ def live_settings(api_settings: Settings) -> Settings:
             "login_throttle_pair_free": PAIR_FREE,
             "login_throttle_username_free": USERNAME_FREE,
             "login_throttle_address_free": ADDRESS_FREE,
-            "login_throttle_base_seconds": 1.0,
-            "login_throttle_max_seconds": 4.0,
+            # Waits are counted from the start of the last attempt, so they must outlast
+            # one password check on a loaded machine.
+            "login_throttle_base_seconds": 2.0,
+            "login_throttle_max_seconds": 8.0,
             "login_throttle_forget_seconds": 60.0,
         }
     )
@@ -91,6 +94,31 @@ def test_guessing_from_one_address_gets_429_with_retry_after(http: httpx.Client)
     assert_throttled(login(http, username, address, PASSWORD))
     # The pair's limit is not the user's: from elsewhere the user still gets in.
     assert login(http, username, new_address(), PASSWORD).status_code == 200
+
+
+def test_the_wait_doubles_with_each_guess_and_refusals_do_not_count(http: httpx.Client) -> None:
+    username = register(http)
+    address = new_address()
+    for _ in range(PAIR_FREE):
+        assert login(http, username, address).status_code == 401
+    refused = login(http, username, address)
+    assert_throttled(refused)
+    wait = int(refused.headers["Retry-After"])
+    assert wait <= 2  # base * 2^0 after the free attempts, from the last attempt
+    assert_throttled(login(http, username, address))  # hammering is refused, not counted
+    time.sleep(wait + 0.1)
+    assert login(http, username, address).status_code == 401
+    again = login(http, username, address)
+    assert_throttled(again)
+    assert 3 <= int(again.headers["Retry-After"]) <= 4  # one more guess: twice the wait
+
+
+def test_ipv6_addresses_count_per_64(http: httpx.Client) -> None:
+    username = register(http)
+    prefix = f"2001:db8:{next(_addresses):x}:1"
+    for host in range(1, PAIR_FREE + 1):
+        assert login(http, username, f"{prefix}::{host}").status_code == 401
+    assert_throttled(login(http, username, f"{prefix}:ffff:ffff:ffff:ffff"))
 
 
 def test_guessing_from_many_addresses_hits_the_username_but_not_its_known_address(
