@@ -5,6 +5,8 @@ Each function takes the request's session, runs bound statements, and never comm
 (`$2a$10$…`), and verified here (bcrypt, and argon2 as GoTrue also accepts), so hashes
 move between this database and a Supabase project's unchanged. Errors are `AuthError`s
 carrying GoTrue's HTTP status, error code and message (internal/api, apierrors).
+The password grant is throttled by `planwise.users.throttle`, whose counters are written
+in autocommit statements of their own (a refused login rolls the request back, not them).
 """
 
 from __future__ import annotations
