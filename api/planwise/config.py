@@ -111,6 +111,28 @@ class Settings(BaseSettings):
     functions_api_url: str | None = None
     deno_bin: Path | None = None
     deno_dir: Path | None = None
+    # Login throttling (planwise/users/throttle.py), counted in PostgreSQL so every worker
+    # sees the same counters. Each counter allows its `free` attempts, then each further
+    # one must wait LOGIN_THROTTLE_BASE_SECONDS * 2^(attempts - free) after the previous,
+    # at most LOGIN_THROTTLE_MAX_SECONDS; the answer is 429 with Retry-After.
+    login_throttle_enabled: bool = True
+    login_throttle_pair_free: int = Field(5, ge=1, le=1_000_000)  # one username, one address
+    login_throttle_username_free: int = Field(20, ge=1, le=1_000_000)  # one username, anywhere
+    login_throttle_address_free: int = Field(100, ge=1, le=1_000_000)  # one address, any name
+    login_throttle_base_seconds: float = Field(1, gt=0, le=3600)
+    login_throttle_max_seconds: float = Field(900, gt=0, le=86_400)
+    # A counter left alone this long starts again from zero.
+    login_throttle_forget_seconds: float = Field(3600, gt=0, le=30 * 86_400)
+    # An address a user logged in from is "known" this long: the per-username counter
+    # (which strangers can drive) does not apply there.
+    login_throttle_known_address_days: float = Field(30, ge=0, le=3650)
+    # Password hashing (argon2, bcrypt) at most this many at once per process; a request
+    # that waits longer than PASSWORD_HASH_WAIT_SECONDS for a slot answers 503 / 429.
+    # Default: half the CPUs (one argon2 check already runs 4 lanes in parallel).
+    password_hash_concurrency: int = Field(
+        default_factory=lambda: max(1, (os.cpu_count() or 1) // 2), ge=1, le=1024
+    )
+    password_hash_wait_seconds: float = Field(2.0, ge=0, le=60)
 
     # Passwords of the login roles created by the roles migration (`planwise db roles`).
     app_service_password: SecretStr | None = None

@@ -5,6 +5,6 @@ from planwise.ops.monitor.models import DbSizeSample
 from planwise.places.models import Place
 from planwise.preferences.models import Preference
 from planwise.reviews.models import Review
-from planwise.users.models import User
+from planwise.users.models import LoginThrottle, User
 
-__all__ = ["DbSizeSample", "Place", "Preference", "Review", "User", "metadata"]
+__all__ = ["DbSizeSample", "LoginThrottle", "Place", "Preference", "Review", "User", "metadata"]

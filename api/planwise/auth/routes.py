@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Coroutine, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from datetime import date
 from typing import Annotated, Any
 
@@ -37,6 +38,7 @@ from planwise.config import ConfigError, Settings
 from planwise.deps import Responses
 from planwise.supabase.keys import ADMIN_ROLES, classify_apikey, jwt_secret
 from planwise.users.security import verified_claims
+from planwise.users.throttle import HashingBusy, LoginGuard, Throttled, hashing_slot
 
 PREFIX = "/auth/v1"
 API_VERSION_HEADER = "X-Supabase-Api-Version"
@@ -50,6 +52,7 @@ INVALID_API_KEY = {
     "hint": "Double check your Supabase `anon` or `service_role` API key.",
 }
 NOT_LOCAL = "the `auth` schema belongs to Supabase Auth here: use the project's own /auth/v1"
+RATE_LIMITED = "Request rate limit reached"  # GoTrue's limitHandler
 
 
 def _api_version_2024(request: Request) -> bool:
@@ -78,6 +81,8 @@ def error_response(request: Request, error: AuthError) -> JSONResponse:
         headers["x-sb-error-code"] = error.error_code
     if error.reasons is not None:
         body["weak_password"] = {"reasons": error.reasons}
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(error.retry_after)
     return JSONResponse(body, status_code=error.status, headers=headers)
 
 
@@ -111,6 +116,12 @@ def _validation_error(error: RequestValidationError) -> AuthError:
     return AuthError(400, "validation_failed", detail)
 
 
+def _rate_limited(error: Throttled | HashingBusy) -> AuthError:
+    """GoTrue's answer to a client over a rate limit (429 over_request_rate_limit), also
+    when no password-hashing slot frees up in time; Retry-After says when to come back."""
+    return AuthError(429, "over_request_rate_limit", RATE_LIMITED, retry_after=error.retry_after)
+
+
 def _database_refusal(error: DBAPIError) -> AuthError | None:
     original = error.orig
     # On a Supabase project app_service has no USAGE on Supabase's `auth` schema, or
@@ -140,6 +151,8 @@ class GoTrueRoute(APIRoute):
                 return await handler(request)
             except AuthError as error:
                 return error_response(request, error)
+            except (Throttled, HashingBusy) as error:
+                return error_response(request, _rate_limited(error))
             except RequestValidationError as error:
                 return error_response(request, _validation_error(error))
             except DBAPIError as error:
@@ -183,6 +196,16 @@ def token_config(request: Request) -> TokenConfig:
     settings: Settings = request.app.state.settings
     issuer = str(request.base_url).rstrip("/") + PREFIX
     return TokenConfig(_secret(request), settings.jwt_expire_minutes * 60, issuer)
+
+
+def login_guard(request: Request) -> LoginGuard:
+    return LoginGuard(request.app.state.engine, request.app.state.settings)
+
+
+def hashing(request: Request) -> AbstractContextManager[None]:
+    """A password-hashing slot (HashingBusy, answered 429, when none frees up in time)."""
+    settings: Settings = request.app.state.settings
+    return hashing_slot(settings)
 
 
 def client_of(request: Request) -> Client:
@@ -260,11 +283,11 @@ def settings() -> JSONResponse:
 @router.post("/signup", response_model=SessionResponse)
 def signup(request: Request, session: DbSession, config: Config, body: SignupBody) -> JSONResponse:
     """A new email user, confirmed at once and signed in (a session is returned)."""
-    return _json(
-        service.signup(
+    with hashing(request):
+        grant = service.signup(
             session, config, body.email, body.phone, body.password, body.data, client_of(request)
         )
-    )
+    return _json(grant)
 
 
 @router.post("/token", response_model=SessionResponse)
@@ -279,7 +302,13 @@ def token(
     if grant_type == "password":
         return _json(
             service.password_grant(
-                session, config, body.email, body.phone, body.password, client_of(request)
+                session,
+                config,
+                body.email,
+                body.phone,
+                body.password,
+                client_of(request),
+                login_guard(request),
             )
         )
     if grant_type == "refresh_token":
@@ -293,13 +322,15 @@ def get_user(session: DbSession, claims: Claims) -> JSONResponse:
 
 
 @router.put("/user", response_model=AuthUser)
-def update_user(session: DbSession, claims: Claims, body: UserUpdateBody) -> JSONResponse:
+def update_user(
+    request: Request, session: DbSession, claims: Claims, body: UserUpdateBody
+) -> JSONResponse:
     """Email (changed at once: there is no mailer), password, `data` (user_metadata)."""
-    return _json(
-        service.update_user(
+    with hashing(request) if body.password is not None else nullcontext():
+        user = service.update_user(
             session, claims, body.email, body.phone, body.password, body.data, body.app_metadata
         )
-    )
+    return _json(user)
 
 
 @router.post("/logout", status_code=204)
@@ -335,8 +366,10 @@ def admin_list_users(
 
 
 @router.post("/admin/users", response_model=AuthUser, dependencies=[Admin])
-def admin_create_user(session: DbSession, body: AdminUserBody) -> JSONResponse:
-    return _json(service.admin_create_user(session, body))
+def admin_create_user(request: Request, session: DbSession, body: AdminUserBody) -> JSONResponse:
+    with hashing(request) if body.password is not None else nullcontext():
+        user = service.admin_create_user(session, body)
+    return _json(user)
 
 
 @router.get("/admin/users/{user_id}", response_model=AuthUser, dependencies=[Admin])
@@ -345,8 +378,12 @@ def admin_get_user(session: DbSession, user_id: str) -> JSONResponse:
 
 
 @router.put("/admin/users/{user_id}", response_model=AuthUser, dependencies=[Admin])
-def admin_update_user(session: DbSession, user_id: str, body: AdminUserBody) -> JSONResponse:
-    return _json(service.admin_update_user(session, service.parse_user_id(user_id), body))
+def admin_update_user(
+    request: Request, session: DbSession, user_id: str, body: AdminUserBody
+) -> JSONResponse:
+    with hashing(request) if body.password is not None else nullcontext():
+        user = service.admin_update_user(session, service.parse_user_id(user_id), body)
+    return _json(user)
 
 
 @router.delete("/admin/users/{user_id}", dependencies=[Admin])

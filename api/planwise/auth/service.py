@@ -5,6 +5,8 @@ Each function takes the request's session, runs bound statements, and never comm
 (`$2a$10$…`), and verified here (bcrypt, and argon2 as GoTrue also accepts), so hashes
 move between this database and a Supabase project's unchanged. Errors are `AuthError`s
 carrying GoTrue's HTTP status, error code and message (internal/api, apierrors).
+The password grant is throttled by `planwise.users.throttle`, whose counters are written
+in autocommit statements of their own (a refused login rolls the request back, not them).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from sqlmodel import Session
 
 from planwise.auth.schemas import AdminUserBody
 from planwise.users.security import sign_jwt, verified_claims
+from planwise.users.throttle import LoginGuard
 
 AUDIENCE = "authenticated"
 BCRYPT_COST = 10  # GoTrue's bcrypt.DefaultCost
@@ -64,6 +67,7 @@ class AuthError(Exception):
     reasons: list[str] | None = None
     oauth: bool = False
     commit: bool = False
+    retry_after: int | None = None
 
     def __str__(self) -> str:
         return f"{self.status} {self.error_code}: {self.message}"
@@ -86,6 +90,8 @@ class Client:
 
     user_agent: str | None
     ip: str | None
+    host: str | None = None
+    """The peer as the server reports it (`ip` when it is an address): for throttling."""
 
     @classmethod
     def of(cls, user_agent: str | None, host: str | None) -> Client:
@@ -93,7 +99,7 @@ class Client:
             ip = str(ipaddress.ip_address(host)) if host else None
         except ValueError:
             ip = None  # e.g. the test client's "testclient"
-        return cls(user_agent[:1000] if user_agent else None, ip)
+        return cls(user_agent[:1000] if user_agent else None, ip, host)
 
 
 @dataclass(frozen=True)
@@ -300,8 +306,10 @@ def password_grant(
     phone: str | None,
     password: str | None,
     client: Client,
+    guard: LoginGuard,
 ) -> dict[str, Any]:
-    """POST /token?grant_type=password (GoTrue's ResourceOwnerPasswordGrant)."""
+    """POST /token?grant_type=password (GoTrue's ResourceOwnerPasswordGrant), throttled
+    per email and client address (`guard`: Throttled / HashingBusy, answered as 429)."""
     if email and phone:
         raise bad_request(
             "validation_failed",
@@ -311,16 +319,18 @@ def password_grant(
         _no_phone(phone)
     if not email:
         raise bad_request("validation_failed", "missing email or phone")
-    row = session.execute(
-        text("SELECT * FROM auth.planwise_find_login(:email)"), {"email": email}
-    ).one_or_none()
-    if row is None or not row.encrypted_password:
-        verify_password(password or "", None)
-        raise bad_request("invalid_credentials", INVALID_LOGIN)
-    if row.banned:
-        raise bad_request("user_banned", "User is banned")
-    if not verify_password(password or "", row.encrypted_password):
-        raise bad_request("invalid_credentials", INVALID_LOGIN)
+    with guard.attempt("auth", email, client.host) as attempt:
+        row = session.execute(
+            text("SELECT * FROM auth.planwise_find_login(:email)"), {"email": email}
+        ).one_or_none()
+        if row is None or not row.encrypted_password:
+            verify_password(password or "", None)
+            raise bad_request("invalid_credentials", INVALID_LOGIN)
+        if row.banned:
+            raise bad_request("user_banned", "User is banned")
+        if not verify_password(password or "", row.encrypted_password):
+            raise bad_request("invalid_credentials", INVALID_LOGIN)
+        attempt.succeeded()
     if not row.confirmed:
         raise bad_request("email_not_confirmed", "Email not confirmed")
     return _session_grant(session, config, row.user_id, client)

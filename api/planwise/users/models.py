@@ -1,7 +1,18 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, DateTime, Index, Integer, String, Uuid, text
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Uuid,
+    func,
+    text,
+)
 from sqlmodel import Column, Field, SQLModel
 
 from planwise.db.base import timestamp_column
@@ -41,3 +52,22 @@ class User(SQLModel, table=True):
     password_changed_at: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
     )
+
+
+class LoginThrottle(SQLModel, table=True):
+    """One login-throttling counter (migration c9d0e1f2a3b4; users/throttle.py). Only the
+    SECURITY DEFINER functions of that migration read or write it; the API cannot."""
+
+    __tablename__ = "login_throttle"
+    __table_args__ = (Index("ix_login_throttle_expires_at", "expires_at"),)
+
+    scope: str = Field(sa_column=Column(String(10), primary_key=True))
+    key: bytes = Field(sa_column=Column(LargeBinary, primary_key=True))
+    failures: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default=text("0"))
+    )
+    last_at: datetime | None = Field(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+    expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
