@@ -17,7 +17,6 @@ import base64
 import binascii
 import hmac
 
-from starlette.datastructures import MutableHeaders
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -35,6 +34,12 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
 }
+RAW_HEADERS = [(name.lower().encode(), value.encode()) for name, value in SECURITY_HEADERS.items()]
+DOCS_HEADERS = [
+    (name, DOCS_CSP.encode() if name == b"content-security-policy" else value)
+    for name, value in RAW_HEADERS
+]
+NO_STORE = [(b"cache-control", b"no-store")]
 DOCS_PATHS = ("/docs", "/redoc")
 TOKEN_PATHS = (
     "/api/v1/auth/",  # our login and registration
@@ -62,15 +67,13 @@ class SecurityHeaders:
         docs = path.startswith(self.docs_paths)
         no_store = path.startswith(TOKEN_PATHS)
 
+        extra = [*(DOCS_HEADERS if docs else RAW_HEADERS), *(NO_STORE if no_store else ())]
+
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in SECURITY_HEADERS.items():
-                    headers.setdefault(name, value)
-                if docs and headers["Content-Security-Policy"] == API_CSP:
-                    headers["Content-Security-Policy"] = DOCS_CSP
-                if no_store:
-                    headers.setdefault("Cache-Control", "no-store")
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                message["headers"] = [*headers, *(h for h in extra if h[0] not in present)]
             await send(message)
 
         await self.app(scope, receive, with_headers)

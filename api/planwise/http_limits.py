@@ -34,7 +34,7 @@ from planwise.auth.routes import PREFIX as AUTH_PREFIX
 from planwise.auth.routes import error_response as auth_error_response
 from planwise.auth.service import AuthError
 from planwise.config import Settings, get_settings
-from planwise.http_exposure import SECURITY_HEADERS
+from planwise.http_exposure import RAW_HEADERS
 from planwise.rest.errors import RestError
 from planwise.storage.errors import StorageError
 from planwise.storage.routes import PREFIX as STORAGE_PREFIX
@@ -148,21 +148,29 @@ class RequestLimits:
         if scope["type"] == "websocket" or _is_upload(scope["method"], path):
             await self.app(scope, receive, send)
             return
-        declared = _content_length(headers)
+        declared, chunked = _framing(headers)
         if declared is not None and declared > self.limits.body_bytes:
             answer = refusal(path, headers, *self.limits.body_refusal())
             if declared > DRAIN_LIMIT:
                 answer.headers["Connection"] = "close"
             await answer(scope, receive, send)
             return
+        if not chunked:  # no body, or one the server ends at its declared length
+            await self.app(scope, receive, send)
+            return
         await _BoundedBody(self.app, self.limits, scope, receive, send).run()
 
 
-def _content_length(headers: Sequence[tuple[bytes, bytes]]) -> int | None:
+def _framing(headers: Sequence[tuple[bytes, bytes]]) -> tuple[int | None, bool]:
+    """The declared Content-Length, and whether the body comes chunked (of unknown size)."""
+    declared = None
+    chunked = False
     for name, value in headers:
-        if name.lower() == b"content-length":
-            return int(value) if value.strip().isdigit() else None
-    return None
+        if name == b"content-length" and value.strip().isdigit():
+            declared = int(value)
+        elif name == b"transfer-encoding":
+            chunked = True
+    return declared, chunked
 
 
 class _BoundedBody:
@@ -322,7 +330,7 @@ def _raw(response: Response) -> bytes:
     """`response` as HTTP/1.1 bytes, with the security headers and `connection: close`."""
     headers = [
         *response.raw_headers,
-        *((name.lower().encode(), value.encode()) for name, value in SECURITY_HEADERS.items()),
+        *RAW_HEADERS,
         (b"connection", b"close"),
     ]
     lines = [STATUS_LINE[response.status_code]]
