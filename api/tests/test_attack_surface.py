@@ -13,7 +13,6 @@ import hashlib
 import hmac
 import json
 import os
-import signal
 import socket
 import subprocess
 import threading
@@ -38,6 +37,7 @@ from planwise.supabase.keys import api_key
 from tests.support.accounts import PASSWORD, Account, new_account, new_admin, put_place
 from tests.support.cli import PLANWISE
 from tests.support.databases import TEST_JWT_SECRET, TEST_SUPABASE_JWT_SECRET, DatabaseUnderTest
+from tests.support.live import free_port, planwise_serve
 
 MIB = 1024 * 1024
 ANON_KEY = api_key(TEST_SUPABASE_JWT_SECRET, "anon")
@@ -59,7 +59,6 @@ PROPERTY = settings(
 class Served:
     port: int
     pid: int
-    log: Path
 
     @property
     def url(self) -> str:
@@ -70,13 +69,6 @@ class Served:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) // 1024
         raise AssertionError("no VmHWM")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")
@@ -94,32 +86,8 @@ def served(api_db: DatabaseUnderTest, tmp_path_factory: pytest.TempPathFactory) 
         "REALTIME_JOIN_TIMEOUT_SECONDS": str(JOIN_TIMEOUT_S),
         "REALTIME_MAX_CONNECTIONS_PER_CLIENT": str(MAX_SOCKETS_PER_CLIENT),
     }
-    port = _free_port()
-    log = home / "serve.log"
-    with log.open("wb") as output:
-        server = subprocess.Popen(
-            [PLANWISE, "serve", "--port", str(port)], env=env, stdout=output,
-            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, log.read_text()[-3000:]
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.2)
-        yield Served(port, server.pid, log)
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+    with planwise_serve(env, home / "serve.log") as (base, pid):
+        yield Served(int(base.rsplit(":", 1)[1]), pid)
 
 
 @dataclass
@@ -263,8 +231,9 @@ def test_unjoined_websockets_time_out_and_each_client_holds_few(served: Served) 
     assert time.monotonic() - started < JOIN_TIMEOUT_S + 2
     held = [websockets.sync.client.connect(url) for _ in range(MAX_SOCKETS_PER_CLIENT)]
     try:
-        with pytest.raises(InvalidStatus):  # refused before the upgrade
+        with pytest.raises(InvalidStatus) as refused:  # refused before the upgrade
             websockets.sync.client.connect(url, open_timeout=5)
+        assert refused.value.response.status_code == 403
         held.pop().close()
         held.append(_connect_within(url, seconds=3))  # the freed slot is taken again
     finally:
@@ -584,7 +553,7 @@ def test_serve_exits_with_a_message_naming_the_weak_secret(settings: Settings) -
 def _serve_until_exit(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(
-            [PLANWISE, "serve", "--port", str(_free_port())], env=env, capture_output=True,
+            [PLANWISE, "serve", "--port", str(free_port())], env=env, capture_output=True,
             text=True, timeout=20, check=False, stdin=subprocess.DEVNULL,
         )  # fmt: skip
     except subprocess.TimeoutExpired:
