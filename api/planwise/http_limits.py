@@ -148,10 +148,10 @@ class RequestLimits:
         if scope["type"] == "websocket" or _is_upload(scope["method"], path):
             await self.app(scope, receive, send)
             return
-        declared, chunked = _framing(headers)
+        declared, chunked, expects_continue = _framing(headers)
         if declared is not None and declared > self.limits.body_bytes:
             answer = refusal(path, headers, *self.limits.body_refusal())
-            if declared > DRAIN_LIMIT:
+            if declared > DRAIN_LIMIT or expects_continue:  # the body may never come
                 answer.headers["Connection"] = "close"
             await answer(scope, receive, send)
             return
@@ -161,16 +161,19 @@ class RequestLimits:
         await _BoundedBody(self.app, self.limits, scope, receive, send).run()
 
 
-def _framing(headers: Sequence[tuple[bytes, bytes]]) -> tuple[int | None, bool]:
-    """The declared Content-Length, and whether the body comes chunked (of unknown size)."""
+def _framing(headers: Sequence[tuple[bytes, bytes]]) -> tuple[int | None, bool, bool]:
+    """The declared Content-Length, whether the body comes chunked (of unknown size), and
+    whether the client waits for `100 Continue` before sending it."""
     declared = None
-    chunked = False
+    chunked = expects_continue = False
     for name, value in headers:
         if name == b"content-length" and value.strip().isdigit():
             declared = int(value)
         elif name == b"transfer-encoding":
             chunked = True
-    return declared, chunked
+        elif name == b"expect":
+            expects_continue = value.lower() == b"100-continue"
+    return declared, chunked, expects_continue
 
 
 class _BoundedBody:
@@ -315,12 +318,14 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_complete()
 
     def _refuse(self, status: int, message: str) -> None:
-        """Answer (unless a response of an earlier pipelined request is under way), stop
-        parsing, drop what still arrives for a moment, then close."""
+        """Answer, stop parsing, drop what still arrives for a moment, then close; or, while
+        the response of an earlier pipelined request is under way, close after it."""
         self.refused = True
-        if self.cycle is None or self.cycle.response_complete:
-            path = self.url.split(b"?", 1)[0].decode("latin-1")
-            self.transport.write(_raw(refusal(path, self.headers or [], status, message)))
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.keep_alive = False
+            return
+        path = self.url.split(b"?", 1)[0].decode("latin-1")
+        self.transport.write(_raw(refusal(path, self.headers or [], status, message)))
         if self.transport.can_write_eof():
             self.transport.write_eof()
         self.loop.call_later(LINGER_SECONDS, self.transport.close)
