@@ -24,6 +24,8 @@ from planwise.db.engine import build_engine
 from planwise.db.migrations import head_revision
 from planwise.deps import API_PREFIX
 from planwise.functions import router as functions_router
+from planwise.http_exposure import DOCS_PATHS, ExposureGuard, SecurityHeaders
+from planwise.http_limits import ClientSlots, Limits, RequestLimits
 from planwise.observability import Metrics, MetricsMiddleware
 from planwise.ops.monitor.report import DatabaseCollector
 from planwise.ops.monitor.routes import router as admin_router
@@ -38,6 +40,7 @@ from planwise.storage.errors import StorageError
 from planwise.storage.routes import router as storage_router
 from planwise.storage.routes import storage_error_response
 from planwise.users.routes import auth_router, users_router
+from planwise.validation import public_errors
 
 logger = logging.getLogger("planwise.api")
 
@@ -70,8 +73,9 @@ def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
         """FastAPI's own 422, except that an input holding NaN or an infinity (which
-        Python's JSON parser accepts) is echoed as a string instead of failing to render."""
-        errors = json_safe(jsonable_encoder(error.errors()))
+        Python's JSON parser accepts) is echoed as a string instead of failing to render,
+        and that inputs are echoed bounded and never from a field named like a secret."""
+        errors = json_safe(jsonable_encoder(public_errors(error.errors())))
         return JSONResponse({"detail": errors}, status.HTTP_422_UNPROCESSABLE_CONTENT)
 
     @app.exception_handler(PoolTimeout)
@@ -120,17 +124,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await realtime.stop()
         engine.dispose()
 
+    docs = settings.docs_access != "off"
     app = FastAPI(
         title="Planwise API",
         version="1.0.0",
         summary="Places near a traveller, ranked by their own category preferences.",
         lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
     )
     app.state.settings = settings
     app.state.engine = engine
     app.state.metrics = metrics
     app.state.realtime = realtime
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.state.realtime_clients = ClientSlots(settings.realtime_max_connections_per_client)
+    install_middleware(app, settings, metrics)
     install_error_handlers(app, metrics)
 
     for router in (
@@ -175,9 +184,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.add_api_route(f"{API_PREFIX}/health", health, methods=["GET"], include_in_schema=False)
 
-    @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
-    def prometheus_metrics() -> PlainTextResponse:
-        """Prometheus text exposition of this process's metrics."""
-        return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    if settings.metrics_access != "off":
+
+        @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
+        def prometheus_metrics() -> PlainTextResponse:
+            """Prometheus text exposition of this process's metrics."""
+            exposition = generate_latest(metrics.registry)
+            return PlainTextResponse(exposition, media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def install_middleware(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
+    """Outermost first: security headers on every answer, the docs and metrics guard,
+    metrics, then the request limits (so refusals are counted and carry the headers)."""
+    app.add_middleware(RequestLimits, limits=Limits.of(settings))
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    guarded = set()
+    if settings.docs_access == "credential":
+        guarded |= {*DOCS_PATHS, "/docs/oauth2-redirect", "/openapi.json"}
+    if settings.metrics_access == "credential":
+        guarded.add("/metrics")
+    if guarded and settings.ops_credential is not None:
+        credential = settings.ops_credential.get_secret_value()
+        app.add_middleware(ExposureGuard, guarded=frozenset(guarded), credential=credential)
+    app.add_middleware(SecurityHeaders)

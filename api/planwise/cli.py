@@ -50,7 +50,10 @@ def serve(
     """Run the HTTP API (uvicorn). Refuses to start in production with a default secret."""
     import uvicorn
 
-    get_settings().check_servable()
+    from planwise.http_limits import server_options
+
+    settings = get_settings()
+    settings.check_servable()
     uvicorn.run(
         "planwise.app:create_app",
         factory=True,
@@ -60,6 +63,7 @@ def serve(
         reload=reload,
         proxy_headers=True,
         access_log=False,
+        **server_options(settings),
     )
 
 

@@ -6,7 +6,9 @@ each field's env name is its upper-cased name.
 
 from __future__ import annotations
 
+import math
 import os
+from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -27,6 +29,10 @@ LOCAL_ENV_FILE = PLANWISE_HOME / "local.env"
 POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
 DEFAULT_JWT_SECRET = "planwise-development-only-secret-change-me"  # noqa: S105
 MIN_JWT_SECRET_LENGTH = 32
+MIN_SECRET_DISTINCT_CHARACTERS = 8
+MIN_SECRET_ENTROPY_BITS = 80
+"""Shannon entropy of a secret's own characters times its length: `openssl rand -hex 16`
+scores about 115 (never below 95 in 20,000 draws), one character repeated scores 0."""
 DEFAULT_STORAGE_MIME_TYPES = (
     "image/jpeg", "image/png", "image/webp", "image/gif", "image/avif", "image/heic",
     "image/heif", "text/plain", "application/pdf", "application/json",
@@ -133,6 +139,23 @@ class Settings(BaseSettings):
         default_factory=lambda: max(1, (os.cpu_count() or 1) // 2), ge=1, le=1024
     )
     password_hash_wait_seconds: float = Field(2.0, ge=0, le=60)
+    # Limits of every HTTP request (planwise.http_limits), checked before anything is
+    # buffered: bodies (storage uploads have STORAGE_MAX_OBJECT_BYTES instead), the request
+    # line's target, the header block (names and values) and the number of header lines.
+    http_max_body_bytes: int = Field(1024 * 1024, ge=1024, le=1024**3)
+    http_max_url_bytes: int = Field(16 * 1024, ge=256, le=1024 * 1024)
+    http_max_header_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    http_max_headers: int = Field(100, ge=16, le=10_000)
+    # A realtime websocket must join a channel (a valid token) within this many seconds,
+    # and one client address holds at most this many websockets at once.
+    realtime_join_timeout_seconds: float = Field(10, gt=0, le=3600)
+    realtime_max_connections_per_client: int = Field(100, ge=1, le=100_000)
+    # Who may read /docs, /redoc and /openapi.json (DOCS_ACCESS) and /metrics
+    # (METRICS_ACCESS): everyone, only callers presenting OPS_CREDENTIAL (as a bearer
+    # token, or as the password of HTTP Basic authentication), or nobody (404).
+    docs_access: Literal["public", "credential", "off"] = "public"
+    metrics_access: Literal["public", "credential", "off"] = "public"
+    ops_credential: SecretStr | None = None
 
     # Passwords of the login roles created by the roles migration (`planwise db roles`).
     app_service_password: SecretStr | None = None
@@ -154,16 +177,42 @@ class Settings(BaseSettings):
         return self.jwt_secret.get_secret_value() == DEFAULT_JWT_SECRET
 
     def check_servable(self) -> None:
-        """Refuse to serve outside development with a default or weak JWT secret."""
+        """Refuse to serve outside development with a default or short JWT secret, in
+        production also with a guessable one (JWT_SECRET, SUPABASE_JWT_SECRET, and
+        OPS_CREDENTIAL when something is behind it)."""
+        guarded = [name for name in ("docs_access", "metrics_access")
+                   if getattr(self, name) == "credential"]  # fmt: skip
+        if guarded and self.ops_credential is None:
+            names = " and ".join(f"{name.upper()}=credential" for name in guarded)
+            raise ConfigError(f"OPS_CREDENTIAL is not set, but {names} needs it.")
         if self.planwise_env == "development":
             return
-        secret = self.jwt_secret.get_secret_value()
-        if self.jwt_secret_is_default or len(secret) < MIN_JWT_SECRET_LENGTH:
+        if self.jwt_secret_is_default:
             raise ConfigError(
-                f"JWT_SECRET is the default or shorter than {MIN_JWT_SECRET_LENGTH} characters; "
-                f"refusing to serve with PLANWISE_ENV={self.planwise_env}. Set a random "
-                "JWT_SECRET (e.g. `openssl rand -base64 48`) or PLANWISE_ENV=development."
+                f"JWT_SECRET is the default; refusing to serve with PLANWISE_ENV="
+                f"{self.planwise_env}. Set a random JWT_SECRET (e.g. `openssl rand -base64 "
+                "48`) or PLANWISE_ENV=development."
             )
+        checked = {"JWT_SECRET": self.jwt_secret, "SUPABASE_JWT_SECRET": self.supabase_jwt_secret}
+        if guarded:
+            checked["OPS_CREDENTIAL"] = self.ops_credential
+        for name, secret in checked.items():
+            if secret is None:
+                continue
+            value = secret.get_secret_value()
+            weakness = (
+                f"is shorter than {MIN_JWT_SECRET_LENGTH} characters"
+                if len(value) < MIN_JWT_SECRET_LENGTH
+                else secret_weakness(value)
+                if self.planwise_env == "production"
+                else None
+            )
+            if weakness:
+                raise ConfigError(
+                    f"{name} {weakness}; refusing to serve with PLANWISE_ENV="
+                    f"{self.planwise_env}. Set a random {name} (e.g. `openssl rand -base64 "
+                    "48`) or PLANWISE_ENV=development."
+                )
 
     @property
     def backup_directory(self) -> Path:
@@ -196,6 +245,27 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return self.managed_url("postgres", self.planwise_pg_superuser_password)
+
+
+def secret_weakness(secret: str) -> str | None:
+    """Why `secret` (long enough) is guessable, or None: too few distinct characters, a
+    shorter string repeated, or too little Shannon entropy over its own characters."""
+    counts = Counter(secret)
+    if len(counts) < MIN_SECRET_DISTINCT_CHARACTERS:
+        return (
+            f"has only {len(counts)} distinct character{'' if len(counts) == 1 else 's'} "
+            f"(at least {MIN_SECRET_DISTINCT_CHARACTERS} needed)"
+        )
+    period = next((p for p in range(1, len(secret) // 2 + 1) if secret[p:] == secret[:-p]), None)
+    if period is not None:
+        return f"repeats its first {period} characters"
+    bits = -sum(n * math.log2(n / len(secret)) for n in counts.values())
+    if bits < MIN_SECRET_ENTROPY_BITS:
+        return (
+            f"has too little entropy ({bits:.0f} bits over its characters, "
+            f"at least {MIN_SECRET_ENTROPY_BITS} needed)"
+        )
+    return None
 
 
 def describe_validation_error(error: ValidationError) -> str:

@@ -20,6 +20,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.websockets import WebSocketDisconnect
 
 from planwise.db.session import unit_of_work
+from planwise.http_limits import ClientSlots
 from planwise.realtime.hub import Channel, Reader
 from planwise.realtime.protocol import (
     PHOENIX_TOPIC,
@@ -262,5 +263,23 @@ async def realtime_websocket(websocket: WebSocket) -> None:
     if vsn is None or (token and not signed_by_us(realtime.settings, token)):
         await websocket.close(status.WS_1008_POLICY_VIOLATION)  # before accept: HTTP 403
         return
-    await websocket.accept()
-    await Connection(websocket, realtime, vsn, token).serve()
+    slots: ClientSlots = websocket.app.state.realtime_clients
+    with slots.hold(websocket.client.host if websocket.client else "") as admitted:
+        if not admitted:  # REALTIME_MAX_CONNECTIONS_PER_CLIENT: HTTP 403 before accept
+            await websocket.close(status.WS_1013_TRY_AGAIN_LATER, "too many connections")
+            return
+        await websocket.accept()
+        connection = Connection(websocket, realtime, vsn, token)
+        deadline = realtime.settings.realtime_join_timeout_seconds
+        watchdog = asyncio.create_task(close_unless_joined(connection, deadline))
+        try:
+            await connection.serve()
+        finally:
+            watchdog.cancel()
+
+
+async def close_unless_joined(connection: Connection, seconds: float) -> None:
+    """REALTIME_JOIN_TIMEOUT_SECONDS: a socket with no channel joined by then is closed."""
+    await asyncio.sleep(seconds)
+    if not connection.channels:
+        await connection.websocket.close(status.WS_1008_POLICY_VIOLATION, "join timeout")
