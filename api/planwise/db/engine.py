@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import select
 from typing import Any
 
@@ -24,6 +25,21 @@ def sqlalchemy_url(url: str) -> str:
 def libpq_url(url: str) -> str:
     """The same URL as plain libpq (psycopg.connect, psql, pg_dump) understands it."""
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def pg_environment(url: str, *, application_name: str = "planwise") -> dict[str, str]:
+    """This process's environment plus libpq's PG* variables for `url`, for a child
+    process (psql, pg_dump): no password appears on a command line, which `ps` shows."""
+    parsed = make_url(libpq_url(url))
+    variables = {
+        "PGHOST": parsed.host,
+        "PGPORT": str(parsed.port) if parsed.port else None,
+        "PGUSER": parsed.username,
+        "PGPASSWORD": parsed.password,
+        "PGDATABASE": parsed.database,
+        "PGAPPNAME": application_name,
+    }
+    return {**os.environ, **{k: v for k, v in variables.items() if v is not None}}
 
 
 def build_engine(url: str, settings: Settings, *, application_name: str | None = None) -> Engine:

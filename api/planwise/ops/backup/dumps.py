@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import subprocess
 import uuid
@@ -32,7 +31,7 @@ from psycopg import sql
 from sqlalchemy.engine import make_url
 
 from planwise.db import migrations
-from planwise.db.engine import libpq_url
+from planwise.db.engine import libpq_url, pg_environment
 from planwise.errors import PlanwiseError
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -73,23 +72,13 @@ class Backup:
         return self.path.with_suffix(".json")
 
 
-def pg_environment(url: str) -> dict[str, str]:
-    """libpq's PG* variables for `url`, so no password appears on a command line."""
-    parsed = make_url(libpq_url(url))
-    variables = {
-        "PGHOST": parsed.host,
-        "PGPORT": str(parsed.port) if parsed.port else None,
-        "PGUSER": parsed.username,
-        "PGPASSWORD": parsed.password,
-        "PGDATABASE": parsed.database,
-        "PGAPPNAME": "planwise-backup",
-    }
-    return {**os.environ, **{k: v for k, v in variables.items() if v is not None}}
-
-
 def _run(command: list[str], url: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        command, env=pg_environment(url), capture_output=True, text=True, check=False
+        command,
+        env=pg_environment(url, application_name="planwise-backup"),
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 
