@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     backup_dir: Path | None = None
     # pg_dump gives up (and leaves nothing) rather than queue behind a lock this long.
     backup_lock_wait_timeout_ms: int = Field(60_000, ge=1)
+    # Days `backup prune` keeps a restore's safety backup and a pre-migration backup.
+    backup_keep_safety_days: int = Field(7, ge=0, le=3650)
 
     # Object storage (`/storage/v1`): files under STORAGE_DIR (default .planwise/storage),
     # their metadata in the database's `storage` schema. The size limit applies to every
