@@ -68,12 +68,15 @@ class Settings(BaseSettings):
     # DATABASE_URL goes through PgBouncer in transaction mode: no server-side prepared
     # statements, no `options` startup parameter (see planwise.ops.pgbouncer).
     database_pgbouncer: bool = False
-    pgbouncer_port: int = Field(54331, ge=1024, le=65535)
+    # Default ports lie below Linux's ephemeral range (32768-60999), where a client
+    # retrying a dead port can connect to itself and so hold the port (see
+    # planwise.ops.pgbouncer.pooler.connected_to_itself).
+    pgbouncer_port: int = Field(16432, ge=1024, le=65535)
     pgbouncer_pool_size: int = Field(20, ge=1, le=1000)
     pgbouncer_max_client_conn: int = Field(500, ge=1, le=100_000)
 
     # The managed local cluster (ignored when DATABASE_URL is set).
-    planwise_pg_port: int = Field(54329, ge=1024, le=65535)
+    planwise_pg_port: int = Field(15432, ge=1024, le=65535)
     planwise_pg_database: str = Field("planwise", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     planwise_pg_superuser_password: SecretStr | None = None
 

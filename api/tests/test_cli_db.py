@@ -18,7 +18,7 @@ from tests.support.cli import discard_cluster, planwise
 from tests.support.databases import DatabaseUnderTest
 from tests.support.migrations import revision_chain
 
-SPARE_PORT = 54391
+SPARE_PORT = 15491
 
 
 def test_up_is_idempotent_and_prints_the_url(cluster: Cluster) -> None:
