@@ -61,8 +61,17 @@ class Settings(BaseSettings):
     migration_database_url: str | None = None
     database_pool_size: int = Field(20, ge=1, le=1000)
     database_max_overflow: int = Field(10, ge=0, le=1000)
-    database_pool_timeout: float = Field(30, gt=0, le=3600)
-    database_statement_timeout_ms: int = Field(30_000, ge=0)
+    # Kept apart on purpose: a request that cannot get a connection (or a worker thread)
+    # within 3 s gets 503 while the statements holding the connections may still run
+    # (up to 10 s); were the two equal, waiters would get a connection just as the slow
+    # statements are cancelled, and pool exhaustion would show only as cancellations.
+    database_pool_timeout: float = Field(3, gt=0, le=3600)
+    database_statement_timeout_ms: int = Field(10_000, ge=0)
+    # Seconds to wait for any answer of the server before dropping the connection (a
+    # frozen server); default: statement_timeout + 2 s (none when that is 0).
+    database_read_timeout: float | None = Field(None, gt=0, le=86_400)
+    # Worker threads of an API process for sync path operations (anyio's default 40).
+    api_worker_threads: int = Field(40, ge=1, le=1000)
     database_application_name: str = Field("planwise", min_length=1, max_length=63)
 
     # DATABASE_URL goes through PgBouncer in transaction mode: no server-side prepared
@@ -135,6 +144,16 @@ class Settings(BaseSettings):
                 f"refusing to serve with PLANWISE_ENV={self.planwise_env}. Set a random "
                 "JWT_SECRET (e.g. `openssl rand -base64 48`) or PLANWISE_ENV=development."
             )
+
+    @property
+    def database_read_timeout_seconds(self) -> float | None:
+        """DATABASE_READ_TIMEOUT, else statement_timeout + 2 s: a live server answers by
+        then, if only with the cancellation of a statement that ran too long."""
+        if self.database_read_timeout is not None:
+            return self.database_read_timeout
+        if self.database_statement_timeout_ms == 0:
+            return None
+        return self.database_statement_timeout_ms / 1000 + 2
 
     @property
     def backup_directory(self) -> Path:

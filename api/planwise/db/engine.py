@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 
 from planwise.config import Settings
+from planwise.db.waits import with_read_timeout
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -47,14 +48,27 @@ def build_engine(url: str, settings: Settings, *, application_name: str | None =
 
     `application_name` makes our sessions identifiable in `pg_stat_activity`;
     `statement_timeout` stops a runaway query from holding a pooled connection forever;
+    TCP keepalives, `tcp_user_timeout` and a read timeout (planwise.db.waits) stop a
+    frozen or vanished server from holding a request forever;
     connections the server dropped (restart, failover, terminated backends) are replaced
     at checkout (`discard_if_dropped`), which costs a system call where a pre-ping
     (`SELECT 1`) costs a round trip.
     """
+    read_timeout = settings.database_read_timeout_seconds
     connect_args: dict[str, object] = {
         "application_name": application_name or settings.database_application_name,
         "connect_timeout": 10,
+        # A peer that vanished (host down, network cut) is noticed by the kernel: idle
+        # connections by keepalive probes (5 s idle, then 3 probes 2 s apart), a request
+        # whose bytes are not acknowledged by `tcp_user_timeout`. A server that is there
+        # but frozen still acknowledges: ReadTimeoutConnection's read timeout covers it.
+        "keepalives": 1,
+        "keepalives_idle": 5,
+        "keepalives_interval": 2,
+        "keepalives_count": 3,
     }
+    if read_timeout is not None:
+        connect_args["tcp_user_timeout"] = int(read_timeout * 1000)
     if settings.database_pgbouncer:
         # Transaction pooling: consecutive statements may reach different server
         # connections, so nothing may be prepared server-side; PgBouncer refuses the
@@ -70,6 +84,13 @@ def build_engine(url: str, settings: Settings, *, application_name: str | None =
         connect_args=connect_args,
     )
     event.listen(engine, "checkout", discard_if_dropped)
+    if read_timeout is not None:
+        connection_class = with_read_timeout(read_timeout)
+
+        @event.listens_for(engine, "do_connect")
+        def _connect(_dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+            return connection_class.connect(*cargs, **cparams)
+
     return engine
 
 
