@@ -20,14 +20,15 @@ def test_promote_demote_deactivate_activate(client: TestClient, api_db: Database
     promoted = planwise("users", "promote", account.username, **env)
     assert promoted.returncode == 0 and "is now an admin" in promoted.stdout, promoted.stderr
     assert client.put(place, json=PLACE, headers=account.headers).status_code == 201
-    again = planwise("users", "promote", account.username, **env)
-    assert again.returncode == 0 and "was already an admin" in again.stdout
 
-    assert planwise("users", "demote", account.username, **env).returncode == 0
+    demoted = planwise("users", "demote", account.username, **env)
+    assert demoted.returncode == 0 and "is now a plain user" in demoted.stdout
     assert client.put(place, json=PLACE, headers=account.headers).status_code == 403
 
     assert planwise("users", "deactivate", account.username, **env).returncode == 0
     assert client.get("/users/me", headers=account.headers).status_code == 403  # same token
+    again = planwise("users", "deactivate", account.username, **env)
+    assert again.returncode == 0 and "was already deactivated" in again.stdout
     assert planwise("users", "activate", account.username, **env).returncode == 0
     assert client.get("/users/me", headers=account.headers).status_code == 200
 
