@@ -169,16 +169,17 @@ def test_psql_passes_its_arguments_and_no_password_in_argv(
     test_db: DatabaseUnderTest, tmp_path: Path
 ) -> None:
     env = {"MIGRATION_DATABASE_URL": test_db.admin_url}
-    one = planwise("db", "psql", "-At", "-c", "select current_database()", **env)
-    assert one.returncode == 0 and one.stdout.strip() == test_db.name, one.stderr
     script = tmp_path / "q.sql"
     script.write_text("select count(*) from place;\n")
-    counted = planwise("db", "psql", "-At", "-f", str(script), **env)
-    assert counted.returncode == 0 and counted.stdout.strip() == "0", counted.stderr
-    # psql's own command line, read from /proc by psql itself: no URL, no password.
-    seen = planwise("db", "psql", "--as", "app", "-At", "-c", r"\! cat /proc/$PPID/cmdline", **env)
-    assert seen.returncode == 0, seen.stderr
-    argv = seen.stdout.split("\0")
-    assert argv[0].endswith("psql") and "postgresql://" not in seen.stdout
-    password = make_url(test_db.app_url).password
-    assert password and password not in seen.stdout
+    # -c, -f and -c again, in order; the last one has psql's shell print psql's own
+    # command line (/proc/<psql>/cmdline): no URL, no password there.
+    result = planwise(
+        "db", "psql", "-At", "-c", "select current_database()", "-f", str(script),
+        "-c", r"\! cat /proc/$PPID/cmdline", **env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    name, count, argv = result.stdout.split("\n", 2)
+    assert (name, count) == (test_db.name, "0")
+    assert argv.split("\0")[0].endswith("psql") and "postgresql://" not in argv
+    password = make_url(test_db.admin_url).password
+    assert password and password not in result.stdout
