@@ -22,6 +22,7 @@ from planwise.auth.routes import router as gotrue_router
 from planwise.config import Settings, get_settings
 from planwise.db.engine import build_engine
 from planwise.db.migrations import head_revision
+from planwise.db.waits import bound_thread_waits
 from planwise.deps import API_PREFIX
 from planwise.functions import router as functions_router
 from planwise.http_exposure import DOCS_PATHS, ExposureGuard, SecurityHeaders
@@ -119,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        bound_thread_waits(settings.api_worker_threads, settings.database_pool_timeout)
         await realtime.start()
         yield
         await realtime.stop()

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import errno
+import re
+import socket
 import sys
 from typing import Annotated
 
+import alembic.util.exc
 import psycopg
 import sqlalchemy.exc
 import typer
+from pydantic_settings import SettingsError
 from rich.console import Console
 
 from planwise.bench.cli import app as bench_app
@@ -23,6 +28,7 @@ from planwise.ops.pitr.cli import app as pitr_app
 from planwise.ops.promotion.cli import app as migrate_app
 from planwise.places.cli import app as places_app
 from planwise.supabase.cli import app as supabase_app
+from planwise.users.cli import app as users_app
 
 app = typer.Typer(no_args_is_help=True, help="Planwise data platform.")
 app.add_typer(db_app, name="db")
@@ -36,6 +42,7 @@ app.add_typer(pitr_app, name="pitr")
 app.add_typer(bench_app, name="bench")
 app.add_typer(supabase_app, name="supabase")
 app.add_typer(functions_app, name="functions")
+app.add_typer(users_app, name="users")
 
 err_console = Console(stderr=True)
 
@@ -54,17 +61,54 @@ def serve(
 
     settings = get_settings()
     settings.check_servable()
-    uvicorn.run(
-        "planwise.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        reload=reload,
-        proxy_headers=True,
-        access_log=False,
-        **server_options(settings),
-    )
+    ensure_port_free(host, port)
+    try:
+        uvicorn.run(
+            "planwise.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            reload=reload,
+            proxy_headers=True,
+            access_log=False,
+            **server_options(settings),
+        )
+    except SystemExit as stop:  # uvicorn's "startup failed" is 3, our "not confirmed"
+        if stop.code == UVICORN_STARTUP_FAILURE:
+            raise PlanwiseError("the API did not start (see the lines above)") from None
+        raise
+
+
+UVICORN_STARTUP_FAILURE = 3
+
+
+def ensure_port_free(host: str, port: int) -> None:
+    """Refuse, with a message and exit code 1, a port someone else listens on (uvicorn
+    would log a traceback-free error but exit 3, which means "not confirmed" here)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise PlanwiseError(
+                    f"{host}:{port} is already in use: stop what listens there or pass "
+                    "another --port"
+                ) from None
+            raise PlanwiseError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+
+
+_SETTINGS_FIELD = re.compile(r'field "(\w+)"')
+
+
+def describe_settings_error(error: SettingsError) -> str:
+    """pydantic-settings' "error parsing value for field …" (a JSON variable that is not
+    JSON), named as the user sets it."""
+    match = _SETTINGS_FIELD.search(str(error))
+    name = match[1].upper() if match else "a setting"
+    return f"Invalid configuration:\n  {name}: not valid JSON"
 
 
 def main() -> None:
@@ -74,6 +118,12 @@ def main() -> None:
     except ConfigError as error:
         err_console.print(f"[red]{error}[/red]")
         sys.exit(2)
+    except SettingsError as error:
+        err_console.print(f"[red]{describe_settings_error(error)}[/red]")
+        sys.exit(2)
+    except alembic.util.exc.CommandError as error:  # e.g. an unknown revision
+        err_console.print(f"[red]error:[/red] {error}")
+        sys.exit(1)
     except PlanwiseError as error:
         err_console.print(f"[red]error:[/red] {error}")
         sys.exit(error.exit_code)

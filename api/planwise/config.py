@@ -67,19 +67,31 @@ class Settings(BaseSettings):
     migration_database_url: str | None = None
     database_pool_size: int = Field(20, ge=1, le=1000)
     database_max_overflow: int = Field(10, ge=0, le=1000)
-    database_pool_timeout: float = Field(30, gt=0, le=3600)
-    database_statement_timeout_ms: int = Field(30_000, ge=0)
+    # Kept apart on purpose: a request that cannot get a connection (or a worker thread)
+    # within 3 s gets 503 while the statements holding the connections may still run
+    # (up to 10 s); were the two equal, waiters would get a connection just as the slow
+    # statements are cancelled, and pool exhaustion would show only as cancellations.
+    database_pool_timeout: float = Field(3, gt=0, le=3600)
+    database_statement_timeout_ms: int = Field(10_000, ge=0)
+    # Seconds to wait for any answer of the server before dropping the connection (a
+    # frozen server); default: statement_timeout + 2 s (none when that is 0).
+    database_read_timeout: float | None = Field(None, gt=0, le=86_400)
+    # Worker threads of an API process for sync path operations (anyio's default 40).
+    api_worker_threads: int = Field(40, ge=1, le=1000)
     database_application_name: str = Field("planwise", min_length=1, max_length=63)
 
     # DATABASE_URL goes through PgBouncer in transaction mode: no server-side prepared
     # statements, no `options` startup parameter (see planwise.ops.pgbouncer).
     database_pgbouncer: bool = False
-    pgbouncer_port: int = Field(54331, ge=1024, le=65535)
+    # Default ports lie below Linux's ephemeral range (32768-60999), where a client
+    # retrying a dead port can connect to itself and so hold the port (see
+    # planwise.ops.pgbouncer.pooler.connected_to_itself).
+    pgbouncer_port: int = Field(16432, ge=1024, le=65535)
     pgbouncer_pool_size: int = Field(20, ge=1, le=1000)
     pgbouncer_max_client_conn: int = Field(500, ge=1, le=100_000)
 
     # The managed local cluster (ignored when DATABASE_URL is set).
-    planwise_pg_port: int = Field(54329, ge=1024, le=65535)
+    planwise_pg_port: int = Field(15432, ge=1024, le=65535)
     planwise_pg_database: str = Field("planwise", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     planwise_pg_superuser_password: SecretStr | None = None
 
@@ -91,6 +103,8 @@ class Settings(BaseSettings):
     backup_dir: Path | None = None
     # pg_dump gives up (and leaves nothing) rather than queue behind a lock this long.
     backup_lock_wait_timeout_ms: int = Field(60_000, ge=1)
+    # Days `backup prune` keeps a restore's safety backup and a pre-migration backup.
+    backup_keep_safety_days: int = Field(7, ge=0, le=3650)
 
     # Object storage (`/storage/v1`): files under STORAGE_DIR (default .planwise/storage),
     # their metadata in the database's `storage` schema. The size limit applies to every
@@ -213,6 +227,16 @@ class Settings(BaseSettings):
                     f"{self.planwise_env}. Set a random {name} (e.g. `openssl rand -base64 "
                     "48`) or PLANWISE_ENV=development."
                 )
+
+    @property
+    def database_read_timeout_seconds(self) -> float | None:
+        """DATABASE_READ_TIMEOUT, else statement_timeout + 2 s: a live server answers by
+        then, if only with the cancellation of a statement that ran too long."""
+        if self.database_read_timeout is not None:
+            return self.database_read_timeout
+        if self.database_statement_timeout_ms == 0:
+            return None
+        return self.database_statement_timeout_ms / 1000 + 2
 
     @property
     def backup_directory(self) -> Path:

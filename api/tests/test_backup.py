@@ -95,6 +95,50 @@ def test_tampered_backup_fails_verification(
     assert result.returncode == 4 and "checksum" in result.stderr
 
 
+def safety_backups(directory: Path) -> list[Path]:
+    manifests = directory.glob("backup_*.json")
+    return [path for path in manifests if json.loads(path.read_text())["kind"] == "safety"]
+
+
+def test_restore_refuses_what_verification_refuses(
+    backup_env: tuple[DatabaseUnderTest, dict[str, str]],
+) -> None:
+    """A dump edited in place (same length: `DEFAULT true` became `DEFAULT null`) fails
+    its checksum: restore refuses it (exit 4) before its safety backup or any change,
+    and so it does a dump whose last verification failed; `--force` restores anyway."""
+    db, env = backup_env
+    directory = Path(env["BACKUP_DIR"])
+    assert planwise("backup", "create", **env).returncode == 0
+    dump = only_backup(directory)
+    data = dump.read_bytes()
+    assert data.count(b"DEFAULT true") >= 1  # the TOC (DDL) of a custom dump is plain text
+    dump.write_bytes(data.replace(b"DEFAULT true", b"DEFAULT null"))
+    assert dump.stat().st_size == len(data)
+    with connect(db.admin_url) as conn:
+        conn.execute("INSERT INTO place (id, name, lat, lng) VALUES ('after', 'After', 3, 3)")
+
+    refused = planwise("backup", "restore", dump.stem, "--yes", **env)
+    assert refused.returncode == 4, refused.stdout + refused.stderr
+    assert "checksum differs" in refused.stderr and "Nothing was changed" in refused.stderr
+    assert "Traceback" not in refused.stderr and safety_backups(directory) == []
+    with connect(db.admin_url) as conn:
+        assert conn.execute("SELECT count(*) FROM place").fetchone() == (3,)
+
+    assert planwise("backup", "verify", dump.stem, **env).returncode == 4
+    dump.write_bytes(data)  # the bytes are right again, but the manifest says it failed
+    failed = planwise("backup", "restore", dump.stem, "--yes", **env)
+    assert failed.returncode == 4 and "last verification" in failed.stderr, failed.stderr
+    assert safety_backups(directory) == []
+
+    dump.write_bytes(data.replace(b"DEFAULT true", b"DEFAULT null"))
+    forced = planwise("backup", "restore", dump.stem, "--yes", "--force", **env)
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    assert "--force: restoring although its checksum differs" in forced.stdout
+    assert len(safety_backups(directory)) == 1
+    with connect(db.admin_url) as conn:
+        assert conn.execute("SELECT count(*) FROM place").fetchone() == (2,)
+
+
 def test_restore_refuses_an_unknown_revision(
     backup_env: tuple[DatabaseUnderTest, dict[str, str]],
 ) -> None:
@@ -139,9 +183,11 @@ def test_failed_dump_leaves_nothing_that_looks_complete(
     assert list(directory.glob("backup_*")) == [] and list(directory.glob(".*")) == []
 
 
-def fake_backup(directory: Path, taken: datetime, verified: bool | None = None) -> Backup:
+def fake_backup(
+    directory: Path, taken: datetime, verified: bool | None = None, kind: str = "daily"
+) -> Backup:
     path = directory / f"backup_{taken:%Y%m%d_%H%M%S}.dump"
-    manifest = {"finished_at": taken.isoformat(), "kind": "daily", "verified": verified,
+    manifest = {"finished_at": taken.isoformat(), "kind": kind, "verified": verified,
                 "verified_at": taken.isoformat() if verified else None, "size_bytes": 1,
                 "alembic_revision": None}  # fmt: skip
     return Backup(path, manifest)
@@ -176,24 +222,51 @@ def test_retention_never_deletes_the_only_verified_backup(tmp_path: Path) -> Non
     assert decisions[ancient.path].reasons == ("newest verified backup",)
 
 
+def test_retention_keeps_fresh_safety_backups_and_ignores_the_future(tmp_path: Path) -> None:
+    """A restore's safety backup taken 13 s before the prune is kept (it used to be the
+    older of its day and go); a week later it may go. A backup newer than --now neither
+    goes nor displaces the newest backup of its day."""
+    now = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+    daily = fake_backup(tmp_path, now - timedelta(minutes=1))
+    safety = fake_backup(tmp_path, now - timedelta(seconds=13), kind="safety")
+    old_safety = fake_backup(tmp_path, now - timedelta(days=7, seconds=1), kind="safety")
+    migration = fake_backup(tmp_path, now - timedelta(days=6), kind="pre-migration")
+    later = fake_backup(tmp_path, now + timedelta(minutes=5))
+    decisions = {
+        d.backup.path: d
+        for d in plan_retention([daily, safety, old_safety, migration, later], now, 7)
+    }
+    assert decisions[daily.path].reasons[0] == "newest of day 2026-11-24"
+    assert decisions[safety.path].reasons == ("safety backup, kept until 2026-12-01 11:59 UTC",)
+    assert decisions[migration.path].keep and not decisions[old_safety.path].keep
+    assert decisions[later.path].reasons == ("taken after --now: ignored",)
+    shorter = {d.backup.path: d.keep for d in plan_retention([daily, migration], now, 5)}
+    assert shorter == {daily.path: True, migration.path: False}
+
+
 def test_prune_command_on_real_files(backup_env: tuple[DatabaseUnderTest, dict[str, str]]) -> None:
     _db, env = backup_env
     assert planwise("backup", "create", **env).returncode == 0
     directory = Path(env["BACKUP_DIR"])
     real = only_backup(directory)
     manifest = json.loads(real.with_suffix(".json").read_text())
-    for days_ago in (400, 800):  # one kept by the monthly rule, one outside every window
+    # One kept by the monthly rule, one outside every window, a safety backup of 8 days ago.
+    for days_ago, kind in ((400, "daily"), (800, "daily"), (8, "safety")):
         taken = datetime.now(UTC) - timedelta(days=days_ago)
         name = f"backup_{taken:%Y%m%d_%H%M%S}"
         (directory / f"{name}.dump").write_bytes(real.read_bytes())
         (directory / f"{name}.json").write_text(
-            json.dumps({**manifest, "finished_at": taken.isoformat(), "name": f"{name}.dump"})
+            json.dumps(
+                {**manifest, "finished_at": taken.isoformat(), "name": f"{name}.dump", "kind": kind}
+            )
         )
+    ten_days = planwise("backup", "prune", "--dry-run", BACKUP_KEEP_SAFETY_DAYS="10", **env)
+    assert ten_days.returncode == 0 and "1 to delete" in ten_days.stdout
     dry = planwise("backup", "prune", "--dry-run", **env)
-    assert dry.returncode == 0 and "1 to delete" in dry.stdout
-    assert len(list(directory.glob("backup_*.dump"))) == 3
+    assert dry.returncode == 0 and "2 to delete" in dry.stdout
+    assert len(list(directory.glob("backup_*.dump"))) == 4
     unconfirmed = planwise("backup", "prune", **env)
     assert unconfirmed.returncode == 3
     done = planwise("backup", "prune", "--yes", **env)
-    assert done.returncode == 0 and "deleted 1 backup" in done.stdout
+    assert done.returncode == 0 and "deleted 2 backup" in done.stdout
     assert len(list(directory.glob("backup_*.dump"))) == 2

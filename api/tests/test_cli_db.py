@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+from sqlalchemy.engine import make_url
 
+from planwise.db import migrations
 from planwise.db.cluster import Cluster
 from tests.support.cli import discard_cluster, planwise
 from tests.support.databases import DatabaseUnderTest
+from tests.support.migrations import revision_chain
 
-SPARE_PORT = 54391
+SPARE_PORT = 15491
 
 
 def test_up_is_idempotent_and_prints_the_url(cluster: Cluster) -> None:
@@ -123,3 +127,59 @@ def test_downgrade_needs_confirmation(test_db: DatabaseUnderTest) -> None:
     assert result.returncode == 3 and "not confirmed" in result.stderr
     assert "dropped with their data" in result.stdout
     assert planwise("db", "check", **env).returncode == 0
+
+
+@pytest.mark.parametrize("variable", ["MIGRATION_ENVIRONMENTS", "STORAGE_ALLOWED_MIME_TYPES"])
+def test_a_json_setting_that_is_not_json_exits_2_naming_it(variable: str) -> None:
+    result = planwise("migrate", "status", **{variable: '{"staging": '})
+    assert result.returncode == 2, result.stderr
+    assert f"{variable}: not valid JSON" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_downgrade_by_steps_and_to_an_unknown_revision(test_db: DatabaseUnderTest) -> None:
+    env = {"MIGRATION_DATABASE_URL": test_db.admin_url}
+    chain = revision_chain()  # head first
+    unknown = planwise("db", "downgrade", "fedcba987654", "--yes", **env)
+    assert unknown.returncode == 1 and "unknown revision 'fedcba987654'" in unknown.stderr
+    assert "Traceback" not in unknown.stderr and "This downgrades" not in unknown.stdout
+    past_base = planwise("db", "downgrade", f"-{len(chain) + 1}", "--yes", **env)
+    assert past_base.returncode == 1 and "past base" in past_base.stderr
+    step = planwise("db", "downgrade", "-1", "--yes", **env)
+    assert step.returncode == 0, step.stdout + step.stderr
+    assert f"to {chain[1]}" in step.stdout and f"schema at {chain[1]}" in step.stdout
+    assert migrations.current_revision(test_db.admin_url) == chain[1]
+    migrations.upgrade(test_db.admin_url)
+    typo = planwise("db", "migrate", "fedcba987654", **env)
+    assert typo.returncode == 1 and "Can't locate revision" in typo.stderr
+    assert "Traceback" not in typo.stderr
+
+
+def test_serve_on_a_busy_port_exits_1() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = planwise("serve", "--port", str(port), PLANWISE_ENV="development")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"127.0.0.1:{port} is already in use" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_psql_passes_its_arguments_and_no_password_in_argv(
+    test_db: DatabaseUnderTest, tmp_path: Path
+) -> None:
+    env = {"MIGRATION_DATABASE_URL": test_db.admin_url}
+    script = tmp_path / "q.sql"
+    script.write_text("select count(*) from place;\n")
+    # -c, -f and -c again, in order; the last one has psql's shell print psql's own
+    # command line (/proc/<psql>/cmdline): no URL, no password there.
+    result = planwise(
+        "db", "psql", "-At", "-c", "select current_database()", "-f", str(script),
+        "-c", r"\! cat /proc/$PPID/cmdline", **env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    name, count, argv = result.stdout.split("\n", 2)
+    assert (name, count) == (test_db.name, "0")
+    assert argv.split("\0")[0].endswith("psql") and "postgresql://" not in argv
+    password = make_url(test_db.admin_url).password
+    assert password and password not in result.stdout

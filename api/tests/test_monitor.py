@@ -3,6 +3,7 @@ and the same figures on /metrics and /api/v1/admin/db."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -10,6 +11,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
 from fastapi.testclient import TestClient
 from psycopg import sql
 
@@ -60,14 +62,20 @@ def test_check_exits_1_on_a_long_query_and_0_when_all_is_well(
     assert planwise("backup", "verify", name, **env).returncode == 0
     calm = planwise("monitor", "--check", *RELAXED, **env)
     assert calm.returncode == 0, calm.stdout
-    sleeper = threading.Thread(
-        target=lambda: connect(test_db.admin_url).execute("SELECT pg_sleep(4)")
-    )
-    sleeper.start()
-    time.sleep(1.5)
-    busy = planwise("monitor", "--check", *RELAXED, "--long-query-seconds", "1", **env)
-    sleeper.join()
+    with connect(test_db.admin_url) as sleeping, connect(test_db.admin_url) as watcher:
+        pid = sleeping.info.backend_pid
+        sleeper = threading.Thread(target=lambda: _sleep_until_cancelled(sleeping))
+        sleeper.start()
+        time.sleep(1.5)
+        busy = planwise("monitor", "--check", *RELAXED, "--long-query-seconds", "1", **env)
+        watcher.execute("SELECT pg_cancel_backend(%s)", (pid,))
+        sleeper.join()
     assert busy.returncode == 1 and "query running" in busy.stdout
+
+
+def _sleep_until_cancelled(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    with contextlib.suppress(psycopg.errors.QueryCanceled):
+        conn.execute("SELECT pg_sleep(60)")
 
 
 def test_database_metrics_on_the_api(
@@ -116,3 +124,35 @@ def test_password_literals_never_reach_the_report(
     for literal in (f"E'{secret}\\'", f"$x${secret}$x$", f"'{secret}"[:12], f"'{secret}''x'"):
         masked = monitor.redact(f"CREATE ROLE r LOGIN ENCRYPTED password {literal} VALID UNTIL")
         assert masked is not None and "s3cret" not in masked, masked
+
+
+def test_monitoring_answers_within_3_s_while_tables_are_locked(
+    client: TestClient, api_db: DatabaseUnderTest, tmp_path: Path
+) -> None:
+    """`place` and `db_size_sample` locked ACCESS EXCLUSIVE (an ALTER TABLE, a VACUUM
+    FULL): the CLI (60 s before) and the admin endpoint (24 s) answer within 3 s, with
+    every other figure, and say what they could not read."""
+    admin = new_admin(client, api_db)
+    env = {"MIGRATION_DATABASE_URL": api_db.admin_url, "BACKUP_DIR": str(tmp_path)}
+    with connect(api_db.admin_url) as holder:
+        holder.execute("LOCK TABLE place, db_size_sample IN ACCESS EXCLUSIVE MODE")
+        result = planwise("monitor", "--json", **env)
+        started = time.monotonic()
+        response = client.get("/admin/db", headers=admin.headers)
+        api_seconds = time.monotonic() - started
+        text = planwise("monitor", **env).stdout
+        check = planwise("monitor", "--check", *RELAXED, **env)
+    assert result.returncode == 0, result.stderr
+    cli_seconds = json.loads(result.stdout)["read_seconds"]  # the CLI's own start-up aside
+    assert cli_seconds < 3 and api_seconds < 3, (cli_seconds, api_seconds)
+    assert response.status_code == 200, response.text
+    for report in (json.loads(result.stdout), response.json()):
+        assert set(report["unavailable"]) == {"growth"}, report["unavailable"]
+        assert "waited too long for a lock" in report["unavailable"]["growth"]
+        assert {"place", "db_size_sample"} <= set(report["tables_not_sized"])
+        sizes = {table["table"]: table["bytes"] for table in report["tables"]}
+        assert sizes["place"] is None and sizes["user"] > 0
+        assert report["database_bytes"] > 0 and report["connections"]
+        assert any(wait for wait in report["lock_waits"]) or report["lock_waits"] == []
+    assert "growth: not read" in text and "sizes not read" in text
+    assert check.returncode == 1 and "growth: not read" in check.stdout

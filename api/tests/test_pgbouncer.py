@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import itertools
 import shutil
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
@@ -15,13 +17,14 @@ from planwise.config import Settings
 from planwise.db.cluster import Cluster
 from planwise.db.engine import build_engine
 from planwise.db.session import unit_of_work
+from planwise.errors import PlanwiseError
 from planwise.ops.monitor import report as monitor
-from planwise.ops.pgbouncer.pooler import PgBouncer
+from planwise.ops.pgbouncer.pooler import PgBouncer, accepts_tcp, connected_to_itself
 from tests.support.databases import DatabaseUnderTest, connect
 
 pytestmark = pytest.mark.slow
 
-TEST_PORT = 54396
+TEST_PORT = 16496
 POOL_SIZE = 2
 REQUESTS = 10_000
 THREADS = 4
@@ -158,3 +161,78 @@ def test_monitoring_reads_the_pools(bouncer: PgBouncer, pooled_engine: Engine) -
     assert any(pool["user"] == "app_service" for pool in figures["pools"])
     assert all(pool["servers"] <= POOL_SIZE for pool in figures["pools"])
     assert {"total_xact_count", "avg_wait_time"} <= set(figures["stats"][0])
+
+
+@pytest.fixture
+def spare_bouncer(settings: Settings, cluster: Cluster) -> Iterator[Callable[[int], PgBouncer]]:
+    """A PgBouncer on a given port, in a directory of its own, stopped and removed after."""
+    made: list[PgBouncer] = []
+
+    def make(port: int) -> PgBouncer:
+        pooler = PgBouncer(
+            settings.model_copy(update={"pgbouncer_port": port}),
+            cluster,
+            cluster.directory / f"pgbouncer-spare-{len(made)}",
+        )
+        made.append(pooler)
+        return pooler
+
+    yield make
+    for pooler in made:
+        pooler.down()
+        shutil.rmtree(pooler.directory, ignore_errors=True)
+
+
+def test_up_refuses_a_port_another_program_listens_on(
+    spare_bouncer: Callable[[int], PgBouncer],
+) -> None:
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        pooler = spare_bouncer(other.getsockname()[1])
+        with pytest.raises(PlanwiseError, match="already accepts connections"):
+            pooler.up()
+    assert not pooler.running
+
+
+def test_up_fails_when_pgbouncer_cannot_bind_its_port(
+    spare_bouncer: Callable[[int], PgBouncer],
+) -> None:
+    """The port is bound (not listening): nothing accepts there, so the check before
+    starting passes, PgBouncer starts and its bind fails. It used to say "started"."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        pooler = spare_bouncer(holder.getsockname()[1])
+        with pytest.raises(PlanwiseError, match="did not start accepting connections"):
+            pooler.up()
+        assert not pooler.running, "the PgBouncer that could not bind was stopped again"
+
+
+def test_a_socket_connected_to_itself_is_not_a_listener() -> None:
+    """Connect from port P to port P with no listener: TCP simultaneous open connects the
+    socket to itself, which is what a client retrying a dead ephemeral port can hit."""
+    with socket.socket() as finder:
+        finder.bind(("127.0.0.1", 0))
+        port = finder.getsockname()[1]
+    with socket.socket() as looped:
+        looped.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        looped.bind(("127.0.0.1", port))
+        looped.connect(("127.0.0.1", port))  # succeeds: to itself
+        assert connected_to_itself(looped)
+        looped.sendall(b"ping")
+        assert looped.recv(4) == b"ping"
+        assert not accepts_tcp(port)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        assert accepts_tcp(listener.getsockname()[1])
+
+
+def test_default_ports_are_below_the_ephemeral_range() -> None:
+    low, _high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    defaults = Settings.model_fields
+    for name in ("planwise_pg_port", "pgbouncer_port"):
+        assert defaults[name].default < min(low, 32768), name
+    ci = (Path(__file__).parents[2] / ".ci" / "run").read_text()
+    assert "PLANWISE_PG_PORT:-15439" in ci
+    assert TEST_PORT < 32768

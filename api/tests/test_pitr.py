@@ -12,7 +12,7 @@ import pytest
 
 from tests.support.cli import discard_cluster, planwise
 
-PORT = 54393
+PORT = 15493
 
 
 @pytest.fixture(scope="module")

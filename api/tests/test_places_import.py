@@ -20,6 +20,7 @@ import pytest
 from planwise.errors import PlanwiseError
 from planwise.places.categories import CATEGORIES, PRIORITY, category_for
 from planwise.places.importer import (
+    MAX_OVERVIEW_LENGTH,
     ImportReport,
     Rejection,
     SourceRecord,
@@ -254,14 +255,49 @@ def test_bad_records_are_reported_by_line_and_the_good_ones_land(
     assert sorted(rows(import_db, "bad-")) == ["bad-ok1", "bad-ok2", "bad-ok3"]
 
 
-def test_a_broken_json_document_is_one_rejection_with_its_line(
+def test_a_broken_json_document_is_unreadable_and_says_where(
     import_db: DatabaseUnderTest, tmp_path: Path
 ) -> None:
+    """Not one record of a broken JSON document can be read: the file is unreadable (exit
+    1, nothing imported, not even the other files of the run), not "records rejected"."""
+    good = write_json(tmp_path / "good.json", {"results": [google_place("broken-0")]})
     path = tmp_path / "broken.json"
     path.write_text('{\n  "results": [\n    {"place_id": "broken-1",,}\n  ]\n}\n')
+    with pytest.raises(PlanwiseError, match=r"invalid JSON: .*\(line 3, column"):
+        run(import_db, good, path)
+    result = planwise(import_db, "places", "import", "--no-progress", str(good), str(path))
+    assert result.returncode == 1 and "nothing imported" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and rows(import_db, "broken-") == {}
+
+
+def test_invalid_utf8_is_reported_as_such(import_db: DatabaseUnderTest, tmp_path: Path) -> None:
+    lines = tmp_path / "latin1.jsonl"
+    good = orjson.dumps(google_place("utf-1"))
+    lines.write_bytes(good + b"\n" + b'{"place_id": "caf\xe9", "name": "x"}\n')
+    report = run(import_db, lines)
+    assert [(r.line, r.reason) for r in report.rejected] == [
+        (2, "invalid UTF-8: byte 0xe9 at offset 17")
+    ]
+    document = tmp_path / "latin1.json"
+    document.write_bytes(b'{"results": [{"place_id": "caf\xe9"}]}')
+    with pytest.raises(PlanwiseError, match="invalid UTF-8: byte 0xe9 at offset 30"):
+        run(import_db, document)
+
+
+def test_an_over_long_overview_is_rejected(import_db: DatabaseUnderTest, tmp_path: Path) -> None:
+    path = write_lines(
+        tmp_path / "overview.jsonl",
+        [
+            google_place("ov-ok", editorial_summary={"overview": "x" * MAX_OVERVIEW_LENGTH}),
+            google_place("ov-long", editorial_summary={"overview": "x" * 50_000_000}),
+        ],
+    )
     report = run(import_db, path)
-    assert report.inserted == 0
-    assert [(r.line, r.reason.split(":")[0]) for r in report.rejected] == [(3, "invalid JSON")]
+    assert [(r.line, r.reason) for r in report.rejected] == [
+        (2, f"editorial_summary.overview longer than {MAX_OVERVIEW_LENGTH} characters "
+            "(50000000)")
+    ]  # fmt: skip
+    assert list(rows(import_db, "ov-")) == ["ov-ok"]
 
 
 def test_records_of_a_json_document_are_numbered(

@@ -131,3 +131,32 @@ def test_drift_between_models_and_migrations_is_refused(
                         say=lambda _line: None)  # fmt: skip
     assert migrations.current_revision(db.admin_url) == older
     assert list(tmp_path.iterdir()) == [], "refused before any backup"
+
+
+def test_apply_on_an_empty_database(
+    create_database: Callable[[str], DatabaseUnderTest], tmp_path: Path
+) -> None:
+    """An empty database migrates to head (its tables have no row counts to compare); one
+    on which the first revision fails is put back, with a message and no traceback."""
+    empty = create_database("planwise_promote_empty")
+    env = {
+        "BACKUP_DIR": str(tmp_path / "backups"),
+        "MIGRATION_ENVIRONMENTS": json.dumps({"staging": empty.admin_url}),
+    }
+    result = planwise("migrate", "apply", "--env", "staging", "--yes", **env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert migrations.current_revision(empty.admin_url) == migrations.head_revision()
+
+    clashing = create_database("planwise_promote_clash")
+    with connect(clashing.admin_url) as conn:  # the initial revision's CREATE TABLE fails
+        conn.execute("CREATE TABLE place (x integer)")
+    env["MIGRATION_ENVIRONMENTS"] = json.dumps({"staging": clashing.admin_url})
+    failed = planwise("migrate", "apply", "--env", "staging", "--yes", **env)
+    assert failed.returncode == 1 and "Traceback" not in failed.stderr, failed.stderr
+    assert "rolled back" in failed.stderr and "already exists" in failed.stderr
+    assert migrations.current_revision(clashing.admin_url) is None
+    with connect(clashing.admin_url) as conn:
+        columns = conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'place'"
+        ).fetchall()
+    assert columns == [("x",)]

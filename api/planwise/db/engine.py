@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import select
 from typing import Any
 
@@ -11,6 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 
 from planwise.config import Settings
+from planwise.db.waits import with_read_timeout
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -26,19 +28,47 @@ def libpq_url(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+def pg_environment(url: str, *, application_name: str = "planwise") -> dict[str, str]:
+    """This process's environment plus libpq's PG* variables for `url`, for a child
+    process (psql, pg_dump): no password appears on a command line, which `ps` shows."""
+    parsed = make_url(libpq_url(url))
+    variables = {
+        "PGHOST": parsed.host,
+        "PGPORT": str(parsed.port) if parsed.port else None,
+        "PGUSER": parsed.username,
+        "PGPASSWORD": parsed.password,
+        "PGDATABASE": parsed.database,
+        "PGAPPNAME": application_name,
+    }
+    return {**os.environ, **{k: v for k, v in variables.items() if v is not None}}
+
+
 def build_engine(url: str, settings: Settings, *, application_name: str | None = None) -> Engine:
     """A pooled engine with the document's pool settings.
 
     `application_name` makes our sessions identifiable in `pg_stat_activity`;
     `statement_timeout` stops a runaway query from holding a pooled connection forever;
+    TCP keepalives, `tcp_user_timeout` and a read timeout (planwise.db.waits) stop a
+    frozen or vanished server from holding a request forever;
     connections the server dropped (restart, failover, terminated backends) are replaced
     at checkout (`discard_if_dropped`), which costs a system call where a pre-ping
     (`SELECT 1`) costs a round trip.
     """
+    read_timeout = settings.database_read_timeout_seconds
     connect_args: dict[str, object] = {
         "application_name": application_name or settings.database_application_name,
         "connect_timeout": 10,
+        # A peer that vanished (host down, network cut) is noticed by the kernel: idle
+        # connections by keepalive probes (5 s idle, then 3 probes 2 s apart), a request
+        # whose bytes are not acknowledged by `tcp_user_timeout`. A server that is there
+        # but frozen still acknowledges: ReadTimeoutConnection's read timeout covers it.
+        "keepalives": 1,
+        "keepalives_idle": 5,
+        "keepalives_interval": 2,
+        "keepalives_count": 3,
     }
+    if read_timeout is not None:
+        connect_args["tcp_user_timeout"] = int(read_timeout * 1000)
     if settings.database_pgbouncer:
         # Transaction pooling: consecutive statements may reach different server
         # connections, so nothing may be prepared server-side; PgBouncer refuses the
@@ -54,6 +84,13 @@ def build_engine(url: str, settings: Settings, *, application_name: str | None =
         connect_args=connect_args,
     )
     event.listen(engine, "checkout", discard_if_dropped)
+    if read_timeout is not None:
+        connection_class = with_read_timeout(read_timeout)
+
+        @event.listens_for(engine, "do_connect")
+        def _connect(_dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+            return connection_class.connect(*cargs, **cparams)
+
     return engine
 
 

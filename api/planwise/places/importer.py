@@ -52,6 +52,9 @@ from planwise.places.categories import category_for
 MAX_ID_LENGTH = 100
 MAX_NAME_LENGTH = 200
 MAX_TYPES_LENGTH = 500
+MAX_OVERVIEW_LENGTH = 2000
+"""Google's editorial summaries are a sentence or two; without a limit one 50 MB record
+made every `/places` and `/recommendations` answer that included it 52 MB."""
 MAX_INT4 = 2**31 - 1
 JSON_LINES_SUFFIXES = frozenset({".jsonl", ".ndjson"})
 PROGRESS_EVERY = 8192
@@ -333,8 +336,8 @@ def place_row(place: object) -> tuple[Any, ...]:
     if summary is not None:
         if type(summary) is not dict:
             raise RecordError("editorial_summary is not an object")
-        description = _text(summary.get("overview"), "editorial_summary.overview", None,
-                            required=False)  # fmt: skip
+        description = _text(summary.get("overview"), "editorial_summary.overview",
+                            MAX_OVERVIEW_LENGTH, required=False)  # fmt: skip
 
     hours = get("opening_hours")
     if hours is not None:
@@ -464,8 +467,20 @@ def _expand(value: object) -> list[tuple[object, str]]:
     return places
 
 
-def _invalid_json(source: str, error: orjson.JSONDecodeError, line: int = 0) -> Rejection:
-    return Rejection(source, line or error.lineno, f"invalid JSON: {error.msg}")
+def _invalid_json(
+    source: str, error: orjson.JSONDecodeError, data: bytes, line: int = 0
+) -> Rejection:
+    return Rejection(source, line or error.lineno, _why_unparseable(error, data))
+
+
+def _why_unparseable(error: orjson.JSONDecodeError, data: bytes) -> str:
+    """orjson's reason, or, for bytes that are not UTF-8, where the first bad byte is
+    (orjson calls that "str is not valid UTF-8", as if it were a JSON error)."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return f"invalid UTF-8: byte 0x{data[bad.start]:02x} at offset {bad.start}"
+    return f"invalid JSON: {error.msg}"
 
 
 def _read_lines(
@@ -482,7 +497,7 @@ def _read_lines(
         try:
             value = orjson.loads(line)
         except orjson.JSONDecodeError as error:
-            yield _invalid_json(source, error, number)
+            yield _invalid_json(source, error, line, number)
             continue
         if type(value) is dict and "place_id" in value:  # the common case, fast
             yield SourceRecord(source, number, value)
@@ -519,12 +534,12 @@ def read_file(
             looks_like_lines = isinstance(orjson.loads(first_line), dict | list)
         except orjson.JSONDecodeError:
             looks_like_lines = False
-        if looks_like_lines:
-            yield from _read_lines(source, data.splitlines(keepends=True), advance)
-        else:
-            yield _invalid_json(source, error)
-            if advance is not None:
-                advance(len(data))
+        if not looks_like_lines:  # not one record could be read: the file is unreadable
+            raise PlanwiseError(
+                f"cannot read {source}: {_why_unparseable(error, data)} "
+                f"(line {error.lineno}, column {error.colno}); nothing imported"
+            ) from None
+        yield from _read_lines(source, data.splitlines(keepends=True), advance)
         return
     if advance is not None:
         advance(len(data))

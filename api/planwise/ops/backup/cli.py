@@ -1,6 +1,7 @@
 """`planwise backup …`: create, list, verify, restore, prune, schedule.
 
-Exit codes: 0 done; 1 failed; 3 not confirmed; 4 verification failed.
+Exit codes: 0 done; 1 failed; 3 not confirmed; 4 verification failed (or, for `restore`,
+the dump is one verification refuses: checksum or last verification failed).
 """
 
 from __future__ import annotations
@@ -93,11 +94,27 @@ def restore(
     name: str,
     target_url: Annotated[str | None, typer.Option(help="restore there instead")] = None,
     yes: Annotated[bool, typer.Option("--yes", help="do not ask")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="restore even a dump whose checksum or last verification failed"
+        ),
+    ] = False,
 ) -> None:
-    """Replace the target database's contents with a backup (after a safety backup)."""
+    """Replace the target database's contents with a backup (after a safety backup).
+
+    Refuses (exit 4), before anything else, a dump whose checksum differs from its
+    manifest or whose last verification failed, unless --force."""
     settings = get_settings()
     chosen = backups.load(settings.backup_directory, name)
     target = target_url or settings.admin_url
+    if not force:
+        backups.ensure_trustworthy(chosen)
+    else:
+        for problem in backups.trust_problems(chosen):
+            console.print(f"[yellow]--force:[/yellow] restoring although {problem}")
+    if chosen.manifest.get("verified") is None:
+        console.print(f"note: {chosen.name} has not been verified (`planwise backup verify`)")
     confirm_or_abort(
         f"This replaces everything in {masked(target)} with {chosen.name} "
         f"(revision {chosen.manifest['alembic_revision']}, taken {chosen.taken_at:%Y-%m-%d %H:%M} "
@@ -124,12 +141,14 @@ def prune(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="only say what would go")] = False,
     yes: Annotated[bool, typer.Option("--yes", help="do not ask")] = False,
 ) -> None:
-    """Keep the newest backup of each of the last 30 days, 26 weeks and 24 months."""
+    """Keep the newest backup of each of the last 30 days, 26 weeks and 24 months; safety
+    and pre-migration backups BACKUP_KEEP_SAFETY_DAYS days; backups after --now."""
     moment = now or datetime.now(UTC)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
+    settings = get_settings()
     decisions = backups.plan_retention(
-        backups.list_backups(get_settings().backup_directory), moment
+        backups.list_backups(settings.backup_directory), moment, settings.backup_keep_safety_days
     )
     doomed = [decision for decision in decisions if not decision.keep]
     for decision in decisions:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import subprocess
 import uuid
@@ -32,13 +31,17 @@ from psycopg import sql
 from sqlalchemy.engine import make_url
 
 from planwise.db import migrations
-from planwise.db.engine import libpq_url
+from planwise.db.engine import libpq_url, pg_environment
 from planwise.errors import PlanwiseError
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 COUNTED_TABLES = ("user", "place", "review", "preference", "alembic_version")
 NAME_PATTERN = re.compile(r"^backup_(\d{8}_\d{6})\.dump$")
 Kind = Literal["daily", "weekly", "monthly", "safety", "pre-migration"]
+CALENDAR_KINDS = ("daily", "weekly", "monthly")
+"""Scheduled backups, thinned by the calendar; the others (a restore's safety backup,
+`migrate apply`'s pre-migration one) are kept for a number of days instead."""
+DEFAULT_KEEP_SAFETY_DAYS = 7
 
 # Retention: the design document's "daily for 30 days, weekly for 6 months, monthly for
 # 2 years", as grandfather-father-son buckets.
@@ -72,24 +75,18 @@ class Backup:
     def manifest_path(self) -> Path:
         return self.path.with_suffix(".json")
 
-
-def pg_environment(url: str) -> dict[str, str]:
-    """libpq's PG* variables for `url`, so no password appears on a command line."""
-    parsed = make_url(libpq_url(url))
-    variables = {
-        "PGHOST": parsed.host,
-        "PGPORT": str(parsed.port) if parsed.port else None,
-        "PGUSER": parsed.username,
-        "PGPASSWORD": parsed.password,
-        "PGDATABASE": parsed.database,
-        "PGAPPNAME": "planwise-backup",
-    }
-    return {**os.environ, **{k: v for k, v in variables.items() if v is not None}}
+    @property
+    def kind(self) -> str:
+        return str(self.manifest.get("kind") or "daily")
 
 
 def _run(command: list[str], url: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        command, env=pg_environment(url), capture_output=True, text=True, check=False
+        command,
+        env=pg_environment(url, application_name="planwise-backup"),
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 
@@ -259,6 +256,36 @@ def verify_backup(backup: Backup, url: str) -> Backup:
     return verified
 
 
+def trust_problems(backup: Backup) -> list[str]:
+    """Why this dump must not be restored: its bytes are not what its manifest says, or
+    its last verification failed. Empty when it may be (verified or not verified yet)."""
+    problems = []
+    actual = sha256_of(backup.path)
+    if actual != backup.manifest.get("sha256"):
+        problems.append(
+            "its checksum differs from the manifest's (the file changed after it was "
+            f"written: sha256 {actual[:12]}… != {str(backup.manifest.get('sha256'))[:12]}…)"
+        )
+    if backup.manifest.get("verified") is False:
+        why = "; ".join(backup.manifest.get("verification_problems") or []) or "no reason kept"
+        problems.append(
+            f"its last verification, at {backup.manifest.get('verified_at')}, failed: {why}"
+        )
+    return problems
+
+
+def ensure_trustworthy(backup: Backup) -> None:
+    """Refuse (exit 4) a dump that verification refuses or would refuse by its checksum."""
+    problems = trust_problems(backup)
+    if problems:
+        raise VerificationFailed(
+            f"refusing to restore {backup.name}: "
+            + "; ".join(problems)
+            + ". Nothing was changed. Restore another backup (`planwise backup list`), or "
+            "pass --force to restore this one anyway."
+        )
+
+
 def known_revisions() -> set[str]:
     script = ScriptDirectory.from_config(migrations.alembic_config())
     return {revision.revision for revision in script.walk_revisions()}
@@ -302,22 +329,28 @@ def _months_back(day: date, months: int) -> tuple[int, int]:
     return index // 12, index % 12 + 1
 
 
-def plan_retention(backups: Iterable[Backup], now: datetime) -> list[Decision]:
-    """Grandfather-father-son: keep the newest backup of each of the last 30 days, of each
-    of the last 26 ISO weeks and of each of the last 24 months, and always the newest
-    verified backup; everything else may go. Decisions are oldest first."""
+def plan_retention(
+    backups: Iterable[Backup], now: datetime, keep_safety_days: int = DEFAULT_KEEP_SAFETY_DAYS
+) -> list[Decision]:
+    """Grandfather-father-son for the scheduled (daily, weekly, monthly) backups: keep the
+    newest of each of the last 30 days, of each of the last 26 ISO weeks and of each of
+    the last 24 months. Safety and pre-migration backups are kept `keep_safety_days`
+    days. Always kept: the newest verified backup, and any backup taken after `now` (it
+    is ignored: it neither goes nor takes the place of an older one). Everything else
+    may go. Decisions are oldest first."""
     ordered = sorted(backups, key=lambda backup: backup.taken_at)
     today = now.astimezone(UTC).date()
     first_day = today - timedelta(days=KEEP_DAILY_DAYS - 1)
     this_week = today - timedelta(days=today.weekday())
     first_week = this_week - timedelta(weeks=KEEP_WEEKLY_WEEKS - 1)
     first_month = _months_back(today, KEEP_MONTHLY_MONTHS - 1)
+    past = [backup for backup in ordered if backup.taken_at <= now]
 
     newest: dict[str, Backup] = {}  # bucket label → newest backup in it
-    for backup in ordered:  # later ones overwrite: the newest of each bucket remains
-        day = backup.taken_at.astimezone(UTC).date()
-        if day > today:
+    for backup in past:  # later ones overwrite: the newest of each bucket remains
+        if backup.kind not in CALENDAR_KINDS:
             continue
+        day = backup.taken_at.astimezone(UTC).date()
         week = day - timedelta(days=day.weekday())
         if day >= first_day:
             newest[f"day {day}"] = backup
@@ -329,12 +362,18 @@ def plan_retention(backups: Iterable[Backup], now: datetime) -> list[Decision]:
     reasons: dict[Path, list[str]] = {}
     for label, backup in newest.items():
         reasons.setdefault(backup.path, []).append(f"newest of {label}")
-    verified = [backup for backup in ordered if backup.verified]
+    for backup in past:
+        until = backup.taken_at + timedelta(days=keep_safety_days)
+        if backup.kind not in CALENDAR_KINDS and until > now:
+            reasons.setdefault(backup.path, []).append(
+                f"{backup.kind} backup, kept until {until:%Y-%m-%d %H:%M} UTC"
+            )
+    verified = [backup for backup in past if backup.verified]
     if verified:
         reasons.setdefault(verified[-1].path, []).append("newest verified backup")
-    future = [b for b in ordered if b.taken_at.astimezone(UTC).date() > today]
-    for backup in future:
-        reasons.setdefault(backup.path, []).append("taken after --now")
+    for backup in ordered:
+        if backup.taken_at > now:
+            reasons.setdefault(backup.path, []).append("taken after --now: ignored")
     return [
         Decision(backup, backup.path in reasons, tuple(reasons.get(backup.path, ())))
         for backup in ordered

@@ -7,18 +7,22 @@ confirmed (destructive commands).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from typing import Annotated
 
 import psycopg
 import typer
+from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
+from alembic.util.exc import CommandError
 from rich.table import Table
 
 from planwise.cli_support import confirm_or_abort, console, managed_cluster_settings, masked
 from planwise.config import Settings, get_settings
 from planwise.db import migrations
 from planwise.db.cluster import Cluster, ensure_local_secrets
-from planwise.db.engine import libpq_url
+from planwise.db.engine import libpq_url, pg_environment
 from planwise.db.roles import configured_role_passwords, set_role_passwords
 from planwise.errors import PlanwiseError
 
@@ -125,16 +129,23 @@ def url(
     console.print(role_url(get_settings(), role), soft_wrap=True, highlight=False)
 
 
-@app.command()
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
 def psql(
+    ctx: typer.Context,
     role: Annotated[str, typer.Option("--as", help="admin | app | read")] = "admin",
 ) -> None:
-    """Open psql on the database (as the owner/admin by default)."""
+    """Open psql on the database (as the owner/admin by default). Other arguments go to
+    psql: `planwise db psql -c 'select 1'`, `-f file.sql`, `-- --help`."""
     binary = shutil.which("psql")
     if binary is None:
         raise PlanwiseError("psql not found: run `make install`")
-    target = libpq_url(role_url(get_settings(), role))
-    os.execv(binary, [binary, target])  # noqa: S606  (become psql, like `exec psql`)
+    target = role_url(get_settings(), role)
+    # The password reaches psql through its environment (PGPASSWORD), never argv: the
+    # command line of every process is readable by every user in `ps`.
+    environment = pg_environment(target, application_name="planwise-psql")
+    os.execve(binary, [binary, *ctx.args], environment)  # noqa: S606  (like `exec psql`)
 
 
 @app.command()
@@ -147,7 +158,7 @@ def migrate(revision: Annotated[str, typer.Argument()] = "head") -> None:
     console.print(f"schema at {after} (was {before or 'empty'})")
 
 
-@app.command()
+@app.command(context_settings={"ignore_unknown_options": True})  # `-1` is a revision
 def downgrade(
     revision: Annotated[str, typer.Argument(help="target, e.g. -1 or base")],
     yes: Annotated[bool, typer.Option("--yes", help="do not ask")] = False,
@@ -155,13 +166,40 @@ def downgrade(
     """Revert migrations down to REVISION; data in dropped columns/tables is lost."""
     settings = get_settings()
     current = migrations.current_revision(settings.admin_url)
+    target = downgrade_target(current, revision)
     confirm_or_abort(
-        f"This downgrades {masked(settings.admin_url)} from {current} to {revision}; "
+        f"This downgrades {masked(settings.admin_url)} from {current or 'base'} to {target}; "
         "tables and columns those revisions added are dropped with their data.",
         yes,
     )
     migrations.downgrade(settings.admin_url, revision)
     console.print(f"schema at {migrations.current_revision(settings.admin_url) or 'base'}")
+
+
+def downgrade_target(current: str | None, revision: str) -> str:
+    """The revision `alembic downgrade REVISION` would leave the database at, or a
+    PlanwiseError naming what is wrong (an unknown revision, a step past base)."""
+    script = ScriptDirectory.from_config(migrations.alembic_config())
+    if revision == "base":
+        return "base"
+    if re.fullmatch(r"-\d+", revision):
+        target = current
+        for _ in range(int(revision[1:])):
+            if target is None:
+                raise PlanwiseError(f"cannot go {revision} from {current or 'base'}: past base")
+            down = script.get_revision(target).down_revision
+            target = down if isinstance(down, str) or down is None else None
+        return target or "base"
+    try:
+        found = script.get_revision(revision)
+    except (RevisionError, CommandError):
+        found = None
+    if found is None:
+        raise PlanwiseError(
+            f"unknown revision {revision!r}: give a revision id, -N or base "
+            "(`alembic history` lists them)"
+        )
+    return found.revision
 
 
 @app.command()

@@ -24,7 +24,7 @@ def _connect() -> Any:
     engine = create_engine(
         sqlalchemy_url(get_settings().admin_url),
         poolclass=pool.NullPool,
-        connect_args={"application_name": "planwise-monitor"},
+        connect_args={"application_name": "planwise-monitor", "connect_timeout": 5},
     )
     return engine.connect()
 
@@ -86,6 +86,11 @@ def report(
 
 def _print_report(data: dict[str, Any]) -> None:
     show = console.print
+    for part, why in data["unavailable"].items():
+        show(f"[yellow]{part}[/yellow]: {why}", highlight=False)
+    if data["tables_not_sized"]:
+        show("[yellow]sizes not read[/yellow] (ACCESS EXCLUSIVE lock held or awaited): "
+             + ", ".join(data["tables_not_sized"]), highlight=False)  # fmt: skip
     show(_table("Connections", data["connections"], ["state", "application", "count"]))
     bouncer = data.get("pgbouncer")
     if bouncer:
@@ -102,7 +107,8 @@ def _print_report(data: dict[str, Any]) -> None:
     show(_table("Long-running queries", data["long_running"],
                 ["pid", "seconds", "state", "query"]))  # fmt: skip
     show(_table("Lock waits", data["lock_waits"], ["pid", "blocked_by", "seconds", "query"]))
-    show(f"Database size: {data['database_bytes'] / 1024**2:.1f} MiB")
+    size = data["database_bytes"]
+    show(f"Database size: {'not read' if size is None else f'{size / 1024**2:.1f} MiB'}")
     show(_table("Tables", data["tables"], ["table", "bytes", "rows", "seq_scan", "idx_scan"]))
     show(_table("Growth (sampled by `planwise monitor sample`)", data["growth"],
                 ["relation", "since", "grown_bytes", "days"]))  # fmt: skip

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +20,9 @@ from typing import Any
 import psycopg
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from psycopg.errors import QueryCanceled
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import DBAPIError
 
 from planwise.config import Settings
 from planwise.db.cluster import SUPERUSER
@@ -75,21 +77,100 @@ def _redacted(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+REPORT_BUDGET_SECONDS = 2.5
+"""The whole report is read within this (plus connecting): monitoring must answer while
+the database is in trouble, e.g. with a table locked ACCESS EXCLUSIVE."""
+SECTION_LOCK_TIMEOUT_MS = 250
+SECTION_STATEMENT_TIMEOUT_MS = 1000
+
+_NO_ARCHIVER = dict.fromkeys(
+    ("archive_mode", "archived_count", "last_archived_wal", "last_archived_time",
+     "failed_count", "last_failed_wal", "last_failed_time", "current_wal",
+     "wal_segment_bytes"),
+)  # fmt: skip
+
+_LOCKED_HARD = (
+    "EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'relation' "
+    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+    "AND l.relation = {relid} AND l.mode = 'AccessExclusiveLock')"
+)
+"""A relation someone holds or awaits ACCESS EXCLUSIVE on: reading its size would queue
+behind that lock, so its size is left out (and said so) instead."""
+
+
+class _BoundedReader:
+    """Reads each section of the report in a savepoint of its own, under `lock_timeout`
+    and `statement_timeout`, within one time budget for the whole report. A section that
+    cannot be read in time gets its empty value, and `unavailable` says why."""
+
+    def __init__(self, connection: Connection, budget_seconds: float) -> None:
+        self.connection = connection
+        self.deadline = time.monotonic() + budget_seconds
+        self.unavailable: dict[str, str] = {}
+        self._number = 0
+
+    def read(self, name: str, empty: Any, read: Callable[[], Any]) -> Any:
+        left_ms = int((self.deadline - time.monotonic()) * 1000)
+        if left_ms < 50:
+            self.unavailable[name] = "not read: the report's time budget was spent"
+            return empty
+        self._number += 1
+        savepoint = f"planwise_monitor_{self._number}"
+        execute = self.connection.exec_driver_sql
+        execute(f"SAVEPOINT {savepoint}")
+        try:
+            self.connection.execute(
+                text("SELECT set_config('lock_timeout', :lock, true), "
+                     "set_config('statement_timeout', :statement, true)"),
+                {"lock": f"{min(SECTION_LOCK_TIMEOUT_MS, left_ms)}ms",
+                 "statement": f"{min(SECTION_STATEMENT_TIMEOUT_MS, left_ms)}ms"},
+            )  # fmt: skip
+            value = read()
+        except DBAPIError as error:
+            original = error.orig
+            if not isinstance(original, psycopg.errors.LockNotAvailable | QueryCanceled):
+                raise
+            execute(f"ROLLBACK TO SAVEPOINT {savepoint}")
+            what = "waited too long for a lock" if isinstance(
+                original, psycopg.errors.LockNotAvailable
+            ) else "took too long"  # fmt: skip
+            self.unavailable[name] = f"not read: {what} ({str(original).strip().splitlines()[0]})"
+            return empty
+        execute(f"RELEASE SAVEPOINT {savepoint}")
+        return value
+
+
 def collect(
-    connection: Connection, *, backup_dir: Path | None = None, limits: Thresholds | None = None
+    connection: Connection,
+    *,
+    backup_dir: Path | None = None,
+    limits: Thresholds | None = None,
+    budget_seconds: float = REPORT_BUDGET_SECONDS,
 ) -> dict[str, Any]:
     """A report of the current database, as plain JSON-able data.
 
     What a role sees depends on its rights: without pg_read_all_stats (the API's
     app_service), other roles' sessions count as state `hidden` and their statements show
-    no text; the figures themselves stay complete.
+    no text; the figures themselves stay complete. Each part is read under a lock and a
+    statement timeout within `budget_seconds` in all; `unavailable` names the parts that
+    could not be read (and `tables_not_sized` the tables whose size was not read because
+    someone holds or awaits an ACCESS EXCLUSIVE lock on them).
     """
     limits = limits or Thresholds()
+    reader = _BoundedReader(connection, budget_seconds)
+    read = reader.read
+
+    def rows(query: str, **params: Any) -> Callable[[], list[dict[str, Any]]]:
+        return lambda: _rows(connection, query, **params)
+
+    def scalar(query: str, **params: Any) -> Callable[[], Any]:
+        return lambda: connection.execute(text(query), params).scalar_one()
+
     has_statements = bool(
-        connection.execute(
-            text("SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'")
-        ).first()
-    )
+        read("pg_stat_statements", False,
+             scalar("SELECT EXISTS (SELECT 1 FROM pg_extension "
+                    "WHERE extname = 'pg_stat_statements')"))
+    )  # fmt: skip
     statements_sql = """
         SELECT left(query, 4000) AS query, calls,
                round(mean_exec_time::numeric, 3)::float AS mean_ms,
@@ -98,99 +179,86 @@ def collect(
         WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
         ORDER BY {order} DESC LIMIT :limit
     """
-    report: dict[str, Any] = {
-        "collected_at": datetime.now(UTC).isoformat(),
-        "connections": _rows(
-            connection,
-            "SELECT CASE WHEN state IS NOT NULL THEN state "
-            "WHEN backend_type IS NULL THEN 'hidden' ELSE 'background' END AS state, "
-            "coalesce(nullif(application_name, ''), '-') AS application, count(*) AS count "
-            "FROM pg_stat_activity WHERE datname = current_database() "
-            "GROUP BY 1, 2 ORDER BY 3 DESC",
-        ),
-        "slowest_statements": _redacted(
-            _rows(connection, statements_sql.format(order="mean_exec_time"), limit=SLOW_LIMIT)
-        )
-        if has_statements
-        else [],
-        "most_time_consuming": _redacted(
-            _rows(connection, statements_sql.format(order="total_exec_time"), limit=SLOW_LIMIT)
-        )
-        if has_statements
-        else [],
-        "slow_statement_count": connection.execute(
-            text(
-                "SELECT count(*) FROM pg_stat_statements WHERE dbid = "
-                "(SELECT oid FROM pg_database WHERE datname = current_database()) "
-                "AND calls >= :calls AND mean_exec_time > :mean_ms"
-            ),
-            {"calls": limits.slow_min_calls, "mean_ms": limits.slow_mean_ms},
-        ).scalar_one()
-        if has_statements
-        else 0,
-        "long_running": _redacted(
-            _rows(
-                connection,
-                "SELECT pid, application_name, state, "
-                "round(extract(epoch FROM now() - query_start)::numeric, 1)::float AS seconds, "
-                "left(query, 4000) AS query FROM pg_stat_activity "
-                "WHERE state <> 'idle' AND pid <> pg_backend_pid() "
-                "AND now() - query_start > make_interval(secs => :seconds) ORDER BY 4 DESC",
-                seconds=limits.long_query_seconds,
-            )
-        ),
-        # A heavyweight lock wait is a pg_locks row not granted; pg_blocking_pids names
-        # who holds what it waits for.
-        "lock_waits": _redacted(
-            _rows(
-                connection,
-                "SELECT pid, pg_blocking_pids(pid) AS blocked_by, wait_event, "
-                "round(extract(epoch FROM now() - query_start)::numeric, 1)::float AS seconds, "
-                "left(query, 4000) AS query FROM pg_stat_activity "
-                "WHERE wait_event_type = 'Lock' AND datname = current_database()",
-            )
-        ),
-        "database_bytes": connection.execute(
-            text("SELECT pg_database_size(current_database())")
-        ).scalar_one(),
-        "tables": _rows(
-            connection,
-            "SELECT relname AS table, pg_total_relation_size(relid) AS bytes, "
-            "n_live_tup AS rows, seq_scan, coalesce(idx_scan, 0) AS idx_scan "
-            "FROM pg_stat_user_tables ORDER BY 2 DESC",
-        ),
-        "indexes": _rows(
-            connection,
-            "SELECT s.relname AS table, s.indexrelname AS index, s.idx_scan AS scans, "
-            "pg_relation_size(s.indexrelid) AS bytes, i.indisunique AS unique "
-            "FROM pg_stat_user_indexes s JOIN pg_index i ON i.indexrelid = s.indexrelid "
-            "ORDER BY s.idx_scan DESC",
-        ),
-        "cache": _rows(
-            connection,
-            "SELECT 'heap' AS kind, sum(heap_blks_hit) AS hits, sum(heap_blks_read) AS reads "
-            "FROM pg_statio_user_tables UNION ALL "
-            "SELECT 'index', sum(idx_blks_hit), sum(idx_blks_read) FROM pg_statio_user_indexes",
-        ),
-        "cache_by_table": _rows(
-            connection,
-            "SELECT relname AS table, heap_blks_hit AS hits, heap_blks_read AS reads, "
-            "coalesce(idx_blks_hit, 0) AS index_hits, coalesce(idx_blks_read, 0) AS index_reads "
-            "FROM pg_statio_user_tables "
-            "ORDER BY heap_blks_read + coalesce(idx_blks_read, 0) DESC",
-        ),
-        "archiver": _rows(
-            connection,
-            "SELECT current_setting('archive_mode') AS archive_mode, archived_count, "
-            "last_archived_wal, last_archived_time, failed_count, last_failed_wal, "
-            "last_failed_time, CASE WHEN pg_is_in_recovery() THEN NULL "
-            "ELSE pg_walfile_name(pg_current_wal_lsn()) END AS current_wal, "
-            "(SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size') "
-            "AS wal_segment_bytes FROM pg_stat_archiver",
-        )[0],
-        "growth": _growth(connection),
-        "backups": _backup_facts(backup_dir),
-    }
+    report: dict[str, Any] = {"collected_at": datetime.now(UTC).isoformat()}
+    report["connections"] = read("connections", [], rows(
+        "SELECT CASE WHEN state IS NOT NULL THEN state "
+        "WHEN backend_type IS NULL THEN 'hidden' ELSE 'background' END AS state, "
+        "coalesce(nullif(application_name, ''), '-') AS application, count(*) AS count "
+        "FROM pg_stat_activity WHERE datname = current_database() "
+        "GROUP BY 1, 2 ORDER BY 3 DESC",
+    ))  # fmt: skip
+    for key, order in (("slowest_statements", "mean_exec_time"),
+                       ("most_time_consuming", "total_exec_time")):  # fmt: skip
+        report[key] = _redacted(
+            read(key, [], rows(statements_sql.format(order=order), limit=SLOW_LIMIT))
+            if has_statements else []
+        )  # fmt: skip
+    report["slow_statement_count"] = read("slow_statement_count", 0, scalar(
+        "SELECT count(*) FROM pg_stat_statements WHERE dbid = "
+        "(SELECT oid FROM pg_database WHERE datname = current_database()) "
+        "AND calls >= :calls AND mean_exec_time > :mean_ms",
+        calls=limits.slow_min_calls, mean_ms=limits.slow_mean_ms,
+    )) if has_statements else 0  # fmt: skip
+    report["long_running"] = _redacted(read("long_running", [], rows(
+        "SELECT pid, application_name, state, "
+        "round(extract(epoch FROM now() - query_start)::numeric, 1)::float AS seconds, "
+        "left(query, 4000) AS query FROM pg_stat_activity "
+        "WHERE state <> 'idle' AND pid <> pg_backend_pid() "
+        "AND now() - query_start > make_interval(secs => :seconds) ORDER BY 4 DESC",
+        seconds=limits.long_query_seconds,
+    )))  # fmt: skip
+    # A heavyweight lock wait is a pg_locks row not granted; pg_blocking_pids names
+    # who holds what it waits for.
+    report["lock_waits"] = _redacted(read("lock_waits", [], rows(
+        "SELECT pid, pg_blocking_pids(pid) AS blocked_by, wait_event, "
+        "round(extract(epoch FROM now() - query_start)::numeric, 1)::float AS seconds, "
+        "left(query, 4000) AS query FROM pg_stat_activity "
+        "WHERE wait_event_type = 'Lock' AND datname = current_database()",
+    )))  # fmt: skip
+    report["database_bytes"] = read(
+        "database_bytes", None, scalar("SELECT pg_database_size(current_database())")
+    )
+    report["tables"] = read("tables", [], rows(
+        "SELECT relname AS table, CASE WHEN " + _LOCKED_HARD.format(relid="relid")
+        + " THEN NULL ELSE pg_total_relation_size(relid) END AS bytes, "
+        "n_live_tup AS rows, seq_scan, coalesce(idx_scan, 0) AS idx_scan "
+        "FROM pg_stat_user_tables ORDER BY 2 DESC NULLS LAST",
+    ))  # fmt: skip
+    report["indexes"] = read("indexes", [], rows(
+        "SELECT s.relname AS table, s.indexrelname AS index, s.idx_scan AS scans, "
+        "CASE WHEN " + _LOCKED_HARD.format(relid="s.indexrelid") + " THEN NULL "
+        "ELSE pg_relation_size(s.indexrelid) END AS bytes, i.indisunique AS unique "
+        "FROM pg_stat_user_indexes s JOIN pg_index i ON i.indexrelid = s.indexrelid "
+        "ORDER BY s.idx_scan DESC",
+    ))  # fmt: skip
+    report["cache"] = read("cache", [], rows(
+        "SELECT 'heap' AS kind, sum(heap_blks_hit) AS hits, sum(heap_blks_read) AS reads "
+        "FROM pg_statio_user_tables UNION ALL "
+        "SELECT 'index', sum(idx_blks_hit), sum(idx_blks_read) FROM pg_statio_user_indexes",
+    ))  # fmt: skip
+    report["cache_by_table"] = read("cache_by_table", [], rows(
+        "SELECT relname AS table, heap_blks_hit AS hits, heap_blks_read AS reads, "
+        "coalesce(idx_blks_hit, 0) AS index_hits, coalesce(idx_blks_read, 0) AS index_reads "
+        "FROM pg_statio_user_tables "
+        "ORDER BY heap_blks_read + coalesce(idx_blks_read, 0) DESC",
+    ))  # fmt: skip
+    archiver = read("archiver", [], rows(
+        "SELECT current_setting('archive_mode') AS archive_mode, archived_count, "
+        "last_archived_wal, last_archived_time, failed_count, last_failed_wal, "
+        "last_failed_time, CASE WHEN pg_is_in_recovery() THEN NULL "
+        "ELSE pg_walfile_name(pg_current_wal_lsn()) END AS current_wal, "
+        "(SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size') "
+        "AS wal_segment_bytes FROM pg_stat_archiver",
+    ))  # fmt: skip
+    report["archiver"] = archiver[0] if archiver else dict(_NO_ARCHIVER)
+    report["growth"] = read("growth", [], lambda: _growth(connection))
+    report["backups"] = _backup_facts(backup_dir)
+    report["tables_not_sized"] = [
+        entry["table"] for entry in [*report["tables"], *report["indexes"]]
+        if entry["bytes"] is None
+    ]  # fmt: skip
+    report["unavailable"] = reader.unavailable
+    report["read_seconds"] = round(budget_seconds - (reader.deadline - time.monotonic()), 3)
     for entry in [*report["cache"], *report["cache_by_table"]]:
         entry["hits"], entry["reads"] = int(entry["hits"] or 0), int(entry["reads"] or 0)
         entry["ratio"] = _ratio(entry["hits"], entry["reads"])
@@ -333,8 +401,14 @@ def sample_sizes(connection: Connection) -> int:
 
 
 def problems(report: dict[str, Any], limits: Thresholds) -> list[str]:
-    """One line per crossed threshold (PgHero's defaults); empty when all is well."""
-    found = []
+    """One line per crossed threshold (PgHero's defaults), and one per part of the report
+    that could not be read; empty when all is well."""
+    found = [f"{part}: {why}" for part, why in report.get("unavailable", {}).items()]
+    if report.get("tables_not_sized"):
+        found.append(
+            "size not read (ACCESS EXCLUSIVE lock held or awaited): "
+            + ", ".join(report["tables_not_sized"])
+        )
     for entry in report["cache"]:
         total = entry["hits"] + entry["reads"]
         if total >= limits.cache_min_reads and entry["ratio"] < limits.cache_hit_ratio:
@@ -429,14 +503,16 @@ class DatabaseCollector(Collector):
         yield up
         if report is None:
             return
-        yield GaugeMetricFamily(
-            "planwise_db_size_bytes", "size of the database", value=report["database_bytes"]
-        )
+        if report["database_bytes"] is not None:
+            yield GaugeMetricFamily(
+                "planwise_db_size_bytes", "size of the database", value=report["database_bytes"]
+            )
         tables = GaugeMetricFamily(
             "planwise_db_table_size_bytes", "table size with indexes and TOAST", labels=["table"]
         )
         for table in report["tables"]:
-            tables.add_metric([table["table"]], table["bytes"])
+            if table["bytes"] is not None:
+                tables.add_metric([table["table"]], table["bytes"])
         yield tables
         connections = GaugeMetricFamily(
             "planwise_db_connections", "sessions by state and application",

@@ -1,6 +1,7 @@
 """`planwise pgbouncer up|down|status` for the managed cluster.
 
-Exit codes: 0 done / running; 1 failed; 3 not running (`status`).
+Exit codes: 0 done / running; 1 failed (or, for `status`, running but not accepting TCP
+connections on its port); 3 not running (`status`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from rich.table import Table
 
 from planwise.cli_support import console, managed_cluster_settings
 from planwise.db.cluster import Cluster
-from planwise.ops.pgbouncer.pooler import PgBouncer
+from planwise.errors import PlanwiseError
+from planwise.ops.pgbouncer.pooler import PgBouncer, accepts_tcp
 
 app = typer.Typer(no_args_is_help=True, help="PgBouncer (transaction pooling) in front of it.")
 
@@ -56,6 +58,11 @@ def status() -> None:
     if not pooler.running:
         console.print(f"PgBouncer is not running (port {pooler.port})")
         raise typer.Exit(3)
+    if not accepts_tcp(pooler.port):
+        raise PlanwiseError(
+            f"PgBouncer runs (pid {pooler.pid}) but does not accept connections on port "
+            f"{pooler.port}: `planwise pgbouncer down`, then up"
+        )
     console.print(f"PgBouncer running, pid {pooler.pid}, 127.0.0.1:{pooler.port}")
     table = Table("database", "user", "clients active", "clients waiting",
                   "servers active", "servers idle", "servers (all)", "max wait s",

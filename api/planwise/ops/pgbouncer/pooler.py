@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -40,6 +41,32 @@ from planwise.errors import PlanwiseError
 PGBOUNCER = "/usr/sbin/pgbouncer"
 POOLED_ROLES = ("app_service", "app_read", SUPERUSER)
 """Roles that may log in through PgBouncer; the superuser also reads SHOW POOLS/STATS."""
+
+
+def connected_to_itself(connection: socket.socket) -> bool:
+    """True for a TCP socket whose two ends are the same address and port.
+
+    Connecting to a port nobody listens on that lies in the ephemeral range (Linux:
+    32768-60999) can succeed: when the kernel picks that very port as the source, the SYN
+    meets itself (TCP simultaneous open) and the "connection" is to ourselves. A client
+    retrying a dead port in that range gets there eventually and holds the port, so the
+    server cannot bind it any more."""
+    try:
+        return bool(connection.getsockname() == connection.getpeername())
+    except OSError:
+        return False
+
+
+def accepts_tcp(port: int, host: str = "127.0.0.1", timeout: float = 1.0) -> bool:
+    """Whether a listener on host:port accepts a TCP connection (one to itself does not
+    count, and is closed at once so it frees the port)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(timeout)
+        try:
+            probe.connect((host, port))
+        except OSError:
+            return False
+        return not connected_to_itself(probe)
 
 
 @dataclass(frozen=True)
@@ -183,29 +210,51 @@ pidfile = {self.pid_file}
         self._own(self.config, 0o600)
 
     def up(self) -> bool:
-        """Write the files and start PgBouncer (reloading them if it runs). True if started."""
+        """Write the files and start PgBouncer (reloading them if it runs). True if started.
+
+        Success means PgBouncer accepts TCP connections on its port: a port someone else
+        listens on is refused before starting, and a PgBouncer whose bind failed (it keeps
+        running on its Unix socket) is stopped again and reported with its log."""
         if not self.cluster.running:
             raise PlanwiseError("the managed cluster is not running: `planwise db up` first")
         if shutil.which(PGBOUNCER) is None and not Path(PGBOUNCER).exists():
             raise PlanwiseError("pgbouncer is not installed: run `make install`")
+        if not self.running and accepts_tcp(self.port):
+            raise PlanwiseError(
+                f"port {self.port} already accepts connections, and not from this PgBouncer: "
+                "stop what listens there or set PGBOUNCER_PORT to a free port"
+            )
         self.write_files()
         self._set_role_statement_timeout()
         if self.running:
             os.kill(self.pid or 0, signal.SIGHUP)  # reload config and auth_file
+            if not self._wait_until_accepting(seconds=2):
+                raise PlanwiseError(
+                    f"PgBouncer (pid {self.pid}) runs but does not accept connections on port "
+                    f"{self.port} (a changed port needs a restart: `planwise pgbouncer down`, "
+                    f"then up)\n{self._log_tail()}"
+                )
             return False
         result = subprocess.run(
             as_cluster_user([PGBOUNCER, "-d", str(self.config)]),
             capture_output=True, text=True, check=False,
         )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while result.returncode == 0 and not self.running and time.monotonic() < deadline:
+        if result.returncode == 0 and self._wait_until_accepting(seconds=10):
+            return True
+        self.down()
+        raise PlanwiseError(
+            f"pgbouncer did not start accepting connections on 127.0.0.1:{self.port} "
+            f"(is the port taken? set PGBOUNCER_PORT): {result.stderr.strip()}\n"
+            f"{self._log_tail()}"
+        )
+
+    def _wait_until_accepting(self, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.running and accepts_tcp(self.port):
+                return True
             time.sleep(0.05)
-        if not self.running:
-            raise PlanwiseError(
-                f"pgbouncer did not start on port {self.port}: {result.stderr.strip()}\n"
-                f"{self._log_tail()}"
-            )
-        return True
+        return False
 
     def down(self) -> bool:
         """Stop after the clients' current transactions (SIGINT). True if it was running."""

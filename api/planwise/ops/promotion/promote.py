@@ -100,6 +100,7 @@ def pending_sql(url: str) -> str:
 
 
 def row_counts(url: str) -> dict[str, int]:
+    """Rows of each of our tables that exists (none on an empty database)."""
     with psycopg.connect(libpq_url(url), application_name="planwise-migrate") as conn:
         return {
             table: int(
@@ -108,6 +109,7 @@ def row_counts(url: str) -> dict[str, int]:
                 ).fetchone()[0]  # type: ignore[index]
             )
             for table in TABLES
+            if conn.execute("SELECT to_regclass(%s)", (f'public."{table}"',)).fetchone() != (None,)
         }
 
 
@@ -147,10 +149,12 @@ def drift_against_scratch(url: str) -> str | None:
 
 
 def check_row_counts(before: dict[str, int], after: dict[str, int], allowed: set[str]) -> list[str]:
+    """Tables whose rows changed, or that disappeared; a table the migration created (on
+    an empty database: all of them) has nothing to compare with."""
     return [
-        f"row count of {table} changed from {before[table]} to {after[table]}"
+        f"row count of {table} changed from {before[table]} to {after.get(table, 'no table')}"
         for table in TABLES
-        if table not in allowed and before[table] != after[table]
+        if table not in allowed and table in before and before[table] != after.get(table)
     ]
 
 
@@ -192,8 +196,9 @@ def apply(
     except Exception as error:
         say(f"FAILED: {error}")
         _put_back(url, before.current, safety, say)
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise PlanwiseError(
-            f"migration failed and was rolled back: {error}. The database is back at "
+            f"migration failed and was rolled back: {reason}. The database is back at "
             f"revision {before.current or 'base'} with the data of {safety.name}."
         ) from None
     say("integrity checks passed: no orphans, constraints valid, row counts unchanged")
