@@ -82,7 +82,8 @@ def _print_info(facts: dict[str, Any]) -> None:
         f"  from the oldest backup's end to the {window['latest_from']}",
         highlight=False,
     )
-    repos = Table("repo", "kind", "status", "earliest", "latest", box=box.SIMPLE_HEAD)
+    repos = Table("repo", "kind", "status", "earliest", "latest", box=box.SIMPLE_HEAD,
+                  title="Repositories", title_justify="left")  # fmt: skip
     for item in facts["repositories"]:
         status = item["status"] if item["cipher"] == "none" else f"{item['status']}, encrypted"
         repos.add_row(str(item["repo"]), item["kind"], status, _moment(item["earliest"]),

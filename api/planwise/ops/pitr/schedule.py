@@ -49,8 +49,10 @@ def scheduled_run(now: datetime, say: Callable[[str], None]) -> None:
     """After the logical backup: PITR backups, then a size sample for growth figures."""
     from planwise.ops.monitor.cli import sample
 
-    pitr_backups(now, say)
-    sample()
+    try:
+        pitr_backups(now, say)
+    finally:  # a failed PITR backup still fails the job, after the sample
+        sample()
 
 
 def planwise_executable() -> Path:
