@@ -26,6 +26,7 @@ import psycopg
 import pytest
 
 from planwise.config import Settings
+from planwise.errors import PlanwiseError
 from planwise.ops.pitr.conf import Layout, render_local
 from tests.support.cli import PLANWISE, discard_cluster, planwise
 
@@ -428,7 +429,7 @@ def test_retention_settings_reach_pgbackrest() -> None:
 
 def test_offhost_settings_are_checked() -> None:
     layout = Layout(Path("/x/pgbackrest"), Path("/x/data"), Path("/x"), 5432)
-    with pytest.raises(Exception, match="PITR_REPO2_CIPHER_PASS"):
+    with pytest.raises(PlanwiseError, match="PITR_REPO2_CIPHER_PASS"):
         render_local(Settings(_env_file=None, pitr_repo2_type="s3"), layout)
     s3 = render_local(
         Settings(
