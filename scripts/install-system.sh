@@ -9,6 +9,8 @@ packages=(
   python3-venv               # the repo's .venv
   pgbouncer                  # `planwise pgbouncer`: transaction pooling
   pgbackrest                 # `planwise pitr`: WAL archiving and point-in-time recovery
+  openssl                    # `pitr repo-host-config` reads certificates; tests make them
+  iproute2                   # tests/test_pitr.py: the repository host's network namespace
   wrk                        # `planwise bench api`: HTTP load from a separate process
 )
 

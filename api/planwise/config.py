@@ -106,6 +106,41 @@ class Settings(BaseSettings):
     # Days `backup prune` keeps a restore's safety backup and a pre-migration backup.
     backup_keep_safety_days: int = Field(7, ge=0, le=3650)
 
+    # Point-in-time recovery (`planwise pitr`, pgBackRest): retention of full backups by
+    # count (PITR_RETENTION_FULL backups) or by time (PITR_RETENTION_FULL days), and of
+    # differential backups by count; `backup schedule` takes a full backup on
+    # PITR_FULL_BACKUP_WEEKDAY (0 = Monday … 6 = Sunday) and a differential one otherwise.
+    pitr_retention_full_type: Literal["count", "time"] = "count"
+    pitr_retention_full: int = Field(2, ge=1, le=9_999_999)
+    pitr_retention_diff: int = Field(7, ge=1, le=9_999_999)
+    pitr_full_backup_weekday: int = Field(6, ge=0, le=6)
+    pitr_process_max: int = Field(2, ge=1, le=64)
+    # A second repository off this disk (repo2): `tls` is a repository host running
+    # `pgbackrest server`, `s3` is S3-compatible object storage. Either is encrypted
+    # (aes-256-cbc) with PITR_REPO2_CIPHER_PASS, which `pitr setup` requires.
+    pitr_repo2_type: Literal["none", "tls", "s3"] = "none"
+    pitr_repo2_path: str = Field("/var/lib/pgbackrest", pattern=r"^/[^\n]*$")
+    pitr_repo2_cipher_pass: SecretStr | None = None
+    pitr_repo2_host: str | None = Field(None, pattern=r"^[A-Za-z0-9.:-]+$")
+    pitr_repo2_port: int = Field(8432, ge=1, le=65535)
+    # Where pgbackrest.conf is on the repository host (pgBackRest's default path).
+    pitr_repo2_host_config: str = Field("/etc/pgbackrest/pgbackrest.conf", pattern=r"^/\S*$")
+    # This host's certificate, its key and the CA both sides trust (PEM files): the client
+    # certificate towards the repository host, and the server's for `pitr server`.
+    pitr_tls_ca_file: Path | None = None
+    pitr_tls_cert_file: Path | None = None
+    pitr_tls_key_file: Path | None = None
+    # `planwise pitr server` (the repository host connects to it to take backups).
+    pitr_tls_server_address: str = Field("127.0.0.1", pattern=r"^[A-Za-z0-9.:*-]+$")
+    pitr_tls_server_port: int = Field(8432, ge=1, le=65535)
+    pitr_tls_repo_host_cn: str | None = Field(None, pattern=r"^[^\s,=]+$")
+    pitr_repo2_s3_endpoint: str | None = Field(None, pattern=r"^[A-Za-z0-9.:-]+$")
+    pitr_repo2_s3_bucket: str | None = Field(None, pattern=r"^[A-Za-z0-9.-]+$")
+    pitr_repo2_s3_region: str | None = Field(None, pattern=r"^[A-Za-z0-9-]+$")
+    pitr_repo2_s3_key: SecretStr | None = None
+    pitr_repo2_s3_key_secret: SecretStr | None = None
+    pitr_repo2_s3_uri_style: Literal["host", "path"] = "host"
+
     # Object storage (`/storage/v1`): files under STORAGE_DIR (default .planwise/storage),
     # their metadata in the database's `storage` schema. The size limit applies to every
     # bucket (a bucket may set a lower one); MIME types are patterns like `image/*`, and a

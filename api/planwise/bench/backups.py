@@ -130,7 +130,7 @@ def _pitr(dump: Path, backup_dir: Path, progress: Callable[[str], None]) -> dict
         _planwise("backup", "restore", dump.stem, "--target-url", admin_url, "--yes", env=env)
         places = _place_count(admin_url)
         progress("pitr: setup, full backup")
-        _planwise("pitr", "setup", env=env)
+        _planwise("pitr", "setup", "--yes", env=env)
         backup_seconds, _ = _planwise("pitr", "backup", env=env)
         with psycopg.connect(admin_url, autocommit=True) as conn:
             time.sleep(1.1)

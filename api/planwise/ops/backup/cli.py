@@ -17,6 +17,7 @@ from planwise.cli_support import confirm_or_abort, console, masked
 from planwise.config import get_settings
 from planwise.errors import PlanwiseError
 from planwise.ops.backup import dumps as backups
+from planwise.ops.pitr import schedule as pitr_schedule
 
 app = typer.Typer(no_args_is_help=True, help="Verified pg_dump backups with retention.")
 
@@ -170,20 +171,18 @@ def schedule(
     interval_hours: Annotated[float, typer.Option(min=0.01)] = 24,
     print_cron: Annotated[bool, typer.Option("--print-cron", help="print a crontab line")] = False,
 ) -> None:
-    """Daily backup, verification and pruning in a loop (or a cron line to do the same)."""
+    """Daily backup, verification, pruning, PITR backup and size sample in a loop (or a
+    cron line to do the same)."""
     if print_cron:
-        console.print(
-            "15 3 * * * cd <repo> && .venv/bin/planwise backup schedule --once "
-            ">> .planwise/backup-schedule.log 2>&1",
-            highlight=False, soft_wrap=True,
-        )  # fmt: skip
+        console.print(pitr_schedule.cron_line(), highlight=False, soft_wrap=True)
         return
     while True:
-        console.log("scheduled run: backup, verify, prune")
+        console.log("scheduled run: backup, verify, prune, pitr backup, monitor sample")
         made = take("daily")
         backups.verify_backup(made, get_settings().admin_url)
         console.log(f"verified {made.name}")
         prune(now=None, dry_run=False, yes=True)
+        pitr_schedule.scheduled_run(datetime.now(UTC), console.log)
         if once:
             return
         time.sleep(interval_hours * 3600)
