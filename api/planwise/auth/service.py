@@ -19,6 +19,7 @@ import string
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
 import bcrypt
@@ -53,7 +54,12 @@ HASH_PREFIXES = ("$2a$", "$2b$", "$2y$", "$argon2")
 
 _argon2 = Argon2Hasher()
 _ALPHANUMERIC = string.ascii_letters + string.digits
-_DUMMY_HASH = bcrypt.hashpw(b"timing-equaliser", bcrypt.gensalt(BCRYPT_COST, b"2a"))
+
+
+@cache
+def _dummy_hash() -> bytes:
+    """Made on first use, not at import (as users.security's)."""
+    return bcrypt.hashpw(b"timing-equaliser", bcrypt.gensalt(BCRYPT_COST, b"2a"))
 
 
 @dataclass
@@ -126,7 +132,7 @@ def verify_password(password: str, hashed: str | None) -> bool:
     if hashed and hashed.startswith("$argon2"):
         return bool(_argon2.verify(password, hashed))
     if not hashed or not hashed.startswith(("$2a$", "$2b$", "$2y$")):
-        bcrypt.checkpw(encoded[:MAX_PASSWORD_BYTES], _DUMMY_HASH)
+        bcrypt.checkpw(encoded[:MAX_PASSWORD_BYTES], _dummy_hash())
         return False
     if len(encoded) > MAX_PASSWORD_BYTES:
         return False

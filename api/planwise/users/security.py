@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any, Literal
 
 import jwt
@@ -30,7 +31,12 @@ OBJECT_UPLOAD_AUDIENCE = "planwise:storage:upload"
 """Audiences of storage URL tokens: neither is an access token's, so neither passes for one."""
 
 _hasher = PasswordHash.recommended()
-_DUMMY_HASH = _hasher.hash("timing-equaliser")
+
+
+@cache
+def _dummy_hash() -> str:
+    """Made on first use, not at import: every `planwise` command imports this module."""
+    return _hasher.hash("timing-equaliser")
 
 
 def hash_password(password: str) -> str:
@@ -43,7 +49,7 @@ def verify_password(password: str, hashed: str | None) -> bool:
     Accounts of Supabase Auth users hold no usable hash (they sign in at Supabase).
     """
     if hashed is None or not hashed.startswith("$"):
-        _hasher.verify(password, _DUMMY_HASH)
+        _hasher.verify(password, _dummy_hash())
         return False
     return _hasher.verify(password, hashed)
 
