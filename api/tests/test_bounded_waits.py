@@ -154,3 +154,31 @@ def test_the_api_runs_on_the_bounded_limiter(
     with client_for(api_settings, waits_db, api_worker_threads=3) as client:
         limiter = client.portal.call(anyio.to_thread.current_default_thread_limiter)  # type: ignore[union-attr]
     assert isinstance(limiter, BoundedThreadLimiter) and limiter.total_tokens == 3
+
+
+def test_a_wait_for_a_thread_leaves_less_to_wait_for_a_connection(
+    api_settings: Settings, waits_db: DatabaseUnderTest
+) -> None:
+    """One thread, one connection (held by the test), a 2 s budget. A holds the thread
+    while it waits 2 s for the connection; B, 0.5 s later, waits ~1.5 s for the thread and
+    then only the ~0.5 s left for the connection: 503 after ~2 s, where separate timeouts
+    made it ~3.5 s."""
+    answers: dict[str, tuple[int, float]] = {}
+
+    def ask(name: str, client: TestClient) -> None:
+        started = time.monotonic()
+        status = client.get("/places").status_code
+        answers[name] = (status, time.monotonic() - started)
+
+    with client_for(api_settings, waits_db, api_worker_threads=1, database_pool_size=1,
+                    database_max_overflow=0, database_pool_timeout=2.0) as client:  # fmt: skip
+        engine = client.app.state.engine  # type: ignore[attr-defined]
+        with engine.connect():  # the pool's only connection
+            first = threading.Thread(target=ask, args=("A", client))
+            first.start()
+            time.sleep(0.5)
+            ask("B", client)
+            first.join()
+    (status_a, waited_a), (status_b, waited_b) = answers["A"], answers["B"]
+    assert (status_a, status_b) == (503, 503)
+    assert 1.9 < waited_a < 2.9 and 1.4 < waited_b < 2.4, answers

@@ -12,7 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 
 from planwise.config import Settings
-from planwise.db.waits import with_read_timeout
+from planwise.db.waits import BudgetedQueuePool, with_read_timeout
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -81,6 +81,7 @@ def build_engine(url: str, settings: Settings, *, application_name: str | None =
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
         pool_timeout=settings.database_pool_timeout,
+        poolclass=BudgetedQueuePool,  # what thread waits left of pool_timeout
         connect_args=connect_args,
     )
     event.listen(engine, "checkout", discard_if_dropped)

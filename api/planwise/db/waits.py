@@ -7,7 +7,9 @@ issue 15. `bound_thread_waits` makes the event loop's default thread limiter one
 waits draw from a budget per request of DATABASE_POOL_TIMEOUT seconds (all of that
 request's waits for a thread together); when it is spent the request gets the pool's 503
 (`ThreadWaitTimeout` is a `sqlalchemy.exc.TimeoutError`, which the app maps to 503 with
-`Retry-After: 1`). A free thread costs no wait and no budget.
+`Retry-After: 1`). A free thread costs no wait and no budget. `BudgetedQueuePool` then
+waits for a connection only what is left of the same budget, so a request waits at most
+DATABASE_POOL_TIMEOUT for a thread and a connection together.
 
 **Frozen servers.** A server that stops answering (its process stopped, its host gone)
 left a request waiting forever for the reply. `ReadTimeoutConnection` gives every wait
@@ -29,6 +31,7 @@ from anyio._backends._asyncio import CapacityLimiter as AsyncioCapacityLimiter
 from anyio._backends._asyncio import _default_thread_limiter
 from psycopg.abc import PQGen
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.pool import QueuePool
 
 RV = TypeVar("RV")
 
@@ -85,6 +88,28 @@ def bound_thread_waits(total_threads: int, budget_seconds: float) -> BoundedThre
     limiter = BoundedThreadLimiter(total_threads, budget_seconds)
     _default_thread_limiter.set(limiter)
     return limiter
+
+
+class BudgetedQueuePool(QueuePool):
+    """SQLAlchemy's QueuePool, whose wait for a connection (`pool_timeout`) is what the
+    request's waits for worker threads left of it. Outside a request nothing was waited
+    (THREAD_WAITED is 0): the whole timeout. anyio copies the request's context into the
+    worker thread after the thread was acquired, so the checkout sees the wait."""
+
+    @property
+    def _timeout(self) -> float:
+        return max(0.0, self._budget - THREAD_WAITED.get())
+
+    @_timeout.setter
+    def _timeout(self, value: float) -> None:
+        self._budget = value
+
+    def recreate(self) -> QueuePool:
+        waited = THREAD_WAITED.set(0.0)  # the new pool gets the whole budget
+        try:
+            return super().recreate()
+        finally:
+            THREAD_WAITED.reset(waited)
 
 
 class ReadTimeoutConnection(psycopg.Connection[Any]):
