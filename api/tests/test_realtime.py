@@ -21,6 +21,7 @@ from realtime import AsyncRealtimeClient, RealtimeSubscribeStates
 from realtime.message import ServerMessageAdapter
 
 from planwise.config import Settings
+from planwise.realtime import listener as listener_module
 from planwise.supabase import keys
 from tests.support.accounts import Account, new_account, new_admin
 from tests.support.databases import TEST_SUPABASE_JWT_SECRET, DatabaseUnderTest, connect
@@ -202,6 +203,8 @@ class RawSocket:
 
     async def receive(self, timeout: float = DELIVERY_TIMEOUT) -> dict[str, Any]:
         text = await asyncio.wait_for(self.connection.recv(), timeout)
+        if isinstance(text, bytes):
+            return decode_user_broadcast(text)
         if self.vsn == "2.0.0":
             join_ref, ref, topic, event, payload = json.loads(text)
             return {"join_ref": join_ref, "ref": ref, "topic": topic, "event": event,
@@ -218,9 +221,34 @@ async def raw_socket(live: LiveServer, token: str, vsn: str = "1.0.0") -> AsyncI
         yield RawSocket(connection, vsn)
 
 
-def test_heartbeat_unmatched_topic_and_unsupported_events(
-    live: LiveServer, http: httpx.Client
-) -> None:
+def decode_user_broadcast(data: bytes) -> dict[str, Any]:
+    """Kind 4, as supabase-js's serializer (realtime-js lib/serializer.js) decodes it."""
+    assert data[0] == 4, data[:1]
+    topic_size, event_size, meta_size, encoding = data[1], data[2], data[3], data[4]
+    offset = 5
+    topic = data[offset : offset + topic_size].decode()
+    offset += topic_size
+    event = data[offset : offset + event_size].decode()
+    offset += event_size + meta_size
+    body = data[offset:]
+    payload = json.loads(body) if encoding == 1 else body
+    return {"topic": topic, "event": "broadcast", "ref": None, "join_ref": None, "binary": True,
+            "payload": {"type": "broadcast", "event": event, "payload": payload}}  # fmt: skip
+
+
+def user_broadcast_push(
+    join_ref: str, ref: str, topic: str, event: str, payload: Any, *, encoding: int = 1
+) -> bytes:
+    """Kind 3, as supabase-js's serializer encodes `channel.send({type: 'broadcast'})`."""
+    body = json.dumps(payload).encode() if encoding == 1 else payload
+    parts = [p.encode() for p in (join_ref, ref, topic, event)]
+    head = bytes([3, *(len(p) for p in parts), 0, encoding])
+    return head + b"".join(parts) + body
+
+
+def test_heartbeat_unmatched_topic_and_bad_frames(live: LiveServer, http: httpx.Client) -> None:
+    """A frame the server does not understand gets an error reply (on its channel when it
+    names one) and the socket stays open."""
     token = token_of(new_account(http, "rt_proto"))
 
     async def scenario() -> None:
@@ -239,10 +267,29 @@ def test_heartbeat_unmatched_topic_and_unsupported_events(
             }
             join = await socket.push("realtime:room", "phx_join", {"config": {}})
             assert (await socket.receive())["payload"]["status"] == "ok"
-            for event in ("broadcast", "presence"):
-                await socket.push("realtime:room", event, {"event": "x", "payload": {}}, join)
-                reason = (await socket.receive())["payload"]["response"]["reason"]
-                assert "not supported" in reason
+            ref = await socket.push("realtime:room", "nonsense", {}, join)
+            message = await socket.receive()
+            assert (message["topic"], message["ref"]) == ("realtime:room", ref)
+            assert message["payload"]["response"]["reason"] == "unknown event 'nonsense'"
+            await socket.push("realtime:room", "presence", {"event": "dance"}, join)
+            reason = (await socket.receive())["payload"]["response"]["reason"]
+            assert reason == "unknown presence event 'dance'"
+            for garbage in ("not json", "[1, 2]", '{"topic": 5}', b"\x07binary"):
+                await socket.connection.send(garbage)
+                message = await socket.receive()
+                assert message["topic"] == "phoenix" and message["event"] == "phx_reply"
+                assert message["payload"]["status"] == "error"
+                assert message["payload"]["response"]["reason"].startswith("invalid frame")
+            # A payload that is not an object: answered on its channel, matched by its ref.
+            await socket.connection.send(
+                json.dumps({"topic": "realtime:room", "event": "broadcast", "payload": [1],
+                            "ref": "77", "join_ref": join})  # fmt: skip
+            )
+            message = await socket.receive()
+            assert (message["topic"], message["ref"]) == ("realtime:room", "77")
+            assert "payload must be an object" in message["payload"]["response"]["reason"]
+            ref = await socket.push("phoenix", "heartbeat", {})
+            assert (await socket.receive())["ref"] == ref, "the socket still works"
             await socket.push("realtime:room", "phx_leave", {}, join)
             assert (await socket.receive())["payload"] == {"status": "ok", "response": {}}
             await socket.push("realtime:room", "phx_leave", {}, join)
@@ -487,35 +534,67 @@ def test_places_reach_every_subscriber_and_deleted_reviews_only_their_owner(
     run(scenario)
 
 
-def test_listener_reconnects_after_losing_its_connection(
+def test_changes_made_while_the_listener_is_away_are_replayed(
     live: LiveServer, http: httpx.Client, api_db: DatabaseUnderTest
 ) -> None:
+    """The listener's connection dies; a change committed while it is away reaches the
+    subscriber once it is back (from the change log), exactly once, with no rejoin."""
     account = new_account(http, "rt_reconnect")
     listener = live.app.state.realtime.listener
 
     async def scenario() -> None:
         sub = await subscribe(live, token_of(account), [{"event": "*", "table": "preference"}])
         try:
-            before = listener.connections
+            before, replayed = listener.connections, listener.replayed
             with connect(api_db.admin_url) as conn:
                 conn.execute("SELECT pg_terminate_backend(%s)", (listener.backend_pid,))
-            started = time.perf_counter()
+            while listener.connected.is_set():  # it notices the loss
+                await asyncio.sleep(0.005)
+            response = await in_thread(
+                lambda: http.put("/preferences/park", json={"rating": 0.3}, headers=account.headers)
+            )
+            assert response.status_code == 201
+            assert listener.connections == before, "the change was made while it was away"
+            written = time.perf_counter()
+            arrived, payload = await sub.inboxes[0].next(timeout=5)
+            assert payload["data"]["record"]["category"] == "park"
+            assert listener.connections == before + 1 and listener.replayed > replayed
+            await asyncio.sleep(QUIET_PERIOD)
+            assert sub.inboxes[0].items == [], "delivered twice"
+            states = [s for s, _ in sub.states]
+            assert states == [RealtimeSubscribeStates.SUBSCRIBED], "no resync was needed"
+            print(f"\nchange made during a listener gap delivered "
+                  f"{(arrived - written) * 1000:.0f} ms after it was written")  # fmt: skip
+        finally:
+            await sub.client.close()
+
+    run(scenario)
+
+
+def test_a_long_gap_tells_channels_to_resync(
+    live: LiveServer, http: httpx.Client, api_db: DatabaseUnderTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the replay window nothing is replayed: channels get a system error and rejoin."""
+    account = new_account(http, "rt_long_gap")
+    listener = live.app.state.realtime.listener
+
+    async def scenario() -> None:
+        sub = await subscribe(live, token_of(account), [{"event": "*", "table": "preference"}])
+        try:
+            monkeypatch.setattr(listener_module, "REPLAY_SECONDS", -1.0)
+            with connect(api_db.admin_url) as conn:
+                conn.execute("SELECT pg_terminate_backend(%s)", (listener.backend_pid,))
             deadline = time.monotonic() + 5
-            while listener.connections == before:
-                assert time.monotonic() < deadline, "the listener did not reconnect"
-                await asyncio.sleep(0.02)
-            reconnected = time.perf_counter() - started
-            # Channels are told changes may have been missed; the client rejoins.
             while [s for s, _ in sub.states].count(RealtimeSubscribeStates.SUBSCRIBED) < 2:
                 assert time.monotonic() < deadline, sub.states
                 await asyncio.sleep(0.02)
             assert RealtimeSubscribeStates.CHANNEL_ERROR in [s for s, _ in sub.states]
+            monkeypatch.undo()
             await in_thread(
-                lambda: http.put("/preferences/park", json={"rating": 0.3}, headers=account.headers)
+                lambda: http.put("/preferences/zoo", json={"rating": 0.3}, headers=account.headers)
             )
             _, payload = await sub.inboxes[0].next()
-            assert payload["data"]["record"]["category"] == "park"
-            print(f"\nlistener reconnected in {reconnected * 1000:.0f} ms")
+            assert payload["data"]["record"]["category"] == "zoo"
         finally:
             await sub.client.close()
 
@@ -601,11 +680,6 @@ def test_user_rows_never_carry_password_hashes(live: LiveServer, http: httpx.Cli
             assert data["record"]["full_name"] == "Renamed"
             assert "hashed_password" not in data["record"]
             assert "hashed_password" not in {column["name"] for column in data["columns"]}
-            # A frame that is not JSON ends the connection (1007), as Phoenix would.
-            await socket.connection.send("not json")
-            with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
-                await socket.receive()
-            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1007
 
     run(scenario)
 
