@@ -4,11 +4,13 @@ made through the HTTP API reach the users allowed to read them, and only them.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import statistics
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +28,7 @@ from planwise.supabase import keys
 from tests.support.accounts import Account, new_account, new_admin
 from tests.support.databases import TEST_SUPABASE_JWT_SECRET, DatabaseUnderTest, connect
 from tests.support.live import LiveServer
+from tests.support.served import planwise_serve
 
 DELIVERY_TIMEOUT = 1.0
 LATENCY_SAMPLES = 30
@@ -282,8 +285,15 @@ def test_heartbeat_unmatched_topic_and_bad_frames(live: LiveServer, http: httpx.
                 assert message["payload"]["response"]["reason"].startswith("invalid frame")
             # A payload that is not an object: answered on its channel, matched by its ref.
             await socket.connection.send(
-                json.dumps({"topic": "realtime:room", "event": "broadcast", "payload": [1],
-                            "ref": "77", "join_ref": join})  # fmt: skip
+                json.dumps(
+                    {
+                        "topic": "realtime:room",
+                        "event": "broadcast",
+                        "payload": [1],
+                        "ref": "77",
+                        "join_ref": join,
+                    }
+                )
             )
             message = await socket.receive()
             assert (message["topic"], message["ref"]) == ("realtime:room", "77")
@@ -724,3 +734,474 @@ def test_api_keys_subscribe_as_their_roles(
             await service.client.close()
 
     run(scenario)
+
+
+# -- broadcast, presence, private channels ----------------------------------------------
+
+
+async def join(
+    socket: RawSocket, topic: str, config: dict[str, Any], join_ref: str = "j1"
+) -> dict[str, Any]:
+    await socket.push(f"realtime:{topic}", "phx_join", {"config": config}, join_ref)
+    message = await socket.receive()
+    assert message["event"] == "phx_reply", message
+    return message
+
+
+async def nothing_arrives(socket: RawSocket) -> None:
+    with pytest.raises(TimeoutError):
+        message = await socket.receive(timeout=QUIET_PERIOD)
+        raise AssertionError(f"unexpected {message}")
+
+
+def test_broadcast_between_clients_with_self_and_ack(live: LiveServer, http: httpx.Client) -> None:
+    """The official client sends, another receives; `self` echoes to the sender, `ack`
+    replies once the message is stored."""
+    alice, bob = new_account(http, "rt_bc_a"), new_account(http, "rt_bc_b")
+    topic = f"room-{uuid.uuid4().hex[:8]}"
+
+    async def scenario() -> None:
+        a = AsyncRealtimeClient(live.realtime_url, token_of(alice), max_retries=1, timeout=5)
+        b = AsyncRealtimeClient(live.realtime_url, token_of(bob), max_retries=1, timeout=5)
+        try:
+            heard_a, heard_b = Inbox(), Inbox()
+            channel_a = a.channel(topic)
+            channel_a.on_broadcast("wave", heard_a)
+            channel_b = b.channel(topic)
+            channel_b.on_broadcast("wave", heard_b)
+            for channel in (channel_a, channel_b):
+                states: list[Any] = []
+                await channel.subscribe(lambda state, _e, s=states: s.append(state))  # type: ignore[misc]
+                assert states == [RealtimeSubscribeStates.SUBSCRIBED]
+            await channel_a.send_broadcast("wave", {"from": "alice", "n": 1})
+            _, payload = await heard_b.next()
+            assert payload["event"] == "wave"
+            assert payload["payload"] == {"from": "alice", "n": 1}
+            await asyncio.sleep(QUIET_PERIOD)
+            assert heard_a.items == [], "without self the sender does not hear itself"
+        finally:
+            await a.close()
+            await b.close()
+        async with raw_socket(live, token_of(alice)) as socket:
+            config = {"broadcast": {"self": True, "ack": True}}
+            assert (await join(socket, topic, config))["payload"]["status"] == "ok"
+            ref = await socket.push(
+                f"realtime:{topic}", "broadcast",
+                {"type": "broadcast", "event": "echo", "payload": {"x": 1}}, "j1",
+            )  # fmt: skip
+            first, second = await socket.receive(), await socket.receive()
+            by_event = {m["event"]: m for m in (first, second)}
+            assert by_event["phx_reply"]["ref"] == ref
+            assert by_event["phx_reply"]["payload"]["status"] == "ok"
+            assert by_event["broadcast"]["payload"] == {
+                "type": "broadcast", "event": "echo", "payload": {"x": 1}
+            }  # fmt: skip
+            await socket.push(f"realtime:{topic}", "broadcast", {"payload": {}}, "j1")
+            reason = (await socket.receive())["payload"]["response"]["reason"]
+            assert reason == "broadcast needs an event name"
+
+    run(scenario)
+
+
+def test_binary_frames_of_protocol_2(live: LiveServer, http: httpx.Client) -> None:
+    """supabase-js sends broadcasts as binary frames (kind 3); 2.0.0 subscribers receive
+    them as binary frames (kind 4), 1.0.0 subscribers as JSON; a bytes payload reaches
+    only 2.0.0 subscribers (JSON cannot carry it, as on Supabase)."""
+    token = token_of(new_account(http, "rt_binary"))
+    topic = f"bin-{uuid.uuid4().hex[:8]}"
+
+    async def scenario() -> None:
+        async with (
+            raw_socket(live, token, vsn="2.0.0") as sender,
+            raw_socket(live, token, vsn="2.0.0") as v2,
+            raw_socket(live, token, vsn="1.0.0") as v1,
+        ):
+            for socket in (sender, v2, v1):
+                assert (await join(socket, topic, {}))["payload"]["status"] == "ok"
+            full = f"realtime:{topic}"
+            await sender.connection.send(user_broadcast_push("j1", "5", full, "cursor", {"x": 3}))
+            got = await v2.receive()
+            assert got["binary"] and got["topic"] == full
+            assert got["payload"] == {"type": "broadcast", "event": "cursor", "payload": {"x": 3}}
+            got = await v1.receive()
+            assert got["event"] == "broadcast" and got["ref"] is None
+            assert got["payload"] == {"type": "broadcast", "event": "cursor", "payload": {"x": 3}}
+            raw = bytes(range(256))
+            await sender.connection.send(
+                user_broadcast_push("j1", "6", full, "blob", raw, encoding=0)
+            )
+            got = await v2.receive()
+            assert got["payload"]["event"] == "blob" and got["payload"]["payload"] == raw
+            await nothing_arrives(v1)
+            # A binary push of another kind: an error reply on its channel, socket open.
+            parts = [p.encode() for p in ("j1", "9", full, "presence")]
+            await sender.connection.send(bytes([0, *map(len, parts)]) + b"".join(parts) + b"x")
+            message = await sender.receive()
+            assert (message["topic"], message["ref"]) == (full, "9")
+            assert "only accepted for broadcasts" in message["payload"]["response"]["reason"]
+            bad_json = user_broadcast_push("j1", "10", full, "e", b"{nope", encoding=0)
+            await sender.connection.send(bad_json[:6] + b"\x01" + bad_json[7:])
+            message = await sender.receive()
+            assert (message["ref"], message["payload"]["status"]) == ("10", "error")
+
+    run(scenario)
+
+
+def test_presence_state_and_diffs(live: LiveServer, http: httpx.Client) -> None:
+    """Track and untrack with the official client: presence_state on join, presence_diff
+    joins and leaves, and a leave when a tracking client goes away."""
+    alice, bob = new_account(http, "rt_pr_a"), new_account(http, "rt_pr_b")
+    topic = f"lobby-{uuid.uuid4().hex[:8]}"
+
+    async def scenario() -> None:
+        a = AsyncRealtimeClient(live.realtime_url, token_of(alice), max_retries=1, timeout=5)
+        b = AsyncRealtimeClient(live.realtime_url, token_of(bob), max_retries=1, timeout=5)
+        try:
+            channel_a = a.channel(topic, {"config": {"presence": {"key": "alice"}}})
+            synced, joins, leaves = Inbox(), Inbox(), Inbox()
+            channel_a.on_presence_sync(lambda: synced({}))
+            channel_a.on_presence_join(lambda key, _cur, new: joins({"key": key, "new": new}))
+            channel_a.on_presence_leave(lambda key, _cur, left: leaves({"key": key}))
+            await channel_a.subscribe()
+            await synced.next()  # the (empty) presence_state
+            await channel_a.track({"status": "online"})
+            _, joined = await joins.next()
+            assert joined["key"] == "alice" and joined["new"][0]["status"] == "online"
+            channel_b = b.channel(topic, {"config": {"presence": {"key": "bob"}}})
+            bob_synced = Inbox()
+            channel_b.on_presence_sync(lambda: bob_synced({}))
+            await channel_b.subscribe()
+            await bob_synced.next()
+            assert set(channel_b.presence_state()) == {"alice"}, "presence_state on join"
+            await channel_b.track({"status": "away"})
+            _, joined = await joins.next()
+            assert joined["key"] == "bob"
+            deadline = time.monotonic() + DELIVERY_TIMEOUT
+            while set(channel_a.presence_state()) != {"alice", "bob"}:
+                assert time.monotonic() < deadline, channel_a.presence_state()
+                await asyncio.sleep(0.02)
+            await channel_b.untrack()
+            _, left = await leaves.next()
+            assert left["key"] == "bob"
+            await channel_b.track({"status": "back"})
+            await joins.next()
+            await b.close()  # going away untracks
+            _, left = await leaves.next()
+            assert left["key"] == "bob"
+            assert set(channel_a.presence_state()) == {"alice"}
+        finally:
+            await a.close()
+            await b.close()
+
+    run(scenario)
+
+
+OWN_ROOM_POLICIES = """
+CREATE POLICY rt_test_read_own_room ON realtime.messages FOR SELECT TO authenticated
+    USING (realtime.topic() = 'rt-room-' || (SELECT auth.uid())::text);
+CREATE POLICY rt_test_write_own_room ON realtime.messages FOR INSERT TO authenticated
+    WITH CHECK (realtime.topic() = 'rt-room-' || (SELECT auth.uid())::text
+                AND extension = 'broadcast');
+"""
+
+
+def test_private_channels_follow_rls_policies_on_realtime_messages(
+    live: LiveServer, http: httpx.Client, api_db: DatabaseUnderTest
+) -> None:
+    """Supabase's own policy idiom: a user reads and writes only their room; another
+    user's room is refused at join, presence writes are refused by the policy, and the
+    service_role key may join any private channel."""
+    with connect(api_db.admin_url) as conn:
+        conn.execute("DROP POLICY IF EXISTS rt_test_read_own_room ON realtime.messages")
+        conn.execute("DROP POLICY IF EXISTS rt_test_write_own_room ON realtime.messages")
+        conn.execute(OWN_ROOM_POLICIES)
+    alice, bob = str(uuid.uuid4()), str(uuid.uuid4())
+    tokens = {
+        who: jwt.encode(
+            {
+                "sub": who,
+                "aud": "authenticated",
+                "role": "authenticated",
+                "exp": int(time.time()) + 600,
+            },
+            TEST_SUPABASE_JWT_SECRET,
+            algorithm="HS256",
+        )
+        for who in (alice, bob)
+    }
+    project_keys = keys.api_keys(live_settings_of(live))
+    private = {"private": True, "broadcast": {"self": True, "ack": True}}
+
+    async def scenario() -> None:
+        async with (
+            raw_socket(live, tokens[alice]) as a,
+            raw_socket(live, tokens[bob]) as b,
+            raw_socket(live, project_keys.service_role) as service,
+        ):
+            room = f"rt-room-{alice}"
+            assert (await join(a, room, private))["payload"]["status"] == "ok"
+            refused = await join(b, room, private)
+            assert refused["payload"]["status"] == "error"
+            assert refused["payload"]["response"]["reason"] == (
+                f"Unauthorized: You do not have permissions to read from this Channel topic: {room}"
+            )
+            # The public channel of the same name is another topic: open to Bob, and
+            # nothing sent there reaches the private one.
+            assert (await join(b, room, {}))["payload"]["status"] == "ok"
+            assert (await join(service, room, private))["payload"]["status"] == "ok"
+            await b.push(f"realtime:{room}", "broadcast",
+                         {"type": "broadcast", "event": "x", "payload": {}}, "j1")  # fmt: skip
+            hi = {"type": "broadcast", "event": "hi", "payload": {"n": 1}}
+            ref = await a.push(f"realtime:{room}", "broadcast", hi, "j1")
+            got = {m["event"]: m for m in (await a.receive(), await a.receive())}
+            assert got["phx_reply"]["ref"] == ref and got["broadcast"]["payload"]["event"] == "hi"
+            assert (await service.receive())["payload"]["payload"] == {"n": 1}
+            await nothing_arrives(b)
+            await a.push(f"realtime:{room}", "presence", {"event": "track", "payload": {}}, "j1")
+            reason = (await a.receive())["payload"]["response"]["reason"]
+            assert reason == "Unauthorized: presence is not allowed"
+
+    run(scenario)
+
+
+def live_settings_of(live: LiveServer) -> Settings:
+    settings: Settings = live.app.state.realtime.settings
+    return settings
+
+
+def test_rest_broadcast_with_the_service_role_key(live: LiveServer, http: httpx.Client) -> None:
+    """`POST /realtime/v1/api/broadcast` (what servers call) and the per-topic endpoint of
+    `http_send`; private messages only where policies allow, bad bodies 4xx."""
+    token = token_of(new_account(http, "rt_rest"))
+    project_keys = keys.api_keys(live_settings_of(live))
+    topic = f"news-{uuid.uuid4().hex[:8]}"
+    api = f"{live.url}/realtime/v1/api/broadcast"
+    service = {"apikey": project_keys.service_role,
+               "Authorization": f"Bearer {project_keys.service_role}"}  # fmt: skip
+
+    async def scenario() -> None:
+        async with raw_socket(live, token) as socket:
+            assert (await join(socket, topic, {}))["payload"]["status"] == "ok"
+            body = {"messages": [{"topic": topic, "event": "flash", "payload": {"n": 1}}]}
+            response = await in_thread(lambda: httpx.post(api, json=body, headers=service))
+            assert response.status_code == 202 and response.content == b""
+            got = await socket.receive()
+            assert got["payload"] == {"type": "broadcast", "event": "flash", "payload": {"n": 1}}
+            private = {"messages": [{**body["messages"][0], "private": True}]}
+            response = await in_thread(lambda: httpx.post(api, json=private, headers=service))
+            assert response.status_code == 202
+            await nothing_arrives(socket)  # a private message never reaches a public channel
+            response = await in_thread(
+                lambda: httpx.post(f"{api}/{topic}/events/ping", json={"m": 2}, headers=service)
+            )
+            assert response.status_code == 202
+            assert (await socket.receive())["payload"]["payload"] == {"m": 2}
+        for headers, payload, code in (
+            ({}, body, 401),
+            ({"apikey": "nope"}, body, 401),
+            (service, {"messages": []}, 422),
+            (service, {"messages": [{"topic": topic}]}, 422),
+        ):
+            response = await in_thread(
+                lambda h=headers, p=payload: httpx.post(api, json=p, headers=h)  # type: ignore[misc]
+            )
+            assert response.status_code == code, response.text
+            assert "message" in response.json()
+        response = await in_thread(
+            lambda: httpx.post(
+                api, content=b"{", headers={**service, "content-type": "application/json"}
+            )
+        )
+        assert response.status_code == 422
+
+    run(scenario)
+
+
+def test_a_forged_notify_delivers_nothing(
+    live: LiveServer, http: httpx.Client, api_db: DatabaseUnderTest
+) -> None:
+    """Any database login may NOTIFY; what it names must be a change log (or bus) row
+    not yet delivered, which only the triggers (or the API) can write."""
+    account = new_account(http, "rt_forged")
+    listener = live.app.state.realtime.listener
+    topic = f"forged-{uuid.uuid4().hex[:8]}"
+
+    async def scenario() -> None:
+        sub = await subscribe(live, token_of(account), [{"event": "*", "table": "preference"}])
+        try:
+            async with raw_socket(live, token_of(account)) as socket:
+                assert (await join(socket, topic, {}))["payload"]["status"] == "ok"
+                response = await in_thread(
+                    lambda: http.put(
+                        "/preferences/museum", json={"rating": 0.5}, headers=account.headers
+                    )
+                )
+                assert response.status_code == 201
+                _, real = await sub.inboxes[0].next()  # the positive control
+                row_id = real["data"]["record"]["id"]
+                with connect(api_db.app_url) as conn:  # app_service: the API's own login
+                    last = conn.execute("SELECT max(id) FROM planwise_realtime.change_log")
+                    (logged,) = last.fetchone()  # type: ignore[misc]
+                    with pytest.raises(Exception, match="permission denied"):
+                        conn.execute(
+                            "INSERT INTO planwise_realtime.change_log (table_name, op, rows) "
+                            "VALUES ('preference', 'DELETE', '[[1, 1]]')"
+                        )
+                ignored = listener.ignored
+                forged = [
+                    ("planwise_changes", json.dumps({"table": "preference", "type": "DELETE",
+                                                     "at": "x", "rows": [[row_id, account.id]]})),
+                    ("planwise_changes", str(logged)),  # already delivered
+                    ("planwise_changes", str(logged + 1000)),  # no such row
+                    ("planwise_changes", "1"),  # older than the process, or pruned
+                    ("planwise_bus", "999999999"),
+                ]  # fmt: skip
+                with connect(api_db.admin_url) as conn:
+                    for channel, payload in forged:
+                        conn.execute("SELECT pg_notify(%s, %s)", (channel, payload))
+                deadline = time.monotonic() + DELIVERY_TIMEOUT
+                while listener.ignored < ignored + len(forged):
+                    assert time.monotonic() < deadline, (listener.ignored, ignored)
+                    await asyncio.sleep(0.02)
+                await asyncio.sleep(QUIET_PERIOD)
+                assert sub.inboxes[0].items == [], "a forged NOTIFY was delivered"
+                await nothing_arrives(socket)
+        finally:
+            await sub.client.close()
+
+    run(scenario)
+
+
+def test_deactivating_a_user_closes_their_channels(
+    live: LiveServer, http: httpx.Client, api_db: DatabaseUnderTest
+) -> None:
+    alice, bob = new_account(http, "rt_deact_a"), new_account(http, "rt_deact_b")
+
+    async def scenario() -> None:
+        a = await subscribe(live, token_of(alice), [{"event": "*", "table": "preference"}])
+        b = await subscribe(live, token_of(bob), [{"event": "*", "table": "preference"}])
+        try:
+            with connect(api_db.admin_url) as conn:
+                conn.execute('UPDATE "user" SET is_active = false WHERE id = %s', (alice.id,))
+            deadline = time.monotonic() + DELIVERY_TIMEOUT
+            while a.states[-1][0] != RealtimeSubscribeStates.CLOSED:
+                assert time.monotonic() < deadline, a.states
+                await asyncio.sleep(0.02)
+            assert any("user deactivated" in str(error) for _, error in a.states)
+            hub = live.app.state.realtime.hub
+            assert not [c for c in hub.channels if c.reader == alice.id]
+            assert b.states[-1][0] == RealtimeSubscribeStates.SUBSCRIBED, "Bob keeps his"
+            refused = await subscribe(live, token_of(alice), [{"event": "*", "table": "review"}])
+            assert refused.states[-1][0] == RealtimeSubscribeStates.CHANNEL_ERROR
+            await refused.client.close()
+        finally:
+            with connect(api_db.admin_url) as conn:
+                conn.execute('UPDATE "user" SET is_active = true WHERE id = %s', (alice.id,))
+            await a.client.close()
+            await b.client.close()
+
+    run(scenario)
+
+
+# -- several API processes ---------------------------------------------------------------
+
+SUBSCRIBERS = 100
+BROADCASTS = 40
+
+
+@pytest.fixture(scope="module")
+def two_workers(
+    create_migrated_database: Callable[[str], DatabaseUnderTest],
+    api_settings: Settings,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[str, DatabaseUnderTest]]:
+    """`planwise serve --workers 2` over a database of its own."""
+    database = create_migrated_database("planwise_rt_workers")
+    home = tmp_path_factory.mktemp("rt_workers")
+    env = {
+        **os.environ,
+        "DATABASE_URL": database.app_url,
+        "MIGRATION_DATABASE_URL": database.admin_url,
+        "JWT_SECRET": api_settings.jwt_secret.get_secret_value(),
+        "SUPABASE_JWT_SECRET": TEST_SUPABASE_JWT_SECRET,
+        "PLANWISE_ENV": "test",
+        "STORAGE_DIR": str(home / "storage"),
+    }
+    with planwise_serve(env, home / "serve.log", "--workers", "2") as base:
+        yield base, database
+
+
+def test_two_workers_behave_as_one(
+    two_workers: tuple[str, DatabaseUnderTest], api_settings: Settings
+) -> None:
+    """100 subscribers spread over two uvicorn workers all receive every broadcast and
+    the presence of a client of either worker; broadcast latency is measured."""
+    base, database = two_workers
+    anon = keys.api_keys(api_settings).anon
+    url = base.replace("http://", "ws://") + f"/realtime/v1/websocket?apikey={anon}&vsn=1.0.0"
+    topic = f"realtime:crowd-{uuid.uuid4().hex[:8]}"
+    latencies: list[float] = []
+    counted: list[int] = []
+
+    def listeners() -> int:
+        with connect(database.admin_url) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND application_name = 'planwise-realtime'"
+            ).fetchone()
+            return int(row[0]) if row else 0
+
+    async def scenario() -> None:
+        async with contextlib.AsyncExitStack() as stack:
+            sockets: list[RawSocket] = []
+            while len(sockets) < SUBSCRIBERS or (listeners() < 2 and len(sockets) < 300):
+                connection = await stack.enter_async_context(websockets.connect(url))
+                socket = RawSocket(connection, "1.0.0")
+                config = {"presence": {"key": f"s{len(sockets)}", "enabled": True}}
+                await socket.push(topic, "phx_join", {"config": config}, "j1")
+                assert (await socket.receive(5))["payload"]["status"] == "ok"
+                assert (await socket.receive(5))["event"] == "presence_state"
+                sockets.append(socket)
+            assert listeners() == 2, "the subscribers are not spread over both workers"
+            counted.append(len(sockets) - 1)
+            sender, *subscribers = sockets
+            await sender.push(topic, "presence", {"event": "track", "payload": {"on": 1}}, "j1")
+            assert (await sender.receive(5))["payload"]["status"] == "ok"
+            for socket in sockets:  # everyone, on either worker, sees the sender join
+                diff = await socket.receive(5)
+                assert diff["event"] == "presence_diff", diff
+                assert list(diff["payload"]["joins"]) == ["s0"]
+            arrivals: list[list[tuple[int, float]]] = [[] for _ in subscribers]
+
+            async def read(socket: RawSocket, into: list[tuple[int, float]]) -> None:
+                while len(into) < BROADCASTS:
+                    message = await socket.receive(10)
+                    into.append((message["payload"]["payload"]["n"], time.perf_counter()))
+
+            readers = [
+                asyncio.create_task(read(s, a)) for s, a in zip(subscribers, arrivals, strict=True)
+            ]
+            sent: list[float] = []
+            for n in range(BROADCASTS):
+                sent.append(time.perf_counter())
+                body = {"type": "broadcast", "event": "tick", "payload": {"n": n}}
+                await sender.push(topic, "broadcast", body, "j1")
+                while any(len(a) <= n for a in arrivals):
+                    assert not any(r.done() and r.exception() for r in readers)
+                    await asyncio.sleep(0.001)
+            await asyncio.gather(*readers)
+            for got in arrivals:
+                assert [n for n, _ in got] == list(range(BROADCASTS)), "lost or reordered"
+                latencies.extend(at - sent[n] for n, at in got)
+            late = RawSocket(await stack.enter_async_context(websockets.connect(url)), "1.0.0")
+            await late.push(topic, "phx_join", {"config": {"presence": {"enabled": True}}}, "j1")
+            await late.receive(5)
+            state = await late.receive(5)
+            assert state["event"] == "presence_state" and list(state["payload"]) == ["s0"]
+
+    run(scenario)
+    ms = sorted(x * 1000 for x in latencies)
+    p50, p99 = ms[len(ms) // 2], ms[int(len(ms) * 0.99)]
+    print(f"\nbroadcast to {counted[0]} subscribers over 2 workers: p50 {p50:.1f} ms, "
+          f"p99 {p99:.1f} ms, max {ms[-1]:.1f} ms over {len(ms)} deliveries")  # fmt: skip
+    assert len(latencies) == BROADCASTS * counted[0]

@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,11 +15,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.support.cli import PLANWISE
 from tests.support.databases import TEST_JWT_SECRET, TEST_SUPABASE_JWT_SECRET, DatabaseUnderTest
+from tests.support.served import planwise_serve
 
 API_DIR = Path(__file__).resolve().parents[1]
 JS_DIR = API_DIR.parent / "clients" / "js"
@@ -32,13 +30,6 @@ SCRIPT_TIMEOUT_S = 180
 class Stack:
     env: dict[str, str]  # the server's environment plus SUPABASE_URL and the two keys
     log: Path
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")
@@ -58,17 +49,8 @@ def stack(
         "PLANWISE_ENV": "test",
         "STORAGE_DIR": str(home / "storage"),
     }
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
     log = home / "serve.log"
-    with log.open("wb") as output:
-        server = subprocess.Popen(
-            [PLANWISE, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )  # fmt: skip
-    try:
-        _wait_healthy(base, server, log)
+    with planwise_serve(env, log) as base:
         status = subprocess.run(
             [PLANWISE, "supabase", "status", "-o", "json", "--api-url", base],
             env=env, capture_output=True, text=True, check=False, timeout=60,
@@ -85,28 +67,6 @@ def stack(
             },
             log=log,
         )
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-
-
-def _wait_healthy(base: str, server: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        if server.poll() is not None:
-            pytest.fail(f"planwise serve exited ({server.returncode}):\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail(f"planwise serve not healthy within 60 s:\n{log.read_text()[-3000:]}")
-        time.sleep(0.2)
 
 
 def _run_contract(stack: Stack, command: list[str], cwd: Path) -> None:
