@@ -960,6 +960,10 @@ def test_private_channels_follow_rls_policies_on_realtime_messages(
             await a.push(f"realtime:{room}", "presence", {"event": "track", "payload": {}}, "j1")
             reason = (await a.receive())["payload"]["response"]["reason"]
             assert reason == "Unauthorized: presence is not allowed"
+            # A new token is checked against the policies again: Bob's ends the channel.
+            await a.push(f"realtime:{room}", "access_token", {"access_token": tokens[bob]}, "j1")
+            events = [(await a.receive())["event"] for _ in range(3)]
+            assert events == ["phx_reply", "system", "phx_close"], events
 
     run(scenario)
 

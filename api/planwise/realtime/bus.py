@@ -105,21 +105,23 @@ def read_changes(engine: Engine, ids: Sequence[int]) -> list[LoggedChange]:
     return read_in_autocommit(engine, run)
 
 
+RECENT_CHANGES = text(
+    "SELECT id FROM planwise_realtime.change_log "
+    "WHERE logged_at > clock_timestamp() - make_interval(secs => :age) ORDER BY id"
+)
+RECENT_MESSAGES = text(
+    "SELECT id FROM planwise_realtime.bus "
+    "WHERE logged_at > clock_timestamp() - make_interval(secs => :age) ORDER BY id"
+)
+
+
 def recent_ids(engine: Engine) -> tuple[list[int], list[int]]:
     """Ids of the changes and bus messages of the replay window, oldest first."""
-    window = "logged_at > clock_timestamp() - make_interval(secs => :age) ORDER BY id"
 
     def run(connection: Connection) -> tuple[list[int], list[int]]:
         params = {"age": REPLAY_SECONDS}
-        changes = connection.execute(
-            text(f"SELECT id FROM planwise_realtime.change_log WHERE {window}"),
-            params,  # noqa: S608
-        )
-        bus = connection.execute(
-            text(f"SELECT id FROM planwise_realtime.bus WHERE {window}"),
-            params,  # noqa: S608
-        )
-        return [r.id for r in changes], [r.id for r in bus]
+        changes = [r.id for r in connection.execute(RECENT_CHANGES, params)]
+        return changes, [r.id for r in connection.execute(RECENT_MESSAGES, params)]
 
     return read_in_autocommit(engine, run)
 

@@ -88,11 +88,17 @@ async def configure(
     channel.presence_enabled = _flag(presence, "enabled")
     key = presence.get("key") if isinstance(presence, dict) else None
     channel.presence_key = key if isinstance(key, str) and key else str(uuid.uuid1())
-    if not private:
-        return None
+    return await authorize(realtime, channel) if private else None
+
+
+async def authorize(realtime: Realtime, channel: Channel) -> str | None:
+    """A private channel's policies, read (again) at join and when its token changes; the
+    reason when it may not read the topic."""
+    subtopic = channel.topic.removeprefix(TOPIC_PREFIX)
+    assert channel.identity is not None
     try:
         allowed = await asyncio.to_thread(
-            policies.authorize, realtime.engine, caller.identity, subtopic
+            policies.authorize, realtime.engine, channel.identity, subtopic
         )
     except (DBAPIError, PoolTimeout, OSError):
         return UNAVAILABLE

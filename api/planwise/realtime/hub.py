@@ -326,9 +326,6 @@ class Hub:
             if channel.reader not in active:
                 self.close_channel(channel, "user deactivated or deleted")
 
-    def wants(self, table: str, event: str) -> bool:
-        return any(b.wants(table, event) for c in self.channels for b in c.bindings)
-
     def close_channel(self, channel: Channel, message: str) -> None:
         """End a channel from the server side, as Realtime does: system error, phx_close."""
         self.remove(channel)

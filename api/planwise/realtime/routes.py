@@ -263,6 +263,10 @@ class Connection:
         channel.reader = subscriber.reader
         channel.expires_at = subscriber.expires_at
         channel.identity = subscriber.identity
+        if channel.private and (refused := await channels.authorize(self.realtime, channel)):
+            self.send(error_reply(frame, refused))
+            self.hub.close_channel(channel, refused)
+            return
         self.send(reply(frame, "ok", {}))
 
 
