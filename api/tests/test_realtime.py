@@ -547,14 +547,23 @@ def test_places_reach_every_subscriber_and_deleted_reviews_only_their_owner(
 def test_changes_made_while_the_listener_is_away_are_replayed(
     live: LiveServer, http: httpx.Client, api_db: DatabaseUnderTest
 ) -> None:
-    """The listener's connection dies; a change committed while it is away reaches the
-    subscriber once it is back (from the change log), exactly once, with no rejoin."""
+    """The listener's connection dies; a change committed and a broadcast sent while it
+    is away reach their subscribers once it is back (from the change log and the bus),
+    exactly once, with no rejoin; presence channels get a fresh presence_state."""
     account = new_account(http, "rt_reconnect")
     listener = live.app.state.realtime.listener
+    service_role = keys.api_keys(live_settings_of(live)).service_role
+    topic = f"gap-{uuid.uuid4().hex[:8]}"
 
     async def scenario() -> None:
         sub = await subscribe(live, token_of(account), [{"event": "*", "table": "preference"}])
+        socket_context = raw_socket(live, token_of(account))
+        socket = await socket_context.__aenter__()
         try:
+            assert (await join(socket, topic, {"presence": {"enabled": True}}))["payload"][
+                "status"
+            ] == "ok"
+            assert (await socket.receive())["event"] == "presence_state"
             before, replayed = listener.connections, listener.replayed
             with connect(api_db.admin_url) as conn:
                 conn.execute("SELECT pg_terminate_backend(%s)", (listener.backend_pid,))
@@ -564,6 +573,15 @@ def test_changes_made_while_the_listener_is_away_are_replayed(
                 lambda: http.put("/preferences/park", json={"rating": 0.3}, headers=account.headers)
             )
             assert response.status_code == 201
+            body = {"messages": [{"topic": topic, "event": "during", "payload": {"gap": True}}]}
+            response = await in_thread(
+                lambda: httpx.post(
+                    f"{live.url}/realtime/v1/api/broadcast",
+                    json=body,
+                    headers={"apikey": service_role},
+                )
+            )
+            assert response.status_code == 202
             assert listener.connections == before, "the change was made while it was away"
             written = time.perf_counter()
             arrived, payload = await sub.inboxes[0].next(timeout=5)
@@ -573,9 +591,13 @@ def test_changes_made_while_the_listener_is_away_are_replayed(
             assert sub.inboxes[0].items == [], "delivered twice"
             states = [s for s, _ in sub.states]
             assert states == [RealtimeSubscribeStates.SUBSCRIBED], "no resync was needed"
+            got = [await socket.receive(), await socket.receive()]
+            assert [m["event"] for m in got] == ["broadcast", "presence_state"], got
+            assert got[0]["payload"]["payload"] == {"gap": True}
             print(f"\nchange made during a listener gap delivered "
                   f"{(arrived - written) * 1000:.0f} ms after it was written")  # fmt: skip
         finally:
+            await socket_context.__aexit__(None, None, None)
             await sub.client.close()
 
     run(scenario)

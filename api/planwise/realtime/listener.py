@@ -81,6 +81,7 @@ class Seen:
 
 
 Item = tuple[str, int]  # (channel, row id)
+RESYNC = "resync presence"
 
 
 class ChangeListener:
@@ -154,7 +155,8 @@ class ChangeListener:
                 if item not in self.seen[channel]:
                     self.replayed += 1
                     self._enqueue(channel, item)
-        await self.hub.resync_presence()
+        # After the replayed messages: replayed presence diffs are then superseded.
+        self._enqueue(RESYNC, 0)
 
     async def _listen(self) -> None:
         delay = FIRST_RETRY_SECONDS
@@ -219,8 +221,11 @@ class ChangeListener:
 
     async def _deliver(self, batch: list[Item]) -> None:
         wanted: dict[str, list[int]] = {CHANGES_CHANNEL: [], BUS_CHANNEL: []}
+        resync = False
         for channel, item in batch:
-            if item not in self.seen[channel] and item not in wanted[channel]:
+            if channel == RESYNC:
+                resync = True
+            elif item not in self.seen[channel] and item not in wanted[channel]:
                 wanted[channel].append(item)
         if wanted[BUS_CHANNEL]:
             messages = await asyncio.to_thread(bus.read_bus, self.hub.engine, wanted[BUS_CHANNEL])
@@ -245,3 +250,5 @@ class ChangeListener:
                         await self.hub.dispatch(change)
                     except Exception:
                         logger.exception("realtime: delivering a %s change failed", row.table)
+        if resync:
+            await self.hub.resync_presence()
