@@ -23,6 +23,7 @@ from realtime import AsyncRealtimeClient, RealtimeSubscribeStates
 from realtime.message import ServerMessageAdapter
 
 from planwise.config import Settings
+from planwise.realtime import bus
 from planwise.realtime import listener as listener_module
 from planwise.supabase import keys
 from tests.support.accounts import Account, new_account, new_admin
@@ -304,6 +305,10 @@ def test_heartbeat_unmatched_topic_and_bad_frames(live: LiveServer, http: httpx.
             assert (await socket.receive())["payload"] == {"status": "ok", "response": {}}
             await socket.push("realtime:room", "phx_leave", {}, join)
             assert (await socket.receive())["payload"]["response"]["reason"] == "unmatched topic"
+            await socket.connection.send("x" * (256 * 1024 + 1))  # past the frame limit
+            with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
+                await socket.receive()
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
 
     run(scenario)
 
@@ -1027,6 +1032,11 @@ def test_rest_broadcast_with_the_service_role_key(live: LiveServer, http: httpx.
             ({"apikey": "nope"}, body, 401),
             (service, {"messages": []}, 422),
             (service, {"messages": [{"topic": topic}]}, 422),
+            (
+                service,
+                {"messages": [{"topic": topic, "event": "e", "payload": {"x": "y" * 2**20}}]},
+                413,
+            ),
         ):
             response = await in_thread(
                 lambda h=headers, p=payload: httpx.post(api, json=p, headers=h)  # type: ignore[misc]
@@ -1231,3 +1241,35 @@ def test_two_workers_behave_as_one(
     print(f"\nbroadcast to {counted[0]} subscribers over 2 workers: p50 {p50:.1f} ms, "
           f"p99 {p99:.1f} ms, max {ms[-1]:.1f} ms over {len(ms)} deliveries")  # fmt: skip
     assert len(latencies) == BROADCASTS * counted[0]
+
+
+def test_presences_of_a_dead_process_expire_as_leaves(
+    live: LiveServer, http: httpx.Client, api_db: DatabaseUnderTest
+) -> None:
+    """A process that died without untracking: its presences are not refreshed, expire,
+    and the keep-alive of any live process announces them as leaves."""
+    token = token_of(new_account(http, "rt_expire"))
+    topic = f"ghosts-{uuid.uuid4().hex[:8]}"
+    engine = live.app.state.realtime.engine
+
+    async def scenario() -> None:
+        async with raw_socket(live, token) as socket:
+            assert (await join(socket, topic, {"presence": {"enabled": True}}))["payload"][
+                "status"
+            ] == "ok"
+            await socket.receive()  # presence_state
+            ghost = bus.bus_topic(topic, private=False)
+            await in_thread(
+                lambda: bus.track(engine, ghost, "ghost", "ref-ghost", None, "dead", {})  # type: ignore[func-returns-value]
+            )
+            assert list((await socket.receive())["payload"]["joins"]) == ["ghost"]
+            with connect(api_db.admin_url) as conn:
+                conn.execute(
+                    "UPDATE planwise_realtime.presence SET expires_at = now() - interval '1 s' "
+                    "WHERE worker = 'dead'"
+                )
+            await in_thread(lambda: bus.keep_alive(engine, "alive"))  # type: ignore[func-returns-value]
+            diff = await socket.receive()
+            assert diff["event"] == "presence_diff" and list(diff["payload"]["leaves"]) == ["ghost"]
+
+    run(scenario)

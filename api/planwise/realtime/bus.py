@@ -77,32 +77,26 @@ def publish(
         _publish(connection, topic, kind, body, binary)
 
 
-def read_bus(engine: Engine, ids: Sequence[int]) -> list[BusMessage]:
+def _read_recent(engine: Engine, table: str, columns: str, ids: Sequence[int]) -> list[Any]:
+    """The rows among `ids` logged within the replay window, by id: a row older than that
+    is not delivered, whoever names it."""
     query = text(
-        "SELECT id, topic, kind, body, binary_body FROM planwise_realtime.bus "
+        f"SELECT {columns} FROM planwise_realtime.{table} "  # noqa: S608 - constants
         "WHERE id = ANY(:ids) AND logged_at > clock_timestamp() - make_interval(secs => :age) "
         "ORDER BY id"
     )
+    params = {"ids": list(ids), "age": REPLAY_SECONDS}
+    return read_in_autocommit(engine, lambda c: list(c.execute(query, params)))
 
-    def run(connection: Connection) -> list[BusMessage]:
-        rows = connection.execute(query, {"ids": list(ids), "age": REPLAY_SECONDS})
-        return [BusMessage(r.id, r.topic, r.kind, r.body, r.binary_body) for r in rows]
 
-    return read_in_autocommit(engine, run)
+def read_bus(engine: Engine, ids: Sequence[int]) -> list[BusMessage]:
+    rows = _read_recent(engine, "bus", "id, topic, kind, body, binary_body", ids)
+    return [BusMessage(r.id, r.topic, r.kind, r.body, r.binary_body) for r in rows]
 
 
 def read_changes(engine: Engine, ids: Sequence[int]) -> list[LoggedChange]:
-    query = text(
-        "SELECT id, table_name, op, at, rows FROM planwise_realtime.change_log "
-        "WHERE id = ANY(:ids) AND logged_at > clock_timestamp() - make_interval(secs => :age) "
-        "ORDER BY id"
-    )
-
-    def run(connection: Connection) -> list[LoggedChange]:
-        rows = connection.execute(query, {"ids": list(ids), "age": REPLAY_SECONDS})
-        return [LoggedChange(r.id, r.table_name, r.op, r.at, r.rows) for r in rows]
-
-    return read_in_autocommit(engine, run)
+    rows = _read_recent(engine, "change_log", "id, table_name, op, at, rows", ids)
+    return [LoggedChange(r.id, r.table_name, r.op, r.at, r.rows) for r in rows]
 
 
 RECENT_CHANGES = text(
