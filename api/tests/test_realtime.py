@@ -1080,8 +1080,8 @@ def test_a_forged_notify_delivers_nothing(
                     (logged,) = last.fetchone()  # type: ignore[misc]
                     with pytest.raises(Exception, match="permission denied"):
                         conn.execute(
-                            "INSERT INTO planwise_realtime.change_log (table_name, op, rows) "
-                            "VALUES ('preference', 'DELETE', '[[1, 1]]')"
+                            "INSERT INTO planwise_realtime.change_log (table_name, op, keys) "
+                            "VALUES ('preference', 'DELETE', '{1}')"
                         )
                 ignored = listener.ignored
                 forged = [

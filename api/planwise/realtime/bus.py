@@ -49,7 +49,8 @@ class LoggedChange:
     table: str
     type: str
     at: str
-    rows: list[Any]
+    keys: list[str]
+    owners: list[int | None] | None
 
 
 PUBLISH = text(
@@ -95,8 +96,8 @@ def read_bus(engine: Engine, ids: Sequence[int]) -> list[BusMessage]:
 
 
 def read_changes(engine: Engine, ids: Sequence[int]) -> list[LoggedChange]:
-    rows = _read_recent(engine, "change_log", "id, table_name, op, at, rows", ids)
-    return [LoggedChange(r.id, r.table_name, r.op, r.at, r.rows) for r in rows]
+    rows = _read_recent(engine, "change_log", "id, table_name, op, at, keys, owners", ids)
+    return [LoggedChange(r.id, r.table_name, r.op, r.at, r.keys, r.owners) for r in rows]
 
 
 RECENT_CHANGES = text(

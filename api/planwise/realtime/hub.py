@@ -45,13 +45,15 @@ class TableSpec:
     """Column naming the user a row belongs to; None when every user may read every row."""
     hidden: frozenset[str] = frozenset()
     """Columns never sent, whoever asks."""
+    integer_key: bool = True
+    """The change log holds keys as text; these are integers."""
 
 
 PUBLISHED: dict[str, TableSpec] = {
     spec.name: spec
     for spec in (
         TableSpec("user", "id", "id", frozenset({"hashed_password"})),
-        TableSpec("place", "id", None),
+        TableSpec("place", "id", None, integer_key=False),
         TableSpec("review", "id", "user_id"),
         TableSpec("preference", "id", "user_id"),
     )

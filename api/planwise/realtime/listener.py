@@ -52,12 +52,13 @@ def listen_url(settings: Settings) -> str:
 
 def to_change(logged: LoggedChange) -> Change | None:
     """A change log row as the hub's Change, or None when it names nothing we publish."""
-    if logged.table not in PUBLISHED or logged.type not in ("INSERT", "UPDATE", "DELETE"):
+    spec = PUBLISHED.get(logged.table)
+    if spec is None or logged.type not in ("INSERT", "UPDATE", "DELETE"):
         return None
+    owners = logged.owners or [None] * len(logged.keys)
     rows = tuple(
-        ChangedRow(item[0], item[1] if isinstance(item[1], int) else None)
-        for item in logged.rows
-        if isinstance(item, list) and len(item) == 2 and isinstance(item[0], int | str)
+        ChangedRow(int(key) if spec.integer_key else key, owner)
+        for key, owner in zip(logged.keys, owners, strict=False)
     )
     return Change(logged.table, logged.type, logged.at, rows)
 
