@@ -23,6 +23,7 @@ from realtime import AsyncRealtimeClient, RealtimeSubscribeStates
 from realtime.message import ServerMessageAdapter
 
 from planwise.config import Settings
+from planwise.db import migrations
 from planwise.realtime import bus
 from planwise.realtime import listener as listener_module
 from planwise.supabase import keys
@@ -1273,3 +1274,34 @@ def test_presences_of_a_dead_process_expire_as_leaves(
             assert diff["event"] == "presence_diff" and list(diff["payload"]["leaves"]) == ["ghost"]
 
     run(scenario)
+
+
+def test_a_supabase_realtime_schema_is_left_alone(
+    create_database: Callable[[str], DatabaseUnderTest],
+) -> None:
+    """On a Supabase project `realtime` is Supabase's: the migration creates nothing there
+    and its downgrade drops nothing there; the change log works the same."""
+    database = create_database("planwise_rt_supabase")
+    with connect(database.admin_url) as conn:
+        conn.execute("CREATE SCHEMA realtime")
+        conn.execute("CREATE TABLE realtime.messages (topic text, extension text)")
+    migrations.upgrade(database.admin_url)
+    with connect(database.admin_url) as conn:
+        mark = conn.execute("SELECT obj_description('realtime'::regnamespace)").fetchone()
+        assert mark == (None,)
+        policies = conn.execute(
+            "SELECT count(*) FROM pg_policies WHERE schemaname = 'realtime'"
+        ).fetchone()
+        assert policies == (0,)
+        assert conn.execute("SELECT to_regprocedure('realtime.topic()')").fetchone() == (None,)
+        conn.execute("INSERT INTO place (id, name, lat, lng) VALUES ('rt-sb', 'x', 1, 2)")
+        logged = conn.execute(
+            "SELECT table_name, op, keys, owners FROM planwise_realtime.change_log"
+        ).fetchall()
+        assert logged == [("place", "INSERT", ["rt-sb"], None)]
+    migrations.downgrade(database.admin_url, "a7b8c9d0e1f2")
+    with connect(database.admin_url) as conn:
+        assert conn.execute("SELECT to_regclass('realtime.messages')").fetchone() == (
+            "realtime.messages",
+        )
+        assert conn.execute("SELECT to_regnamespace('planwise_realtime')").fetchone() == (None,)
