@@ -58,10 +58,16 @@ PUBLISH = text(
     WITH m AS (
         INSERT INTO planwise_realtime.bus (topic, kind, body, binary_body)
         VALUES (:topic, :kind, :body, :binary) RETURNING id
-    )
-    SELECT pg_notify('planwise_bus', id::text) FROM m
+    ), quick AS (SELECT set_config('synchronous_commit', 'off', true))
+    SELECT pg_notify('planwise_bus', id::text) FROM m, quick
     """
 ).bindparams(bindparam("body", type_=JSONB))
+"""`synchronous_commit` off for this transaction only: a broadcast is ephemeral (as on
+Supabase), so its commit need not wait for the WAL flush; NOTIFY is sent at commit all the
+same, and a crash loses at most messages already delivered."""
+
+
+QUICK_COMMIT = text("SELECT set_config('synchronous_commit', 'off', true)")
 
 
 def _publish(
@@ -203,6 +209,7 @@ def keep_alive(engine: Engine, worker: str) -> None:
         "WHERE logged_at < clock_timestamp() - make_interval(secs => :age)"
     )
     with engine.connect() as connection, connection.begin():
+        connection.execute(QUICK_COMMIT)
         connection.execute(extend, {"ttl": PRESENCE_TTL_SECONDS, "worker": worker})
         _announce_leaves(connection, connection.execute(expire))
         connection.execute(prune, {"age": 2 * REPLAY_SECONDS})
