@@ -12,11 +12,14 @@ on `realtime.messages` allows (others are dropped, as Supabase's batch endpoint 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Header, Request, Response, status
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from planwise.db.session import unit_of_work
 from planwise.realtime import bus, channels, policies
@@ -66,6 +69,16 @@ def _caller(
         return _error(status.HTTP_401_UNAUTHORIZED, f"Invalid token: {error}")
 
 
+async def _answer(run: Callable[[], Response]) -> Response:
+    """`run` in a thread; a database that does not answer is a 503, never a 500."""
+    try:
+        return await asyncio.to_thread(run)
+    except (DBAPIError, PoolTimeout, OSError):
+        response = _error(status.HTTP_503_SERVICE_UNAVAILABLE, "database unavailable")
+        response.headers["Retry-After"] = "1"
+        return response
+
+
 async def _body(request: Request) -> bytes | None:
     """The body, or None past BODY_LIMIT (not read further)."""
     chunks, size = [], 0
@@ -105,7 +118,7 @@ async def broadcast_batch(
                   m.get("payload", {}), None)  # fmt: skip
         return ACCEPTED
 
-    return await asyncio.to_thread(run)
+    return await _answer(run)
 
 
 @router.post(
@@ -143,7 +156,7 @@ async def broadcast_one(
             return _error(status.HTTP_403_FORBIDDEN, "Unauthorized: broadcast is not allowed")
         return ACCEPTED
 
-    return await asyncio.to_thread(run)
+    return await _answer(run)
 
 
 def _parse_messages(raw: bytes) -> list[dict[str, Any]] | str:
