@@ -926,7 +926,8 @@ def test_presence_state_and_diffs(live: LiveServer, http: httpx.Client) -> None:
 
 OWN_ROOM_POLICIES = """
 CREATE POLICY rt_test_read_own_room ON realtime.messages FOR SELECT TO authenticated
-    USING (realtime.topic() = 'rt-room-' || (SELECT auth.uid())::text);
+    USING (realtime.topic() = 'rt-room-' || (SELECT auth.uid())::text
+           OR realtime.topic() = 'rt-planwise-' || (SELECT planwise_acting_user_id()));
 CREATE POLICY rt_test_write_own_room ON realtime.messages FOR INSERT TO authenticated
     WITH CHECK (realtime.topic() = 'rt-room-' || (SELECT auth.uid())::text
                 AND extension = 'broadcast');
@@ -988,6 +989,15 @@ def test_private_channels_follow_rls_policies_on_realtime_messages(
             await a.push(f"realtime:{room}", "presence", {"event": "track", "payload": {}}, "j1")
             reason = (await a.receive())["payload"]["response"]["reason"]
             assert reason == "Unauthorized: presence is not allowed"
+        # A Planwise token: policies see the acting user as app.user_id.
+        account = new_account(http, "rt_private")
+        async with raw_socket(live, token_of(account)) as mine:
+            own = await join(mine, f"rt-planwise-{account.id}", private)
+            assert own["payload"]["status"] == "ok"
+            other = await join(mine, f"rt-planwise-{account.id + 1}", private, "j2")
+            assert other["payload"]["status"] == "error"
+        async with raw_socket(live, tokens[alice]) as a:
+            assert (await join(a, room, private))["payload"]["status"] == "ok"
             # A new token is checked against the policies again: Bob's ends the channel.
             await a.push(f"realtime:{room}", "access_token", {"access_token": tokens[bob]}, "j1")
             events = [(await a.receive())["event"] for _ in range(3)]
