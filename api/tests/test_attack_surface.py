@@ -37,7 +37,7 @@ from planwise.supabase.keys import api_key
 from tests.support.accounts import PASSWORD, Account, new_account, new_admin, put_place
 from tests.support.cli import PLANWISE
 from tests.support.databases import TEST_JWT_SECRET, TEST_SUPABASE_JWT_SECRET, DatabaseUnderTest
-from tests.support.live import free_port, planwise_serve
+from tests.support.served import free_port, planwise_serve
 
 MIB = 1024 * 1024
 ANON_KEY = api_key(TEST_SUPABASE_JWT_SECRET, "anon")

@@ -18,11 +18,17 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli import PLANWISE
-from tests.support.databases import TEST_JWT_SECRET, TEST_SUPABASE_JWT_SECRET, DatabaseUnderTest
-from tests.support.live import planwise_serve
+from tests.support.databases import (
+    TEST_JWT_SECRET,
+    TEST_SUPABASE_JWT_SECRET,
+    DatabaseUnderTest,
+    connect,
+)
+from tests.support.served import planwise_serve
 
 API_DIR = Path(__file__).resolve().parents[1]
 JS_DIR = API_DIR.parent / "clients" / "js"
+REALTIME_POLICIES = API_DIR.parent / "clients" / "realtime-policies.sql"
 SCRIPT_TIMEOUT_S = 180
 
 
@@ -49,6 +55,9 @@ def stack(
         "PLANWISE_ENV": "test",
         "STORAGE_DIR": str(home / "storage"),
     }
+    # The contract's private channel needs its policies, as a Supabase project does.
+    with connect(database.admin_url) as conn:
+        conn.execute(REALTIME_POLICIES.read_text())
     log = home / "serve.log"
     with planwise_serve(env, log) as (base, _pid):
         status = subprocess.run(

@@ -397,6 +397,81 @@ async function contract(env) {
     for (const u of users) await u.client.removeAllChannels();
   }
 
+  async function until(condition, what) {
+    const started = performance.now();
+    while (!condition()) {
+      expect(performance.now() - started < DELIVERY_TIMEOUT_MS, `${what} within ${DELIVERY_TIMEOUT_MS} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  }
+
+  async function joined(channel) {
+    const state = await new Promise((resolve) => {
+      channel.subscribe((status, error) => resolve(error ? `${status}: ${error.message}` : status));
+    });
+    return state;
+  }
+
+  const lobby = `contract-${tag}-lobby`;
+  const lobbyChannels = {};
+  const heard = { a: [], b: [] };
+
+  // Both users on one public topic. supabase-js sends every broadcast as a binary frame
+  // (protocol 2.0.0): JSON payloads and, here too, an ArrayBuffer.
+  async function broadcast() {
+    for (const u of users) {
+      const channel = u.client.channel(lobby, { config: { broadcast: { ack: true }, presence: { key: u.who } } });
+      for (const event of ["wave", "blob", "notice"]) {
+        channel.on("broadcast", { event }, (message) => heard[u.who].push(message));
+      }
+      channel.on("presence", { event: "sync" }, () => {});
+      const state = await joined(channel);
+      expect(state === "SUBSCRIBED", `${u.who}: subscription ${state}`);
+      lobbyChannels[u.who] = channel;
+    }
+    const sent = performance.now();
+    const acked = await lobbyChannels.a.send({ type: "broadcast", event: "wave", payload: { from: "a" } });
+    expect(acked === "ok", `send: ${acked}`);
+    await until(() => heard.b.some((m) => m.event === "wave"), "second heard the first");
+    report.note(`realtime: broadcast heard ${Math.round(performance.now() - sent)} ms after`);
+    const wave = heard.b.find((m) => m.event === "wave");
+    expect(show(wave.payload) === show({ from: "a" }), `second heard ${show(wave)}`);
+    const bytes = Uint8Array.from({ length: 64 }, (_, i) => i * 3);
+    expect((await lobbyChannels.b.send({ type: "broadcast", event: "blob", payload: bytes.buffer })) === "ok", "binary send");
+    await until(() => heard.a.some((m) => m.event === "blob"), "first heard the binary broadcast");
+    const blob = heard.a.find((m) => m.event === "blob").payload;
+    expect(blob instanceof ArrayBuffer, `binary payload arrived as ${typeof blob}`);
+    expect(show([...new Uint8Array(blob)]) === show([...bytes]), "binary payload changed");
+    const answer = await service.channel(lobby).httpSend("notice", { from: "server" });
+    expect(answer.success, `httpSend: ${show(answer)}`);
+    for (const u of users) await until(() => heard[u.who].some((m) => m.event === "notice"), `${u.who} heard the server`);
+    expect(!heard.a.some((m) => m.event === "wave"), "the first heard itself without self");
+  }
+
+  async function presence() {
+    for (const u of users) {
+      const answer = await lobbyChannels[u.who].track({ who: u.who });
+      expect(answer === "ok", `${u.who}: track ${answer}`);
+    }
+    for (const u of users) {
+      await until(() => show(Object.keys(lobbyChannels[u.who].presenceState()).sort()) === show(["a", "b"]), `${u.who}: presence of both`);
+    }
+    await lobbyChannels.b.untrack();
+    await until(() => show(Object.keys(lobbyChannels.a.presenceState())) === show(["a"]), "second left");
+    for (const u of users) await u.client.removeChannel(lobbyChannels[u.who]);
+  }
+
+  // `contract-room-<auth uid>`: clients/realtime-policies.sql lets only that user in.
+  async function privateChannel() {
+    const room = `contract-room-${first.authId}`;
+    for (const [u, expected] of [[first, "SUBSCRIBED"], [second, "CHANNEL_ERROR"]]) {
+      const channel = u.client.channel(room, { config: { private: true } });
+      const state = await joined(channel);
+      expect(state.startsWith(expected), `${u.who} joining the first's room: ${state}`);
+      await u.client.removeChannel(channel);
+    }
+  }
+
   async function remove(table) {
     const key = `${table} a`;
     const gone = dataOf(await second.client.from(table).delete().eq("id", ids[key]).select(), "delete");
@@ -466,6 +541,9 @@ async function contract(env) {
   await r("storage: signed URL", signedUrl, ["storage: upload"]);
   await r("storage: remove", storageRemove, ["storage: upload"]);
   await r("realtime: postgres_changes on preference", realtime, ["rest: preference insert"]);
+  await r("realtime: broadcast between the users", broadcast, ["auth: sign in with password"]);
+  await r("realtime: presence sync", presence, ["realtime: broadcast between the users"]);
+  await r("realtime: private channel, the other user refused by policy", privateChannel, ["auth: sign in with password"]);
   await r("rest: delete without a filter is refused", deleteWithoutFilterRefused, ["rest: preference insert"]);
   await r("rest: review delete", () => remove("review"), ["rest: review insert"]);
   await r("rest: preference delete", () => remove("preference"), ["rest: preference insert"]);

@@ -5,7 +5,11 @@ the rows are read back as each subscribing user, with `app.user_id` set as `app_
 so row-level security decides what they receive, exactly as for an HTTP request (the anon
 key reads as nobody, the service_role key as `service_role`). A deleted row cannot be read
 back: it goes only to the user its owner column names and to service_role (or to everyone
-for tables everyone may read, like `place`).
+for tables everyone may read, like `place`). A change of a `user` row whose user has
+channels here is checked too: a deactivated or deleted user's channels are closed.
+
+Broadcasts and presence diffs arrive from the bus (see `bus.py`), already authorised by
+the sender's channel; they go to the channels of their topic in this process.
 """
 
 from __future__ import annotations
@@ -13,13 +17,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from sqlalchemy import Engine, text
 
-from planwise.db.session import set_acting_user, unit_of_work
+from planwise.db.session import read_in_autocommit, set_acting_user, unit_of_work
+from planwise.realtime import bus
+from planwise.realtime.bus import BusMessage
+from planwise.realtime.policies import Identity
 from planwise.realtime.protocol import Binding, Frame, system
 
 logger = logging.getLogger("planwise.realtime")
@@ -37,13 +45,15 @@ class TableSpec:
     """Column naming the user a row belongs to; None when every user may read every row."""
     hidden: frozenset[str] = frozenset()
     """Columns never sent, whoever asks."""
+    integer_key: bool = True
+    """The change log holds keys as text; these are integers."""
 
 
 PUBLISHED: dict[str, TableSpec] = {
     spec.name: spec
     for spec in (
         TableSpec("user", "id", "id", frozenset({"hashed_password"})),
-        TableSpec("place", "id", None),
+        TableSpec("place", "id", None, integer_key=False),
         TableSpec("review", "id", "user_id"),
         TableSpec("preference", "id", "user_id"),
     )
@@ -85,6 +95,19 @@ class Channel:
     reader: Reader
     expires_at: float | None
     bindings: tuple[Binding, ...]
+    bus_topic: str = ""
+    """`bus.bus_topic(subtopic, private)`: where its broadcasts and presences travel."""
+    private: bool = False
+    self_broadcast: bool = False
+    ack_broadcast: bool = False
+    presence_enabled: bool = False
+    presence_key: str = ""
+    presence_ref: str | None = None
+    presence_read: bool = True
+    broadcast_write: bool = True
+    presence_write: bool = True
+    identity: Identity | None = None
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def expired(self, now: float) -> bool:
         return self.expires_at is not None and self.expires_at <= now
@@ -161,6 +184,19 @@ def read_visible(
     return visible
 
 
+ACTIVE_USERS = text(
+    "SELECT u.id FROM unnest(CAST(:ids AS integer[])) AS x(id), "
+    "LATERAL planwise_begin_request(x.id) u WHERE u.is_active"
+)
+
+
+def active_users(engine: Engine, ids: Sequence[int]) -> set[int]:
+    """Which of these users exist and are active, each read as themselves (RLS)."""
+    return read_in_autocommit(
+        engine, lambda c: {row.id for row in c.execute(ACTIVE_USERS, {"ids": list(ids)})}
+    )
+
+
 def change_frame(
     channel: Channel,
     change: Change,
@@ -195,8 +231,11 @@ class Hub:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.channels: set[Channel] = set()
+        self.topics: dict[str, set[Channel]] = {}
         self.columns: dict[str, list[Column]] = {}
         self.delivered = 0
+        self.broadcasts = 0
+        self._background: set[asyncio.Task[None]] = set()
 
     async def ensure_columns(self) -> None:
         if not self.columns:
@@ -211,12 +250,83 @@ class Hub:
 
     def add(self, channel: Channel) -> None:
         self.channels.add(channel)
+        self.topics.setdefault(channel.bus_topic, set()).add(channel)
 
     def remove(self, channel: Channel) -> None:
+        """Forget the channel; its presence, if it tracked one, leaves (in the background)."""
         self.channels.discard(channel)
+        members = self.topics.get(channel.bus_topic)
+        if members is not None:
+            members.discard(channel)
+            if not members:
+                del self.topics[channel.bus_topic]
+        if channel.presence_ref is not None:
+            refs, channel.presence_ref = [channel.presence_ref], None
+            self.background(asyncio.to_thread(bus.untrack, self.engine, refs))
 
-    def wants(self, table: str, event: str) -> bool:
-        return any(b.wants(table, event) for c in self.channels for b in c.bindings)
+    def background(self, work: Any) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("realtime: background work failed", exc_info=task.exception())
+
+    # -- broadcast and presence ----------------------------------------------------------
+
+    def deliver(self, message: BusMessage) -> None:
+        """A bus message to the channels of its topic in this process."""
+        members = list(self.topics.get(message.topic, ()))
+        body = message.body
+        if message.kind == "broadcast":
+            payload: dict[str, Any] = {"type": "broadcast", "event": body.get("event")}
+            if message.binary is None:
+                payload["payload"] = body.get("payload")
+            if body.get("meta"):
+                payload["meta"] = body["meta"]
+            for channel in members:
+                if channel.id == body.get("sender") and not channel.self_broadcast:
+                    continue
+                frame = Frame(
+                    channel.topic, "broadcast", payload, binary=message.binary,
+                    binary_push=bool(body.get("binary_push")),
+                )  # fmt: skip
+                channel.outbox.send(frame)
+                self.broadcasts += 1
+        elif message.kind == "presence":
+            diff = {"joins": body.get("joins", {}), "leaves": body.get("leaves", {})}
+            for channel in members:
+                if channel.presence_read:
+                    channel.outbox.send(Frame(channel.topic, "presence_diff", diff))
+
+    async def resync_presence(self) -> None:
+        """A fresh `presence_state` to every presence channel (after a listener gap)."""
+        for topic, members in list(self.topics.items()):
+            readers = [c for c in members if c.presence_enabled and c.presence_read]
+            if not readers:
+                continue
+            state = await asyncio.to_thread(bus.presence_state, self.engine, topic)
+            for channel in readers:
+                channel.outbox.send(Frame(channel.topic, "presence_state", state))
+
+    # -- users -----------------------------------------------------------------------------
+
+    async def _close_deactivated(self, change: Change) -> None:
+        """Channels of users a `user` change deactivated or deleted are closed."""
+        keys = {row.key for row in change.rows}
+        affected = [c for c in self.channels if isinstance(c.reader, int) and c.reader in keys]
+        if not affected:
+            return
+        if change.type == "DELETE":
+            active: set[int] = set()
+        else:
+            ids = sorted({c.reader for c in affected if isinstance(c.reader, int)})
+            active = await asyncio.to_thread(active_users, self.engine, ids)
+        for channel in affected:
+            if channel.reader not in active:
+                self.close_channel(channel, "user deactivated or deleted")
 
     def close_channel(self, channel: Channel, message: str) -> None:
         """End a channel from the server side, as Realtime does: system error, phx_close."""
@@ -235,6 +345,8 @@ class Hub:
         spec = PUBLISHED.get(change.table)
         if spec is None or not change.rows:
             return
+        if change.table == "user" and change.type != "INSERT":
+            await self._close_deactivated(change)
         now = time.time()
         targets: list[tuple[Channel, list[Binding]]] = []
         for channel in list(self.channels):

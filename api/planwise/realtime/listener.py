@@ -1,10 +1,16 @@
 """One LISTEN connection per API process, feeding the hub.
 
-NOTIFY is transactional: a notification arrives only after its transaction committed, so
-the rows it names can be read back at once. The connection is checked every
-`IDLE_CHECK_SECONDS` and re-opened with backoff when the database goes away; changes made
-while it was away are not replayed, and channels are told so (a `system` error, on which
-the official clients rejoin).
+NOTIFY carries only the id of a row of the change log (written by the triggers alone) or
+of the bus (written by the API); the listener reads the row and delivers what it holds, so
+a forged NOTIFY, naming a row that does not exist, one older than `REPLAY_SECONDS` or one
+already delivered, delivers nothing. NOTIFY is transactional: a notification arrives
+only after its transaction committed, so the row can be read at once.
+
+The connection is checked every `IDLE_CHECK_SECONDS` and re-opened with backoff when the
+database goes away. After such a gap the rows logged in the last `REPLAY_SECONDS` that
+this process has not delivered are replayed, in id order; when the gap itself was longer
+than that, channels are told changes may have been missed (a `system` error, on which the
+official clients rejoin) and presence channels get a fresh `presence_state`.
 """
 
 from __future__ import annotations
@@ -12,23 +18,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
-import orjson
 import psycopg
 
 from planwise.config import Settings
 from planwise.db.engine import libpq_url
+from planwise.realtime import bus
+from planwise.realtime.bus import BUS_CHANNEL, CHANGES_CHANNEL, REPLAY_SECONDS, LoggedChange
 from planwise.realtime.hub import PUBLISHED, Change, ChangedRow, Hub
 
 logger = logging.getLogger("planwise.realtime")
 
-CHANNEL = "planwise_changes"
+CHANNEL = CHANGES_CHANNEL
 IDLE_CHECK_SECONDS = 15.0
 FIRST_RETRY_SECONDS = 0.2
 MAX_RETRY_SECONDS = 5.0
 QUEUE_SIZE = 10_000
+BATCH = 500
 GAP_MESSAGE = "changes may have been missed (database connection lost); rejoin to resync"
+SEEN_SECONDS = REPLAY_SECONDS + 60.0
 
 
 def listen_url(settings: Settings) -> str:
@@ -40,22 +50,39 @@ def listen_url(settings: Settings) -> str:
     return settings.app_url
 
 
-def parse_notification(payload: str) -> Change | None:
-    """The trigger's JSON, or None (logged) when it is not one of ours."""
-    try:
-        raw: Any = orjson.loads(payload)
-        rows = tuple(
-            ChangedRow(key, owner if isinstance(owner, int) else None)
-            for key, owner in raw["rows"]
-            if isinstance(key, int | str)
-        )
-        change = Change(str(raw["table"]), str(raw["type"]), str(raw["at"]), rows)
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-        logger.warning("ignoring a malformed %s notification: %.200s", CHANNEL, payload)
+def to_change(logged: LoggedChange) -> Change | None:
+    """A change log row as the hub's Change, or None when it names nothing we publish."""
+    spec = PUBLISHED.get(logged.table)
+    if spec is None or logged.type not in ("INSERT", "UPDATE", "DELETE"):
         return None
-    if change.table not in PUBLISHED or change.type not in ("INSERT", "UPDATE", "DELETE"):
-        return None
-    return change
+    owners = logged.owners or [None] * len(logged.keys)
+    rows = tuple(
+        ChangedRow(int(key) if spec.integer_key else key, owner)
+        for key, owner in zip(logged.keys, owners, strict=False)
+    )
+    return Change(logged.table, logged.type, logged.at, rows)
+
+
+class Seen:
+    """Ids already delivered (or older than this process's first connection)."""
+
+    def __init__(self) -> None:
+        self.ids: dict[int, float] = {}
+
+    def __contains__(self, item: int) -> bool:
+        return item in self.ids
+
+    def add(self, item: int) -> None:
+        self.ids[item] = time.monotonic()
+
+    def prune(self) -> None:
+        cutoff = time.monotonic() - SEEN_SECONDS
+        for item in [i for i, at in self.ids.items() if at < cutoff]:
+            del self.ids[item]
+
+
+Item = tuple[str, int]  # (channel, row id)
+RESYNC = "resync presence"
 
 
 class ChangeListener:
@@ -65,9 +92,14 @@ class ChangeListener:
         self.url = libpq_url(url)
         self.hub = hub
         self.connected = asyncio.Event()
-        self.queue: asyncio.Queue[Change] = asyncio.Queue(QUEUE_SIZE)
+        self.queue: asyncio.Queue[Item] = asyncio.Queue(QUEUE_SIZE)
         self.connections = 0
         self.received = 0
+        self.replayed = 0
+        self.ignored = 0
+        """Notifications naming no row this process may deliver (forged, stale, repeated)."""
+        self.seen = {CHANGES_CHANNEL: Seen(), BUS_CHANNEL: Seen()}
+        self.last_contact: float | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.backend_pid: int | None = None
 
@@ -105,24 +137,50 @@ class ChangeListener:
             keepalives_count=3,
         )
 
+    async def _catch_up(self) -> None:
+        """After LISTEN: the first time, what the log holds is history (marked seen);
+        after a gap, what this process has not delivered is replayed."""
+        changes, messages = await asyncio.to_thread(bus.recent_ids, self.hub.engine)
+        first = self.connections == 1
+        gap = time.monotonic() - self.last_contact if self.last_contact else 0.0
+        self.last_contact = time.monotonic()
+        if first:
+            for channel, ids in ((CHANGES_CHANNEL, changes), (BUS_CHANNEL, messages)):
+                for item in ids:
+                    self.seen[channel].add(item)
+            return
+        if gap > REPLAY_SECONDS:
+            self.hub.announce_gap(GAP_MESSAGE)
+        for channel, ids in ((CHANGES_CHANNEL, changes), (BUS_CHANNEL, messages)):
+            for item in ids:
+                if item not in self.seen[channel]:
+                    self.replayed += 1
+                    self._enqueue(channel, item)
+        # After the replayed messages: replayed presence diffs are then superseded.
+        self._enqueue(RESYNC, 0)
+
     async def _listen(self) -> None:
         delay = FIRST_RETRY_SECONDS
         while True:
             try:
                 async with await self._connect() as connection:
-                    await connection.execute(f"LISTEN {CHANNEL}")
+                    await connection.execute(f"LISTEN {CHANGES_CHANNEL}")
+                    await connection.execute(f"LISTEN {BUS_CHANNEL}")
                     self.backend_pid = connection.info.backend_pid
                     await self.hub.refresh_columns()
                     self.connections += 1
-                    if self.connections > 1:
-                        self.hub.announce_gap(GAP_MESSAGE)
+                    await self._catch_up()
                     self.connected.set()
                     delay = FIRST_RETRY_SECONDS
-                    logger.info("realtime: listening on %s", CHANNEL)
+                    logger.info("realtime: listening on %s, %s", CHANGES_CHANNEL, BUS_CHANNEL)
                     while True:
                         async for notify in connection.notifies(timeout=IDLE_CHECK_SECONDS):
-                            self._accept(notify.payload)
+                            self.last_contact = time.monotonic()
+                            self._accept(notify.channel, notify.payload)
                         await connection.execute("SELECT 1")  # still there?
+                        self.last_contact = time.monotonic()
+                        for seen in self.seen.values():
+                            seen.prune()
             except (psycopg.Error, OSError) as error:
                 self.connected.clear()
                 logger.warning("realtime: database connection lost (%s); retrying", error)
@@ -132,21 +190,66 @@ class ChangeListener:
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_RETRY_SECONDS)
 
-    def _accept(self, payload: str) -> None:
+    def _accept(self, channel: str, payload: str) -> None:
         self.received += 1
-        change = parse_notification(payload)
-        if change is None or not self.hub.wants(change.table, change.type):
-            return  # nobody subscribed: costs nothing more
         try:
-            self.queue.put_nowait(change)
+            item = int(payload)
+        except ValueError:
+            self.ignored += 1
+            logger.warning("realtime: ignoring a %s notification: %.100r", channel, payload)
+            return
+        if channel in self.seen and item not in self.seen[channel]:
+            self._enqueue(channel, item)
+        else:
+            self.ignored += 1
+
+    def _enqueue(self, channel: str, item: int) -> None:
+        try:
+            self.queue.put_nowait((channel, item))
         except asyncio.QueueFull:
-            logger.error("realtime: %d changes waiting; dropping one", QUEUE_SIZE)
+            logger.error("realtime: %d messages waiting; dropping one", QUEUE_SIZE)
             self.hub.announce_gap("changes were dropped (server overloaded); rejoin to resync")
 
     async def _dispatch(self) -> None:
         while True:
-            change = await self.queue.get()
+            batch = [await self.queue.get()]
+            while len(batch) < BATCH and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
             try:
-                await self.hub.dispatch(change)
+                await self._deliver(batch)
             except Exception:
-                logger.exception("realtime: delivering a %s change failed", change.table)
+                logger.exception("realtime: delivering %d messages failed", len(batch))
+
+    async def _deliver(self, batch: list[Item]) -> None:
+        wanted: dict[str, list[int]] = {CHANGES_CHANNEL: [], BUS_CHANNEL: []}
+        resync = False
+        for channel, item in batch:
+            if channel == RESYNC:
+                resync = True
+            elif item not in self.seen[channel] and item not in wanted[channel]:
+                wanted[channel].append(item)
+        if wanted[BUS_CHANNEL]:
+            messages = await asyncio.to_thread(bus.read_bus, self.hub.engine, wanted[BUS_CHANNEL])
+            self.ignored += len(wanted[BUS_CHANNEL]) - len(messages)
+            for message in messages:
+                if message.id in self.seen[BUS_CHANNEL]:
+                    continue
+                self.seen[BUS_CHANNEL].add(message.id)
+                self.hub.deliver(message)
+        if wanted[CHANGES_CHANNEL]:
+            logged = await asyncio.to_thread(
+                bus.read_changes, self.hub.engine, wanted[CHANGES_CHANNEL]
+            )
+            self.ignored += len(wanted[CHANGES_CHANNEL]) - len(logged)
+            for row in logged:
+                if row.id in self.seen[CHANGES_CHANNEL]:
+                    continue
+                self.seen[CHANGES_CHANNEL].add(row.id)
+                change = to_change(row)
+                if change is not None:
+                    try:
+                        await self.hub.dispatch(change)
+                    except Exception:
+                        logger.exception("realtime: delivering a %s change failed", row.table)
+        if resync:
+            await self.hub.resync_presence()

@@ -1,13 +1,24 @@
 """The Phoenix channel protocol as Supabase Realtime speaks it, and its change filters.
 
-Frames are JSON: objects `{topic, event, payload, ref, join_ref}` for serializer
+Text frames are JSON: objects `{topic, event, payload, ref, join_ref}` for serializer
 `vsn=1.0.0` (what the Python `realtime` client uses) or arrays
-`[join_ref, ref, topic, event, payload]` for `vsn=2.0.0` (recent supabase-js).
-Filters are Realtime's `column=op.value` strings, ANDed with commas.
+`[join_ref, ref, topic, event, payload]` for `vsn=2.0.0` (supabase-js 2.x). With 2.0.0
+a broadcast may also travel as a binary frame, laid out as Supabase Realtime's
+`RealtimeWeb.Socket.V2Serializer` lays it out (every size one byte, strings UTF-8):
+
+- client to server, kind 3 (user broadcast push): `3, len(join_ref), len(ref),
+  len(topic), len(event), len(metadata), encoding, join_ref, ref, topic, event,
+  metadata (JSON or empty), payload` with encoding 1 for a JSON payload, 0 for bytes;
+- server to client, kind 4 (user broadcast): `4, len(topic), len(event), len(metadata),
+  encoding, topic, event, metadata, payload`.
+
+Kind 0 (a push with a binary payload) is decoded too, so its sender gets an error reply
+on its channel. Filters are Realtime's `column=op.value` strings, ANDed with commas.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,7 +37,12 @@ OPERATORS = ("eq", "neq", "lt", "lte", "gt", "gte", "in", "is")
 
 
 class ProtocolError(Exception):
-    """A frame or a join request this server cannot accept; the message says why."""
+    """A frame or a join request this server cannot accept; the message says why.
+    `frame`: as much of the frame as could be read (topic and refs), to reply to."""
+
+    def __init__(self, message: str, frame: Frame | None = None) -> None:
+        super().__init__(message)
+        self.frame = frame
 
 
 @dataclass(frozen=True)
@@ -36,6 +52,14 @@ class Frame:
     payload: Mapping[str, Any]
     ref: str | None = None
     join_ref: str | None = None
+    binary: bytes | None = None
+    """A broadcast's payload when it is bytes (encoding 0), not JSON."""
+    binary_push: bool = False
+    """A broadcast that arrived as a binary frame: 2.0.0 subscribers get it as one."""
+
+
+PUSH, REPLY, BROADCAST, USER_BROADCAST_PUSH, USER_BROADCAST = 0, 1, 2, 3, 4
+BINARY_ENCODING, JSON_ENCODING = 0, 1
 
 
 def _ref(value: object) -> str | None:
@@ -46,16 +70,71 @@ def _ref(value: object) -> str | None:
     raise ProtocolError("ref and join_ref must be strings")
 
 
-def decode(text: str | bytes, vsn: Vsn) -> Frame:
+def _take(data: bytes, offset: int, size: int, what: str) -> tuple[str, int]:
+    end = offset + size
+    if end > len(data):
+        raise ProtocolError(f"binary frame too short for its {what}")
+    try:
+        return data[offset:end].decode(), end
+    except UnicodeDecodeError:
+        raise ProtocolError(f"binary frame: {what} is not UTF-8") from None
+
+
+def decode_binary(data: bytes) -> Frame:
+    """A vsn 2.0.0 binary frame: a user broadcast push (kind 3) or a push (kind 0)."""
+    kind = data[0] if data else None
+    if kind == USER_BROADCAST_PUSH and len(data) >= 7:
+        sizes, offset = data[1:6], 7
+        encoding = data[6]
+        join_ref, offset = _take(data, offset, sizes[0], "join_ref")
+        ref, offset = _take(data, offset, sizes[1], "ref")
+        topic, offset = _take(data, offset, sizes[2], "topic")
+        partial = Frame(topic, "broadcast", {}, ref or None, join_ref or None)
+        try:
+            event, offset = _take(data, offset, sizes[3], "event")
+            metadata, offset = _take(data, offset, sizes[4], "metadata")
+            body = data[offset:]
+            payload: dict[str, Any] = {"type": "broadcast", "event": event}
+            binary = None
+            if encoding == JSON_ENCODING:
+                payload["payload"] = orjson.loads(body)
+            elif encoding == BINARY_ENCODING:
+                binary = bytes(body)
+            else:
+                raise ProtocolError(f"binary frame: unknown payload encoding {encoding}")
+            if metadata:
+                meta = orjson.loads(metadata)
+                if isinstance(meta, dict):
+                    payload["meta"] = meta
+        except orjson.JSONDecodeError:
+            raise ProtocolError("binary broadcast: payload is not JSON", partial) from None
+        except ProtocolError as error:
+            raise ProtocolError(str(error), partial) from None
+        return Frame(topic, "broadcast", payload, ref or None, join_ref or None, binary, True)
+    if kind == PUSH and len(data) >= 5:
+        sizes, offset = data[1:5], 5
+        join_ref, offset = _take(data, offset, sizes[0], "join_ref")
+        ref, offset = _take(data, offset, sizes[1], "ref")
+        topic, offset = _take(data, offset, sizes[2], "topic")
+        event, offset = _take(data, offset, sizes[3], "event")
+        frame = Frame(topic, event, {}, ref or None, join_ref or None, bytes(data[offset:]))
+        raise ProtocolError(f"binary payloads are only accepted for broadcasts, not {event}", frame)
+    raise ProtocolError(f"unknown binary frame kind {kind}")
+
+
+def decode(text: str | bytes, vsn: Vsn, *, binary: bool = False) -> Frame:
     """A client frame; ProtocolError when it is not one."""
+    if binary and vsn == "2.0.0":
+        assert isinstance(text, bytes)
+        return decode_binary(text)
     try:
         raw = orjson.loads(text)
     except orjson.JSONDecodeError:
         raise ProtocolError("frames must be JSON") from None
     if vsn == "2.0.0":
-        if not (isinstance(raw, list) and len(raw) == 5):
+        if not (isinstance(raw, list) and len(raw) >= 5):
             raise ProtocolError("vsn 2.0.0 frames are [join_ref, ref, topic, event, payload]")
-        join_ref, ref, topic, event, payload = raw
+        join_ref, ref, topic, event, payload = raw[:5]
     else:
         if not isinstance(raw, dict):
             raise ProtocolError("vsn 1.0.0 frames are JSON objects")
@@ -64,7 +143,10 @@ def decode(text: str | bytes, vsn: Vsn) -> Frame:
     if not isinstance(topic, str) or not isinstance(event, str):
         raise ProtocolError("topic and event must be strings")
     if not isinstance(payload, dict):
-        raise ProtocolError("payload must be an object")
+        partial = None
+        with contextlib.suppress(ProtocolError):
+            partial = Frame(topic, event, {}, _ref(ref), _ref(join_ref))
+        raise ProtocolError("payload must be an object", partial)
     return Frame(topic, event, payload, _ref(ref), _ref(join_ref))
 
 
@@ -72,9 +154,34 @@ def _default(value: object) -> object:
     return str(value)
 
 
-def encode(frame: Frame, vsn: Vsn) -> str:
-    """The frame as text, in the connection's serializer."""
+def _sized(value: str, what: str) -> bytes:
+    encoded = value.encode()
+    if len(encoded) > 255:
+        raise ProtocolError(f"{what} longer than 255 bytes cannot travel in a binary frame")
+    return encoded
+
+
+def encode_user_broadcast(frame: Frame) -> bytes:
+    """Kind 4, what supabase-js decodes: a broadcast that arrived as a binary push."""
+    topic, event = _sized(frame.topic, "topic"), _sized(str(frame.payload["event"]), "event")
+    if frame.binary is not None:
+        encoding, body = BINARY_ENCODING, frame.binary
+    else:
+        encoding, body = JSON_ENCODING, orjson.dumps(frame.payload.get("payload"))
+    meta = frame.payload.get("meta")
+    metadata = _sized(orjson.dumps(meta).decode(), "metadata") if meta else b""
+    head = bytes((USER_BROADCAST, len(topic), len(event), len(metadata), encoding))
+    return head + topic + event + metadata + body
+
+
+def encode(frame: Frame, vsn: Vsn) -> str | bytes | None:
+    """The frame in the connection's serializer: text, a binary frame, or None when the
+    serializer cannot carry it (a bytes payload to a 1.0.0 client, as on Supabase)."""
     body: object
+    if frame.binary_push and vsn == "2.0.0":
+        return encode_user_broadcast(frame)
+    if frame.binary is not None:
+        return None
     if vsn == "2.0.0":
         body = [frame.join_ref, frame.ref, frame.topic, frame.event, frame.payload]
     else:

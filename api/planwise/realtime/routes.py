@@ -1,4 +1,5 @@
-"""`/realtime/v1/websocket`: Supabase Realtime's socket, for `postgres_changes` only.
+"""`/realtime/v1/websocket`: Supabase Realtime's socket: `postgres_changes`, broadcast,
+presence, private channels (see `channels.py` for the last three).
 
 One `Connection` per websocket: a reader handling client frames in order, and a writer
 draining one send queue, so replies and changes reach the client in the order they were
@@ -12,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any, NamedTuple
+from typing import Any
 
 from fastapi import APIRouter, WebSocket, status
 from sqlalchemy.exc import DBAPIError
@@ -21,7 +22,9 @@ from starlette.websockets import WebSocketDisconnect
 
 from planwise.db.session import unit_of_work
 from planwise.http_limits import ClientSlots
-from planwise.realtime.hub import Channel, Reader
+from planwise.realtime import channels
+from planwise.realtime.channels import Subscriber
+from planwise.realtime.hub import Channel
 from planwise.realtime.protocol import (
     PHOENIX_TOPIC,
     SUPPORTED_VSN,
@@ -39,7 +42,7 @@ from planwise.realtime.protocol import (
 )
 from planwise.realtime.service import Realtime
 from planwise.users.security import signed_by_us
-from planwise.users.service import KeyHolder, TokenRefused, resolve_caller
+from planwise.users.service import TokenRefused, resolve_caller
 
 logger = logging.getLogger("planwise.realtime")
 
@@ -52,14 +55,6 @@ MAX_BINDINGS = 100
 IDLE_TIMEOUT_SECONDS = 60.0  # Phoenix's: clients heartbeat every 25-30 s
 OUTBOX_SIZE = 1000
 JOIN_WAIT_SECONDS = 5.0
-UNSUPPORTED = ("broadcast", "presence")
-
-
-class Subscriber(NamedTuple):
-    """Whom a channel reads as, and until when its token lets it."""
-
-    reader: Reader
-    expires_at: float | None
 
 
 class Connection:
@@ -70,15 +65,18 @@ class Connection:
         self.vsn = vsn
         self.token = token
         self.channels: dict[str, Channel] = {}
-        self.outgoing: asyncio.Queue[str] = asyncio.Queue(OUTBOX_SIZE)
+        self.outgoing: asyncio.Queue[str | bytes] = asyncio.Queue(OUTBOX_SIZE)
         self.close_code = status.WS_1000_NORMAL_CLOSURE
         self._writer: asyncio.Task[None] | None = None
 
     # -- Outbox, used by the hub ---------------------------------------------------------
 
     def send(self, frame: Frame) -> None:
+        data = encode(frame, self.vsn)
+        if data is None:
+            return  # a bytes broadcast to a 1.0.0 client: its serializer cannot carry it
         try:
-            self.outgoing.put_nowait(encode(frame, self.vsn))
+            self.outgoing.put_nowait(data)
         except asyncio.QueueFull:
             logger.warning("realtime: client not reading; %d frames waiting, closing", OUTBOX_SIZE)
             self.close_code = status.WS_1013_TRY_AGAIN_LATER
@@ -113,7 +111,11 @@ class Connection:
 
     async def _write(self) -> None:
         while True:
-            await self.websocket.send_text(await self.outgoing.get())
+            data = await self.outgoing.get()
+            if isinstance(data, bytes):
+                await self.websocket.send_bytes(data)
+            else:
+                await self.websocket.send_text(data)
 
     async def _read(self) -> None:
         while True:
@@ -125,18 +127,22 @@ class Connection:
                 return
             if message["type"] == "websocket.disconnect":
                 return
-            data: str | bytes | None = message.get("text") or message.get("bytes")
+            data: str | bytes | None = message.get("text")
+            binary = data is None
+            if binary:
+                data = message.get("bytes")
             if data is None:
                 continue
             if len(data) > MAX_FRAME_BYTES:
                 self.close_code = status.WS_1009_MESSAGE_TOO_BIG
                 return
             try:
-                frame = decode(data, self.vsn)
+                frame = decode(data, self.vsn, binary=binary)
             except ProtocolError as error:
-                logger.info("realtime: closing a connection that sent a bad frame: %s", error)
-                self.close_code = status.WS_1007_INVALID_FRAME_PAYLOAD_DATA
-                return
+                # Answered on the frame's channel when it names one, else on `phoenix`.
+                to = error.frame or Frame(PHOENIX_TOPIC, "unknown", {})
+                self.send(error_reply(to, f"invalid frame: {error}"))
+                continue
             await self._handle(frame)
 
     async def _handle(self, frame: Frame) -> None:
@@ -159,9 +165,10 @@ class Connection:
             self.send(reply(frame, "ok", {}))
         elif frame.event == "access_token":
             await self._refresh(channel, frame)
-        elif frame.event in UNSUPPORTED:
-            reason = f"{frame.event} is not supported by this server: only postgres_changes"
-            self.send(error_reply(frame, reason))
+        elif frame.event == "broadcast":
+            await channels.broadcast(self.realtime, channel, frame)
+        elif frame.event == "presence":
+            await channels.presence(self.realtime, channel, frame)
         else:
             self.send(error_reply(frame, f"unknown event {frame.event!r}"))
 
@@ -175,9 +182,7 @@ class Connection:
         """A join or token refresh is a request of its own: one transaction, owned here."""
         with unit_of_work(self.realtime.engine) as session:
             caller = resolve_caller(session, self.realtime.settings, token)
-        if isinstance(caller, KeyHolder):
-            return Subscriber(caller.role, None)  # the project's keys outlive any channel
-        return Subscriber(caller.user_id, caller.expires_at)
+        return channels.subscriber(caller, token)
 
     async def _subscriber(self, token: object) -> Subscriber | str:
         """The token's user, or why not (the reason goes back to the client)."""
@@ -199,7 +204,10 @@ class Connection:
             self.send(error_reply(frame, f"at most {MAX_CHANNELS} channels per connection"))
             return
         config: Any = frame.payload.get("config") or {}
-        raw_bindings: Any = config.get("postgres_changes") if isinstance(config, dict) else None
+        if not isinstance(config, dict):
+            self.send(error_reply(frame, "config must be an object"))
+            return
+        raw_bindings: Any = config.get("postgres_changes")
         if not isinstance(raw_bindings, list | None) or len(raw_bindings or []) > MAX_BINDINGS:
             self.send(error_reply(frame, f"postgres_changes: a list of at most {MAX_BINDINGS}"))
             return
@@ -215,21 +223,27 @@ class Connection:
         except (DBAPIError, PoolTimeout, OSError):
             self.send(error_reply(frame, "database unavailable; retry shortly"))
             return
-        if bindings and not await self.realtime.ready(JOIN_WAIT_SECONDS):
-            self.send(error_reply(frame, "not listening to the database yet; retry shortly"))
-            return
-        if (previous := self.channels.pop(topic, None)) is not None:
-            self.hub.remove(previous)
         channel = Channel(
             self, topic, frame.join_ref or frame.ref, subscriber.reader,
             subscriber.expires_at, tuple(bindings),
         )  # fmt: skip
+        refused = await channels.configure(self.realtime, channel, config, subscriber)
+        if refused is not None:
+            self.send(error_reply(frame, refused))
+            return
+        self.realtime.ensure_listening()  # broadcast and presence need it too
+        if not await self.realtime.ready(JOIN_WAIT_SECONDS):
+            self.send(error_reply(frame, "not listening to the database yet; retry shortly"))
+            return
+        if (previous := self.channels.pop(topic, None)) is not None:
+            self.hub.remove(previous)
         self.channels[topic] = channel
         self.hub.add(channel)
         echoed = [{**binding.echo, "id": binding.id} for binding in bindings]
         self.send(reply(frame, "ok", {"postgres_changes": echoed}))
         if bindings:
             self.send(system(topic, "postgres_changes", "ok", "Subscribed to PostgreSQL"))
+        await channels.joined(self.realtime, channel)
 
     async def _bindings(self, raw_bindings: list[Any]) -> list[Binding]:
         if raw_bindings:
@@ -249,14 +263,19 @@ class Connection:
             return
         channel.reader = subscriber.reader
         channel.expires_at = subscriber.expires_at
+        channel.identity = subscriber.identity
+        if channel.private and (refused := await channels.authorize(self.realtime, channel)):
+            self.send(error_reply(frame, refused))
+            self.hub.close_channel(channel, refused)
+            return
         self.send(reply(frame, "ok", {}))
 
 
 @router.websocket(PATH)
 async def realtime_websocket(websocket: WebSocket) -> None:
-    """Phoenix channels over a websocket: `phx_join` with `postgres_changes`, heartbeats,
-    `access_token` refreshes, `phx_leave`. The token is the `apikey` (or `access_token`)
-    query parameter and/or the join payload's `access_token`."""
+    """Phoenix channels over a websocket: `phx_join` (postgres_changes, broadcast, presence,
+    private), heartbeats, `access_token` refreshes, `phx_leave`. The token is the `apikey`
+    (or `access_token`) query parameter and/or the join payload's `access_token`."""
     realtime: Realtime = websocket.app.state.realtime
     vsn = SUPPORTED_VSN.get(websocket.query_params.get("vsn", "1.0.0"))
     token = websocket.query_params.get("apikey") or websocket.query_params.get("access_token")

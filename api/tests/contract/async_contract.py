@@ -1,5 +1,5 @@
 """The supabase-py contract with the async client (`supabase.acreate_client`), realtime
-`postgres_changes` included.
+(`postgres_changes`, broadcast, presence, a private channel) included.
 
     SUPABASE_URL=… SUPABASE_ANON_KEY=… SUPABASE_SERVICE_ROLE_KEY=… \\
         ../.venv/bin/python -m tests.contract.async_contract       # from api/
@@ -308,6 +308,68 @@ async def contract(env: Environment) -> int:
         for user in users:
             await user.client.remove_all_channels()
 
+    async def until(condition: Any, what: str) -> None:
+        deadline = time.monotonic() + DELIVERY_TIMEOUT_S
+        while not condition():
+            expect(time.monotonic() < deadline, f"{what} within {DELIVERY_TIMEOUT_S} s")
+            await asyncio.sleep(0.01)
+
+    lobby = f"contract-{run.tag}-lobby"
+    lobby_channels: dict[str, Any] = {}
+    heard: dict[str, list[dict[str, Any]]] = {user.who: [] for user in users}
+
+    async def broadcast() -> None:
+        """Both users on one public topic: the second hears the first, who (without
+        `self`) does not hear itself; then the service_role sends through the REST API."""
+        for user in users:
+            options: Any = {"config": {"broadcast": {"ack": True}, "presence": {"key": user.who}}}
+            channel = user.client.channel(lobby, options)
+            for event in ("wave", "notice"):
+                channel.on_broadcast(event, lambda p, who=user.who: heard[who].append(dict(p)))
+            channel.on_presence_sync(lambda: None)
+            states: list[RealtimeSubscribeStates] = []
+            await channel.subscribe(partial(note_state, states))
+            expect(states[-1:] == [RealtimeSubscribeStates.SUBSCRIBED], f"{user.who}: {states}")
+            lobby_channels[user.who] = channel
+        sent = time.monotonic()
+        await lobby_channels["a"].send_broadcast("wave", {"from": "a"})
+        await until(lambda: heard["b"], "second heard the first")
+        report.note(f"realtime: broadcast heard {1000 * (time.monotonic() - sent):.0f} ms after")
+        expect(heard["b"][0]["payload"] == {"from": "a"}, f"second heard {heard['b']}")
+        expect(heard["b"][0]["event"] == "wave", f"second heard {heard['b']}")
+        await service.channel(lobby).http_send("notice", {"from": "server"})
+        for user in users:
+            await until(
+                lambda who=user.who: any(m["event"] == "notice" for m in heard[who]),
+                f"{user.who} heard the server",
+            )
+        expect(not any(m["event"] == "wave" for m in heard["a"]), "the first heard itself")
+
+    async def presence() -> None:
+        for user in users:
+            await lobby_channels[user.who].track({"who": user.who})
+        for user in users:
+            channel = lobby_channels[user.who]
+            await until(lambda c=channel: set(c.presence_state()) == {"a", "b"},
+                        f"{user.who}: presence of both")  # fmt: skip
+        await lobby_channels["b"].untrack()
+        await until(lambda: set(lobby_channels["a"].presence_state()) == {"a"}, "second left")
+        for user in users:
+            await user.client.remove_channel(lobby_channels[user.who])
+
+    async def private_channel() -> None:
+        """`contract-room-<auth uid>`: clients/realtime-policies.sql lets only that user in."""
+        room = f"contract-room-{first.auth_id}"
+        for user, expected in (
+            (first, RealtimeSubscribeStates.SUBSCRIBED),
+            (second, RealtimeSubscribeStates.CHANNEL_ERROR),
+        ):
+            channel = user.client.channel(room, {"config": {"private": True}})
+            states: list[RealtimeSubscribeStates] = []
+            await channel.subscribe(partial(note_state, states))
+            expect(states[-1:] == [expected], f"{user.who} joining the first's room: {states}")
+            await user.client.remove_channel(channel)
+
     async def delete(table: str) -> None:
         key = f"{table} a"
         query = second.table(table).delete().eq("id", ids[key])
@@ -372,6 +434,10 @@ async def contract(env: Environment) -> int:
     await r("storage: signed URL", signed_url, ["storage: upload"])
     await r("storage: remove", storage_remove, ["storage: upload"])
     await r("realtime: postgres_changes on preference", realtime, ["rest: preference insert"])
+    await r("realtime: broadcast between the users", broadcast, ["auth: sign in with password"])
+    await r("realtime: presence sync", presence, ["realtime: broadcast between the users"])
+    await r("realtime: private channel, the other user refused by policy", private_channel,
+            ["auth: sign in with password"])  # fmt: skip
     await r(
         "rest: delete without a filter is refused",
         delete_without_filter_refused,

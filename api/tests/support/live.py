@@ -1,18 +1,13 @@
-"""The app under a real uvicorn server, for the official clients and websockets: in a
-thread of the test process (`serve`), or as `planwise serve` itself (`planwise_serve`)."""
+"""The app under a real uvicorn server in a thread of the test process, for the official
+clients and websockets (`planwise serve` itself as a subprocess: support/served.py)."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,7 +15,6 @@ import uvicorn
 
 from planwise.app import create_app
 from planwise.config import Settings
-from tests.support.cli import PLANWISE
 
 
 @dataclass
@@ -55,49 +49,3 @@ def serve(settings: Settings) -> Iterator[LiveServer]:
     finally:
         server.should_exit = True
         thread.join(10)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@contextmanager
-def planwise_serve(env: dict[str, str], log: Path) -> Iterator[tuple[str, int]]:
-    """`planwise serve` on a free port with `env`, once `/health` answers 200; yields (base
-    URL, pid), its output in `log`. Its process group is stopped at the end."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    with log.open("wb") as output:
-        server = subprocess.Popen(
-            [PLANWISE, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if server.poll() is not None:
-                raise AssertionError(
-                    f"planwise serve exited ({server.returncode}):\n{log.read_text()[-3000:]}"
-                )
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"planwise serve not healthy in 60 s:\n{log.read_text()[-3000:]}"
-                )
-            time.sleep(0.2)
-        yield base, server.pid
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
