@@ -1,4 +1,4 @@
-"""`planwise bench data|recommend|api|import|backup|all`: figures, not pass/fail tests.
+"""`planwise bench data|recommend|density|api|import|backup|all`: figures, not pass/fail tests.
 
 Every command works in the bench database (`--database`, default planwise_bench) on the
 managed cluster, loading the data set first if the database does not hold exactly the
@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from planwise.bench import api as api_bench
-from planwise.bench import backups, data, importing, recommend, report, world
+from planwise.bench import backups, data, density, importing, recommend, report, world
 from planwise.bench.machine import describe
 from planwise.config import PLANWISE_HOME, get_settings
 from planwise.db.engine import libpq_url
@@ -136,6 +136,16 @@ def _recommend(session: Session) -> None:
                                             progress=_say))  # fmt: skip
 
 
+def _density(session: Session) -> None:
+    """Sparse and dense data sets of the same size, side by side (`planwise.bench.density`)."""
+    options = session.options
+    session.ensure_data(dense=True)
+    results = density.run(session.db, session.dense_db, seconds=options.seconds,
+                          warmup=options.warmup, requests=options.requests,
+                          progress=_say)  # fmt: skip
+    session.save("density", results)
+
+
 def _api(session: Session) -> None:
     options = session.options
     results = api_bench.run(
@@ -198,6 +208,23 @@ def recommend_command(
                                database=database, results_dir=results_dir))  # fmt: skip
     session.ensure_data()
     _recommend(session)
+    session.show()
+
+
+@app.command("density")
+def density_command(
+    places: Places = 1_000_000, seconds: Seconds = 20.0, warmup: Warmup = 3.0,
+    smoke: Smoke = False, database: Database = data.DEFAULT_DATABASE,
+    results_dir: ResultsDir = report.RESULTS_DIR,
+) -> None:  # fmt: skip
+    """Dense vs sparse data of one size (ten times the places per city in `<database>_dense`):
+    p50/p99 of ours and of the previous SQL at 1 and 2 clients."""
+    session = Session(_options(smoke, places=None if smoke else places,
+                               seconds=None if smoke else seconds,
+                               warmup=None if smoke else warmup,
+                               database=database, results_dir=results_dir))  # fmt: skip
+    session.ensure_data()
+    _density(session)
     session.show()
 
 
@@ -268,6 +295,7 @@ def all_command(
     ))  # fmt: skip
     session.ensure_data()
     _recommend(session)
+    _density(session)
     _api(session)
     _import(session)
     _backup(session)
