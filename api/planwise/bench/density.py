@@ -23,9 +23,9 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from planwise.bench import pgbench, sql
+from planwise.bench import sql
 from planwise.bench.data import BenchDatabase, connect_admin
-from planwise.bench.machine import load_average
+from planwise.bench.recommend import measure
 from planwise.config import REPO_ROOT
 
 VERSIONS = REPO_ROOT / "api" / "alembic" / "versions"
@@ -114,17 +114,10 @@ def run(
         for label, db in databases.items():
             for name, script in SCRIPTS.items():
                 progress(f"density: {label}, {name}, {count} client(s), {seconds:g} s")
-                if warmup > 0:
-                    pgbench.run(db.app_url, script, clients=count, seconds=warmup,
-                                variables=variables, log=False)  # fmt: skip
-                before = load_average()
-                result = pgbench.run(
-                    db.app_url, script, clients=count, seconds=seconds, variables=variables
-                )
-                results[label][name][f"c{count}"] = {
-                    **result,
-                    "load_average": [before, load_average()],
-                }
+                results[label][name][f"c{count}"] = measure(
+                    db, script, clients=count, seconds=seconds, warmup=warmup,
+                    variables=variables,
+                )  # fmt: skip
     ratios: dict[str, Any] = {}
     for name in SCRIPTS:
         for count in clients:
