@@ -25,7 +25,8 @@ SMOKE_DATABASE = "planwise_bench_smoke"
 @pytest.fixture
 def smoke_results(cluster: Cluster, tmp_path: Path) -> Iterator[Path]:
     yield tmp_path / "results"
-    for name in (SMOKE_DATABASE, f"{SMOKE_DATABASE}_import", f"{SMOKE_DATABASE}_restore"):
+    for suffix in ("", "_dense", "_import", "_restore"):
+        name = f"{SMOKE_DATABASE}{suffix}"
         cluster.drop_database(name)
 
 
@@ -50,6 +51,16 @@ def test_smoke_pipeline_measures_every_section(smoke_results: Path, tmp_path: Pa
     assert recall["ours_recall_at_20"] == 1.0 and recall["ours_recall_at_100"] == 1.0
     assert 0 <= recall["document_recall_at_20"] <= 1
 
+    density = run["density"]
+    assert run["data_dense"]["city_stride"] == world.DENSE_CITY_STRIDE
+    for label in ("sparse", "dense"):
+        assert density[label]["candidates_within_5km"]["requests"] > 0
+        for name in ("ours", "previous"):
+            for level in ("c1", "c2"):
+                measured = density[label][name][level]
+                assert measured["tps"] > 0 and measured["p50_ms"] <= measured["p99_ms"]
+    assert density["dense_over_sparse"]["ours"]["c1"]["p50_ms"] > 0
+
     level = run["api"]["levels"]["c1"]
     assert level["api"]["requests"] > 0 and level["api"]["errors"] == 0
     assert level["pgbench"]["tps"] > 0 and level["api_share_of_sql_throughput"] > 0
@@ -60,6 +71,7 @@ def test_smoke_pipeline_measures_every_section(smoke_results: Path, tmp_path: Pa
 
     table = (smoke_results / "latest.md").read_text()
     assert "recall@20" in table and "PostgreSQL 15" in table
+    assert "dense / sparse latency p50, p99, 1 client(s)" in table
     assert results["machine"]["cores"] >= 1
 
 
@@ -74,6 +86,21 @@ def test_generated_places_are_deterministic_and_import_shaped() -> None:
     users = list(world.users(50))
     assert all(len(user.preferences) == world.PREFERENCES_PER_USER for user in users)
     assert len({category for user in users for category in user.preferences}) > 10
+
+
+def test_the_dense_world_has_ten_times_the_places_per_city() -> None:
+    """Same generator, every tenth city: a tenth of the cities, as many places."""
+
+    def cities(stride: int) -> set[str]:
+        return {
+            record["formatted_address"].split(", ", 1)[1]
+            for record in world.places(2000, city_stride=stride)
+        }
+
+    sparse, dense = cities(1), cities(world.DENSE_CITY_STRIDE)
+    assert dense < set(city.city.name + ", " + city.city.country for city in world.CITY_MODELS)
+    assert len(dense) <= len(world.CITY_MODELS) // world.DENSE_CITY_STRIDE + 1 < len(sparse)
+    assert list(world.places(30)) == list(world.places(30, city_stride=1))
 
 
 def test_percentiles_are_nearest_rank() -> None:

@@ -298,13 +298,47 @@ def explain(session: Session, params: dict[str, object]) -> str:
     return "\n".join(str(row) for row in rows)
 
 
+GENERIC_PLAN_SQL = (
+    "PREPARE planwise_probe(float8, float8, float8, int, bool, text) AS "
+    "SELECT * FROM recommend_places($1, $2, $3, $4, $5, $6)"
+)
+
+
+def generic_plan(session: Session, params: dict[str, object]) -> str:
+    """The plan PostgreSQL keeps for a prepared statement once it goes generic (as
+    `planwise_recommend_for`'s PL/pgSQL does, `force_generic_plan`)."""
+    session.execute(text("SET LOCAL plan_cache_mode = force_generic_plan"))
+    session.execute(text(GENERIC_PLAN_SQL))
+    try:
+        # A utility statement takes no bind parameters: the request's numbers, as literals.
+        arguments = ", ".join(
+            [repr(float(params[key])) for key in ("lat", "lng", "radius_km")]  # type: ignore[arg-type]
+            + [str(int(params["limit"])), "false", "NULL"]  # type: ignore[call-overload]
+        )
+        rows = session.execute(text(f"EXPLAIN EXECUTE planwise_probe({arguments})")).scalars()
+        return "\n".join(str(row) for row in rows)
+    finally:
+        session.execute(text("DEALLOCATE planwise_probe"))
+
+
+def assert_candidates_index_only(plan: str) -> None:
+    """Candidates of the user's categories only, index-only; the heap by primary key."""
+    scans = [line for line in plan.splitlines() if "ix_place_category_location" in line]
+    assert scans and all("Index Only Scan" in line for line in scans), plan
+    assert "Seq Scan on place" not in plan and "idx_place_location" not in plan, plan
+    heap = [line for line in plan.splitlines() if " on place " in line and "Index Only" not in line]
+    assert heap and all("pk_place" in line for line in heap), plan
+
+
 @pytest.mark.parametrize("probe", ["oslo", "taveuni"])
-def test_candidates_come_from_the_location_index(
+def test_candidates_come_from_the_category_location_index(
     db_session: Session, world: list[GeneratedPlace], traveller: User, probe: str
 ) -> None:
     """With statistics of the ~3 000 generated places (ANALYZE inside the test's
     transaction sees its own rows and is rolled back with it), the planner itself picks
-    the index; with sequential scans disabled it must be able to."""
+    the index-only scan of `ix_place_category_location` (and, with sequential scans
+    disabled, must be able to); the generic plan, which knows nothing of the box, has the
+    same shape; the heap is read through the primary key, for the rows returned."""
     _city, lat, lng = PROBES[probe]
     params = recommendation_params(lat=lat, lng=lng, radius_km=5.0, limit=20)
     db_session.execute(text("ANALYZE place"))
@@ -312,10 +346,56 @@ def test_candidates_come_from_the_location_index(
         db_session.execute(text("SELECT set_config('enable_seqscan', :on, true)"), {"on": setting})
         plan = explain(db_session, params)
         print(f"\nEXPLAIN ({probe}, enable_seqscan = {setting}):\n{plan}")
-        scans = [line for line in plan.splitlines() if "idx_place_location" in line]
-        assert scans, plan
-        assert all("Index Scan" in line for line in scans), plan
-        assert "Seq Scan on place" not in plan
+        assert_candidates_index_only(plan)
+    db_session.execute(text("SELECT set_config('enable_seqscan', 'on', true)"))
+    plan = generic_plan(db_session, params)
+    print(f"\nEXPLAIN generic ({probe}):\n{plan}")
+    assert_candidates_index_only(plan)
+
+
+def test_recommend_for_keeps_a_generic_plan(db_session: Session) -> None:
+    """The one-statement path plans its query once per session: the plan shape does not
+    depend on the box, so nothing forces a custom plan per request any more."""
+    setting = db_session.execute(
+        text("SELECT proconfig FROM pg_proc WHERE proname = 'planwise_recommend_for'")
+    ).scalar_one()
+    assert setting == ["plan_cache_mode=force_generic_plan"]
+
+
+def test_float_distance_agrees_with_st_distancesphere(db_session: Session) -> None:
+    """`planwise_sphere_distance_m` (plain float arithmetic on the index's columns) is
+    PostGIS's sphere distance: the same to within 1e-8 m, across the antimeridian, at the
+    poles and between antipodes."""
+    rng = random.Random(13)
+    pairs = [(rng.uniform(-90, 90), rng.uniform(-180, 180), rng.uniform(-90, 90),
+              rng.uniform(-180, 180)) for _ in range(2000)]  # fmt: skip
+    pairs += [
+        (0.0, 179.99, 0.01, -179.99), (90.0, 0.0, 89.99, 120.0), (-90.0, 10.0, -89.9, -170.0),
+        (10.0, 20.0, -10.0, -160.0), (45.0, 7.0, 45.0, 7.0), (0.0, -180.0, 0.0, 180.0),
+    ]  # fmt: skip
+    worst = db_session.execute(
+        text(
+            "SELECT max(abs(planwise_sphere_distance_m(a, b, c, d) - ST_DistanceSphere("
+            "ST_SetSRID(ST_MakePoint(b, a), 4326), ST_SetSRID(ST_MakePoint(d, c), 4326)))) "
+            "FROM unnest(CAST(:a AS float8[]), CAST(:b AS float8[]), CAST(:c AS float8[]), "
+            "CAST(:d AS float8[])) AS t(a, b, c, d)"
+        ),
+        {key: [pair[i] for pair in pairs] for i, key in enumerate("abcd")},
+    ).scalar_one()
+    assert worst < 1e-8
+
+
+@pytest.mark.parametrize(
+    ("lat", "lng", "boxes"),
+    [(59.9, 10.75, 1), (-16.8, 179.99, 2), (-16.8, -179.99, 2), (89.99, 0.0, 1)],
+)
+def test_search_boxes_are_the_search_box_parts_without_repeats(
+    db_session: Session, lat: float, lng: float, boxes: int
+) -> None:
+    found = db_session.execute(
+        text("SELECT count(*) FROM planwise_search_boxes(:lat, :lng, 5)"), {"lat": lat, "lng": lng}
+    ).scalar_one()
+    assert found == boxes
 
 
 # -- scoring ---------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""`planwise bench data|recommend|api|import|backup|all`: figures, not pass/fail tests.
+"""`planwise bench data|recommend|density|api|import|backup|all`: figures, not pass/fail tests.
 
 Every command works in the bench database (`--database`, default planwise_bench) on the
 managed cluster, loading the data set first if the database does not hold exactly the
@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from planwise.bench import api as api_bench
-from planwise.bench import backups, data, importing, recommend, report
+from planwise.bench import backups, data, density, importing, recommend, report, world
 from planwise.bench.machine import describe
 from planwise.config import PLANWISE_HOME, get_settings
 from planwise.db.engine import libpq_url
@@ -86,18 +86,26 @@ class Session:
         self.db = data.bench_database(get_settings(), options.database)
         self.results = report.load(options.results_dir)
 
-    def ensure_data(self) -> dict[str, Any]:
+    def ensure_data(self, *, dense: bool = False) -> dict[str, Any]:
+        """The data set (the dense one: `<database>_dense`, every tenth city) loaded."""
         options = self.options
-        _say(f"data: {options.places:,} places, {options.users:,} users in {options.database}")
-        loaded, now = data.ensure_loaded(self.db, places=options.places, users=options.users,
-                                         requests=options.requests, console=console)  # fmt: skip
+        db = self.dense_db if dense else self.db
+        stride = world.DENSE_CITY_STRIDE if dense else 1
+        _say(f"data: {options.places:,} places, {options.users:,} users in {db.name}")
+        loaded, now = data.ensure_loaded(db, places=options.places, users=options.users,
+                                         requests=options.requests, console=console,
+                                         city_stride=stride)  # fmt: skip
         if now:
             rate = loaded["places"]["rows_per_second"]
             _say(f"loaded {options.places:,} places at {rate:,}/s in {loaded['total_seconds']} s")
         else:
             _say("data already loaded (same size and seed): reusing it")
-        self.save("data", loaded)
+        self.save("data_dense" if dense else "data", loaded)
         return loaded
+
+    @property
+    def dense_db(self) -> data.BenchDatabase:
+        return data.bench_database(get_settings(), f"{self.options.database}_{data.DENSE_SUFFIX}")
 
     def save(self, section: str, values: dict[str, Any], *, per_size: bool = True) -> None:
         self.results["machine"] = describe(libpq_url(self.db.admin_url))
@@ -128,6 +136,16 @@ def _recommend(session: Session) -> None:
                                             progress=_say))  # fmt: skip
 
 
+def _density(session: Session) -> None:
+    """Sparse and dense data sets of the same size, side by side (`planwise.bench.density`)."""
+    options = session.options
+    session.ensure_data(dense=True)
+    results = density.run(session.db, session.dense_db, seconds=options.seconds,
+                          warmup=options.warmup, requests=options.requests,
+                          progress=_say)  # fmt: skip
+    session.save("density", results)
+
+
 def _api(session: Session) -> None:
     options = session.options
     results = api_bench.run(
@@ -155,18 +173,24 @@ def _backup(session: Session) -> None:
 def data_command(
     places: Places = 1_000_000, users: Users = data.DEFAULT_USERS, smoke: Smoke = False,
     fresh: Annotated[bool, typer.Option("--fresh", help="reload even if present")] = False,
+    dense: Annotated[bool, typer.Option("--dense", help="the density bench's dense set")] = False,
     database: Database = data.DEFAULT_DATABASE, results_dir: ResultsDir = report.RESULTS_DIR,
 ) -> None:  # fmt: skip
-    """Generate and load the data set (COPY path), build indexes, VACUUM ANALYZE."""
+    """Generate and load the data set (COPY path), build indexes, VACUUM ANALYZE.
+    `--dense`: the same size around every tenth city, into `<database>_dense`."""
     session = Session(_options(smoke, places=None if smoke else places,
                                users=None if smoke else users, database=database,
                                results_dir=results_dir))  # fmt: skip
     if fresh:
         options = session.options
-        session.save("data", data.load(session.db, places=options.places, users=options.users,
-                                       requests=options.requests, console=console))  # fmt: skip
+        session.save(
+            "data_dense" if dense else "data",
+            data.load(session.dense_db if dense else session.db, places=options.places,
+                      users=options.users, requests=options.requests, console=console,
+                      city_stride=world.DENSE_CITY_STRIDE if dense else 1),
+        )  # fmt: skip
     else:
-        session.ensure_data()
+        session.ensure_data(dense=dense)
     session.show()
 
 
@@ -184,6 +208,23 @@ def recommend_command(
                                database=database, results_dir=results_dir))  # fmt: skip
     session.ensure_data()
     _recommend(session)
+    session.show()
+
+
+@app.command("density")
+def density_command(
+    places: Places = 1_000_000, seconds: Seconds = 20.0, warmup: Warmup = 3.0,
+    smoke: Smoke = False, database: Database = data.DEFAULT_DATABASE,
+    results_dir: ResultsDir = report.RESULTS_DIR,
+) -> None:  # fmt: skip
+    """Dense vs sparse data of one size (ten times the places per city in `<database>_dense`):
+    p50/p99 of ours and of the previous SQL at 1 and 2 clients."""
+    session = Session(_options(smoke, places=None if smoke else places,
+                               seconds=None if smoke else seconds,
+                               warmup=None if smoke else warmup,
+                               database=database, results_dir=results_dir))  # fmt: skip
+    session.ensure_data()
+    _density(session)
     session.show()
 
 
@@ -254,6 +295,7 @@ def all_command(
     ))  # fmt: skip
     session.ensure_data()
     _recommend(session)
+    _density(session)
     _api(session)
     _import(session)
     _backup(session)

@@ -39,8 +39,10 @@ from planwise.places.importer import SourceRecord, import_records
 from planwise.users.security import hash_password
 
 DEFAULT_DATABASE = "planwise_bench"
+DENSE_SUFFIX = "dense"
+"""The density bench's dense data set lives in `<bench database>_dense`."""
 BENCH_PASSWORD = "planwise-bench"  # noqa: S105  (synthetic users of a throwaway database)
-DROPPED_INDEXES = ("idx_place_location", "idx_place_category")
+DROPPED_INDEXES = ("idx_place_location", "idx_place_category", "ix_place_category_location")
 """Rebuilt after the load: building an index once beats maintaining it row by row."""
 DEFAULT_USERS = 100_000
 DEFAULT_REQUESTS = 10_000
@@ -150,7 +152,7 @@ def _progress(console: Console) -> Progress:
 
 
 def _load_places(
-    conn: psycopg.Connection[tuple[Any, ...]], count: int, console: Console
+    conn: psycopg.Connection[tuple[Any, ...]], count: int, console: Console, city_stride: int
 ) -> dict[str, Any]:
     """Places through `import_records` (COPY into staging, merged in pipeline mode)."""
     started = time.perf_counter()
@@ -158,7 +160,7 @@ def _load_places(
         task = bar.add_task("places", total=count, rate="")
 
         def records() -> Iterator[SourceRecord]:
-            for n, record in enumerate(world.places(count), 1):
+            for n, record in enumerate(world.places(count, city_stride=city_stride), 1):
                 if n % 20_000 == 0:
                     elapsed = time.perf_counter() - started
                     bar.update(task, completed=n, rate=f"{n / elapsed:,.0f}/s")
@@ -203,11 +205,13 @@ def _load_users(conn: psycopg.Connection[tuple[Any, ...]], count: int) -> dict[s
     }
 
 
-def _load_requests(conn: psycopg.Connection[tuple[Any, ...]], count: int, users: int) -> None:
+def _load_requests(
+    conn: psycopg.Connection[tuple[Any, ...]], count: int, users: int, city_stride: int
+) -> None:
     with conn.cursor() as cursor:
         cursor.execute("TRUNCATE bench.request")
         with cursor.copy("COPY bench.request (n, user_id, lat, lng) FROM STDIN") as copy:
-            for request in world.requests(count, users):
+            for request in world.requests(count, users, city_stride=city_stride):
                 copy.write_row((request.n, request.user_id, request.lat, request.lng))
 
 
@@ -227,9 +231,11 @@ def load(
     users: int = DEFAULT_USERS,
     requests: int = DEFAULT_REQUESTS,
     console: Console | None = None,
+    city_stride: int = 1,
 ) -> dict[str, Any]:
-    """A fresh database holding `places` places, `users` users (5 preferences each) and
-    `requests` request pairs; returns what was done and how fast."""
+    """A fresh database holding `places` places around every `city_stride`-th city,
+    `users` users (5 preferences each) and `requests` request pairs; returns what was done
+    and how fast."""
     console = console or Console(stderr=True)
     create_database(db, fresh=True)
     started = time.perf_counter()
@@ -240,9 +246,9 @@ def load(
         conn.execute("SET LOCAL work_mem = '64MB'")
         for name in DROPPED_INDEXES:
             conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
-        place_report = _load_places(conn, places, console)
+        place_report = _load_places(conn, places, console, city_stride)
         user_report = _load_users(conn, users)
-        _load_requests(conn, requests, users)
+        _load_requests(conn, requests, users, city_stride)
         conn.commit()
 
         console.print("building indexes …")
@@ -276,6 +282,7 @@ def load(
             "place_heap_bytes": int(sizes[1]),
             "database_bytes": int(sizes[2]),
             "seed": world.SEED,
+            "city_stride": city_stride,
         }
         conn.execute(
             "INSERT INTO bench.meta (key, value) VALUES ('load', %s) "
@@ -292,6 +299,7 @@ def ensure_loaded(
     users: int = DEFAULT_USERS,
     requests: int = DEFAULT_REQUESTS,
     console: Console | None = None,
+    city_stride: int = 1,
 ) -> tuple[dict[str, Any], bool]:
     """The load report, loading first unless the database already holds exactly this
     data set; the flag says whether it loaded now."""
@@ -302,9 +310,15 @@ def ensure_loaded(
         and meta["users"]["users"] == users
         and meta["requests"] == requests
         and meta.get("seed") == world.SEED
+        and meta.get("city_stride", 1) == city_stride
     ):
+        migrations.upgrade(db.admin_url)  # a data set loaded before a new migration
         return meta, False
-    return load(db, places=places, users=users, requests=requests, console=console), True
+    loaded = load(
+        db, places=places, users=users, requests=requests, console=console,
+        city_stride=city_stride,
+    )  # fmt: skip
+    return loaded, True
 
 
 def request_rows(db: BenchDatabase, limit: int) -> list[world.Request]:

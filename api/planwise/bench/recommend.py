@@ -57,6 +57,19 @@ ORDER BY up.rating * 0.6
 computes them (same expressions, so the same floating-point values), exact distance."""
 
 
+def measure(
+    db: BenchDatabase, script: str, *, clients: int, seconds: float, warmup: float,
+    variables: dict[str, str],
+) -> dict[str, Any]:  # fmt: skip
+    """One pgbench figure after an unrecorded warm-up, with the load average around it."""
+    if warmup > 0:
+        pgbench.run(db.app_url, script, clients=clients, seconds=warmup, variables=variables,
+                    log=False)  # fmt: skip
+    before = load_average()
+    result = pgbench.run(db.app_url, script, clients=clients, seconds=seconds, variables=variables)
+    return {**result, "load_average": [before, load_average()]}
+
+
 def latency(
     db: BenchDatabase,
     *,
@@ -72,14 +85,8 @@ def latency(
     for count in clients:
         for name, script in sql.SCRIPTS.items():
             progress(f"pgbench {name} query, {count} client(s), {seconds:g} s")
-            if warmup > 0:
-                pgbench.run(db.app_url, script, clients=count, seconds=warmup,
-                            variables=variables, log=False)  # fmt: skip
-            before = load_average()
-            result = pgbench.run(
-                db.app_url, script, clients=count, seconds=seconds, variables=variables
-            )
-            runs[name][f"c{count}"] = {**result, "load_average": [before, load_average()]}
+            runs[name][f"c{count}"] = measure(db, script, clients=count, seconds=seconds,
+                                              warmup=warmup, variables=variables)  # fmt: skip
     speedup: dict[str, float | None] = {}
     for count in clients:
         ours, document = (runs[name][f"c{count}"]["tps"] for name in ("ours", "document"))

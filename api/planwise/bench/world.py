@@ -18,11 +18,15 @@ Shape, and why:
   log-normal (median ~55, a long tail into the hundreds of thousands), 5 % unrated.
 - Requests are a user and a location drawn from the same city mixture: travellers ask
   where places are, so requests hit dense areas as often as real traffic does.
+- A denser world of the same size (`city_stride`, the density bench): only every
+  `city_stride`-th city, each keeping its own shape and weight, so the same number of
+  places falls into a tenth of the cities: ten times the places per city and per km².
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import math
 import random
 from collections.abc import Iterator
@@ -97,7 +101,8 @@ def _offset(lat: float, lng: float, north_km: float, east_km: float) -> tuple[fl
 
 
 CITY_MODELS = _city_models()
-_CITY_WEIGHTS = tuple(model.weight for model in CITY_MODELS)
+DENSE_CITY_STRIDE = 10
+"""The density bench's dense world: every tenth city, ten times the places per city."""
 
 
 def _cumulative(weights: tuple[float, ...]) -> list[float]:
@@ -108,8 +113,16 @@ def _cumulative(weights: tuple[float, ...]) -> list[float]:
     return result
 
 
-_CITY_CUMULATIVE = _cumulative(_CITY_WEIGHTS)
 _CATEGORY_CUMULATIVE = _cumulative(tuple(float(w) for w in _CATEGORY_WEIGHTS))
+
+
+@functools.cache
+def _cities(city_stride: int) -> tuple[tuple[CityModel, ...], list[float]]:
+    """Every `city_stride`-th city model, and their cumulative weights."""
+    if city_stride < 1:
+        raise ValueError(f"city_stride must be positive, got {city_stride!r}")
+    models = CITY_MODELS[::city_stride]
+    return models, _cumulative(tuple(model.weight for model in models))
 
 
 def _spot(rng: random.Random, model: CityModel) -> tuple[float, float]:
@@ -158,15 +171,17 @@ def _place(rng: random.Random, model: CityModel, anchor: tuple[float, float]) ->
     return record
 
 
-def places(count: int, start: int = 0) -> Iterator[dict[str, Any]]:
-    """Places `start` .. `count - 1` as Google place objects, in crawl order."""
+def places(count: int, start: int = 0, *, city_stride: int = 1) -> Iterator[dict[str, Any]]:
+    """Places `start` .. `count - 1` as Google place objects, in crawl order, around every
+    `city_stride`-th city."""
+    models, cumulative = _cities(city_stride)
     for chunk in range(start // CHUNK, math.ceil(count / CHUNK)):
         rng = random.Random(f"{SEED}:places:{chunk}")  # noqa: S311
         first = chunk * CHUNK
         last = min(count, first + CHUNK)
         index = first
         while index < last:
-            model = CITY_MODELS[_pick(rng, _CITY_CUMULATIVE)]
+            model = models[_pick(rng, cumulative)]
             anchor = _spot(rng, model)
             for _ in range(min(PAGE_SIZE, last - index)):
                 record = _place(rng, model, anchor)
@@ -207,11 +222,12 @@ class Request:
     lng: float
 
 
-def requests(count: int, user_count: int) -> Iterator[Request]:
+def requests(count: int, user_count: int, *, city_stride: int = 1) -> Iterator[Request]:
     """Numbered (user, location) pairs: a random user, a location near a city, drawn
-    like the places are (travellers ask where places are)."""
+    like the places are (travellers ask where places are), of the same cities."""
+    models, cumulative = _cities(city_stride)
     rng = random.Random(f"{SEED}:requests")  # noqa: S311
     for n in range(1, count + 1):
-        model = CITY_MODELS[_pick(rng, _CITY_CUMULATIVE)]
+        model = models[_pick(rng, cumulative)]
         lat, lng = _spot(rng, model)
         yield Request(n, rng.randint(1, user_count), round(lat, 6), round(lng, 6))

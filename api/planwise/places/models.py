@@ -15,6 +15,14 @@ class Place(SQLModel, table=True):
     __table_args__ = (
         Index("idx_place_location", text(PLACE_POINT_SQL), postgresql_using="gist"),
         Index("idx_place_category", "category"),
+        # Recommendation candidates, index-only (migration b8c9d0e1f2a3, btree_gist).
+        Index(
+            "ix_place_category_location",
+            "category",
+            text("point(lng, lat)"),
+            postgresql_using="gist",
+            postgresql_include=["lat", "lng", "rating", "user_ratings_total", "id"],
+        ),
     )
 
     id: str = Field(sa_column=Column(String(100), primary_key=True))  # Google Place ID
