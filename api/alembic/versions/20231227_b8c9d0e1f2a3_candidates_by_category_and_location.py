@@ -1,7 +1,7 @@
 """Recommendation candidates by category and location together, index-only
 
 Revision ID: b8c9d0e1f2a3
-Revises: a7b8c9d0e1f2
+Revises: e1f2a3b4c5d6
 Create Date: 2023-12-24 10:00:00
 
 Before, `recommend_places()` read every place of every category in the search box
@@ -38,7 +38,7 @@ from types import ModuleType
 from alembic import op
 
 revision: str = "b8c9d0e1f2a3"
-down_revision: str | None = "a7b8c9d0e1f2"
+down_revision: str | None = "e1f2a3b4c5d6"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
