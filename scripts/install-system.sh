@@ -10,6 +10,7 @@ packages=(
   pgbouncer                  # `planwise pgbouncer`: transaction pooling
   pgbackrest                 # `planwise pitr`: WAL archiving and point-in-time recovery
   wrk                        # `planwise bench api`: HTTP load from a separate process
+  chromium                   # tests/test_console.py: the operations console in a real browser
 )
 
 missing=()
