@@ -268,6 +268,9 @@ def collect(
     ))  # fmt: skip
     report["archiver"] = archiver[0] if archiver else dict(_NO_ARCHIVER)
     report["growth"] = read("growth", [], lambda: _growth(connection))
+    report["stats_reset"] = read("stats_reset", None, scalar(
+        "SELECT stats_reset FROM pg_stat_database WHERE datname = current_database()"
+    ))  # fmt: skip
     report["duplicate_indexes"] = read("duplicate_indexes", [], rows(DUPLICATE_INDEXES_SQL))
     report["invalid_indexes"] = read("invalid_indexes", [], rows(INVALID_INDEXES_SQL))
     report["maintenance"] = read("maintenance", [], rows(
