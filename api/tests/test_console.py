@@ -192,6 +192,20 @@ def test_the_session_cookie_and_csrf(console: Console) -> None:
             assert stranger.get("/admin/").status_code == 303
 
 
+def test_console_sign_in_is_throttled_like_the_api(console: Console) -> None:
+    nobody = f"nobody_{uuid.uuid4().hex[:8]}"
+    with httpx.Client(base_url=console.url) as client:
+        form = client.get("/admin/login")
+        token = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert token is not None
+        answers = [
+            client.post("/admin/login", data={
+                "username": nobody, "password": "wrong", "csrf": token[1]}).status_code
+            for _ in range(7)
+        ]  # fmt: skip
+    assert answers[:5] == [401] * 5 and 429 in answers[5:], answers
+
+
 def test_the_live_page_shows_who_blocks_and_cancels_it(page: Page, console: Console) -> None:
     """Two sessions of the API's role: one holds a lock in an open transaction, the other
     waits for it. The Live page names the blocker's query; cancelling the waiter works."""

@@ -28,6 +28,7 @@ from planwise.console import charts
 from planwise.console import session as console_session
 from planwise.deps import SessionDep, SettingsDep
 from planwise.ops.monitor import report as monitor
+from planwise.users import throttle
 from planwise.users.models import User
 from planwise.users.service import AccountDisabled, act_as, authenticate
 
@@ -126,8 +127,22 @@ def login(
     expected = request.cookies.get(console_session.LOGIN_COOKIE)
     if not console_session.same(csrf, expected):
         return refusal(request, 403, "The sign-in form expired or was not ours: reload it.")
-    try:
-        record = authenticate(session, username, password)
+    host = request.client.host if request.client else None
+    guard = throttle.LoginGuard(request.app.state.engine, settings)
+    try:  # the same counters as /api/v1/auth/token: one budget for one set of credentials
+        with guard.attempt("api", username, host) as attempt:
+            record = authenticate(session, username, password)
+            if record is not None:
+                attempt.succeeded()
+    except throttle.Throttled as error:
+        response = refusal(request, 429, "Too many failed sign-ins: wait "
+                           f"{error.retry_after} s and retry.")  # fmt: skip
+        response.headers["Retry-After"] = str(error.retry_after)
+        return response
+    except throttle.HashingBusy as error:
+        response = refusal(request, 503, "The server is busy checking passwords: retry.")
+        response.headers["Retry-After"] = str(error.retry_after)
+        return response
     except AccountDisabled:
         return refusal(request, 403, "This account is deactivated.")
     if record is None:
