@@ -192,6 +192,22 @@ def test_the_session_cookie_and_csrf(console: Console) -> None:
             assert stranger.get("/admin/").status_code == 303
 
 
+def test_a_demotion_ends_console_access_at_once(console: Console) -> None:
+    user_id, username = _register(console.url, "demoted")
+    with connect(console.db.admin_url) as conn:
+        conn.execute("UPDATE \"user\" SET role = 'admin' WHERE id = %s", (user_id,))
+    with httpx.Client(base_url=console.url) as client:
+        token = re.search(r'name="csrf" value="([^"]+)"', client.get("/admin/login").text)
+        assert token is not None
+        signed = client.post("/admin/login", data={
+            "username": username, "password": PASSWORD, "csrf": token[1]})  # fmt: skip
+        assert signed.status_code == 303
+        assert client.get("/admin/maintenance").status_code == 200
+        with connect(console.db.admin_url) as conn:
+            conn.execute("UPDATE \"user\" SET role = 'user' WHERE id = %s", (user_id,))
+        assert client.get("/admin/maintenance").status_code == 403  # same cookie, no page
+
+
 def test_console_sign_in_is_throttled_like_the_api(console: Console) -> None:
     nobody = f"nobody_{uuid.uuid4().hex[:8]}"
     with httpx.Client(base_url=console.url) as client:
