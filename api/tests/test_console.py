@@ -18,6 +18,7 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
 from tests.support.accounts import PASSWORD
+from tests.support.cli import planwise
 from tests.support.databases import TEST_JWT_SECRET, DatabaseUnderTest, connect
 from tests.support.live import planwise_serve
 
@@ -63,6 +64,9 @@ def console(
             "('database', 9000000, now() - interval '1 day'), ('database', 9500000, now()), "
             "('place', 100000, now() - interval '1 day'), ('place', 180000, now())"
         )
+    made = planwise("backup", "create", MIGRATION_DATABASE_URL=db.admin_url,
+                    BACKUP_DIR=env["BACKUP_DIR"])  # fmt: skip
+    assert made.returncode == 0, made.stderr
     with planwise_serve(env, home / "serve.log") as (base, _pid):
         admin_id, admin = _register(base, "dba")
         _user_id, user = _register(base, "plain")
@@ -123,7 +127,7 @@ def test_an_admin_signs_in_and_reads_every_page(page: Page, console: Console) ->
     assert "< 1 MiB each" in duplicates.inner_text()
     assert page.locator("li.rule.ok").count() + page.locator("li.rule.problem").count() == 12
     backup = page.locator('li.rule[data-rule="verified backup"]')
-    assert "problem" in (backup.get_attribute("class") or "")  # BACKUP_DIR holds none
+    assert "problem" in (backup.get_attribute("class") or "")  # one dump, not verified
     assert re.search(r"\d+(\.\d)? MB", page.locator("#database-size").inner_text())
     assert "%" in page.locator("#cache-hit-ratio").inner_text()
     page.screenshot(path=str(ARTIFACTS / "console-overview.png"), full_page=True)
@@ -154,6 +158,12 @@ def test_an_admin_signs_in_and_reads_every_page(page: Page, console: Console) ->
     assert charts.nth(0).locator("circle.point").count() == 2
     assert charts.nth(1).locator("circle.point").count() >= 2
     page.screenshot(path=str(ARTIFACTS / "console-space.png"), full_page=True)
+
+    page.click("nav >> text=Backups")
+    dump = page.locator("#dumps tr[data-name^=backup_]")
+    assert dump.count() == 1
+    assert dump.locator(".verification").inner_text() == "not verified"
+    assert "off" in page.locator("#wal").inner_text()
 
 
 def test_a_non_admin_gets_no_page(page: Page, console: Console, console_errors: list[str]) -> None:

@@ -27,6 +27,7 @@ from sqlmodel import Session
 from planwise.console import charts
 from planwise.console import session as console_session
 from planwise.deps import SessionDep, SettingsDep
+from planwise.ops.backup import dumps as dump_files
 from planwise.ops.monitor import report as monitor
 from planwise.users import throttle
 from planwise.users.models import User
@@ -50,6 +51,7 @@ PAGES = (
     ("live", "/admin/live", "Live"),
     ("queries", "/admin/queries", "Queries"),
     ("space", "/admin/space", "Space"),
+    ("backups", "/admin/backups", "Backups"),
 )
 EXPLAINABLE = ("select", "with", "insert", "update", "delete", "values", "table")
 EXPLAIN_TIMEOUT_MS = 2000
@@ -446,4 +448,27 @@ def space(request: Request, session: SessionDep, admin: AdminDep) -> HTMLRespons
         "admin": admin, "current": "space", "report": report,
         "database_chart": charts.line_chart("database size", database),
         "tables_chart": charts.line_chart("largest tables", series),
+    })  # fmt: skip
+
+
+@router.get("/backups")
+def backups(request: Request, session: SessionDep, admin: AdminDep) -> HTMLResponse:
+    """The dumps in BACKUP_DIR with their verification state, and WAL archiving."""
+    report = _report(request, session)
+    directory = request.app.state.settings.backup_directory
+    dumps, note = [], None
+    try:
+        found = dump_files.list_backups(directory) if directory else []
+        dumps = [{
+            "name": dump.name, "kind": dump.kind, "taken_at": dump.taken_at,
+            "bytes": dump.manifest.get("size_bytes"),
+            "revision": dump.manifest.get("alembic_revision"),
+            "verified": dump.manifest.get("verified"),
+            "verified_at": dump.manifest.get("verified_at"),
+        } for dump in reversed(found)]  # fmt: skip
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        note = f"unreadable backup manifest: {error}"
+    return page(request, "backups.html", {
+        "admin": admin, "current": "backups", "report": report, "dumps": dumps,
+        "directory": directory, "note": note,
     })  # fmt: skip
