@@ -12,6 +12,7 @@ packages=(
   openssl                    # `pitr repo-host-config` reads certificates; tests make them
   iproute2                   # tests/test_pitr.py: the repository host's network namespace
   wrk                        # `planwise bench api`: HTTP load from a separate process
+  chromium                   # tests/test_console.py: the operations console in a real browser
 )
 
 missing=()

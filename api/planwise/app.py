@@ -20,6 +20,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from planwise.auth.routes import router as gotrue_router
 from planwise.config import Settings, get_settings
+from planwise.console.routes import install as install_console
 from planwise.db.engine import build_engine
 from planwise.db.migrations import head_revision
 from planwise.db.waits import bound_thread_waits
@@ -160,6 +161,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(gotrue_router)  # /auth/v1, likewise
     app.include_router(rest_router)  # /rest/v1, PostgREST's interface
     app.include_router(functions_router)  # /functions/v1, Supabase's Edge Functions
+    install_console(app)  # /admin/: the operations console (HTML)
 
     @app.get(
         "/health",

@@ -14,14 +14,18 @@ from pathlib import Path
 import psycopg
 from fastapi.testclient import TestClient
 from psycopg import sql
+from sqlalchemy import create_engine, pool
 
 from planwise.config import Settings
+from planwise.db.engine import sqlalchemy_url
 from planwise.ops.monitor import report as monitor
 from tests.support.accounts import new_account, new_admin
 from tests.support.cli import planwise
 from tests.support.databases import DatabaseUnderTest, connect
 
-RELAXED = ["--cache-hit-ratio", "0", "--backup-max-age-hours", "1000"]
+RELAXED = ["--cache-hit-ratio", "0", "--backup-max-age-hours", "1000", "--dead-tuple-ratio", "1"]
+"""Thresholds a test database passes whatever other tests did to it (rolled-back inserts
+leave dead tuples)."""
 
 
 def test_report_has_the_five_metrics(
@@ -84,7 +88,12 @@ def test_database_metrics_on_the_api(
     text = client.get("http://testserver/metrics").text
     for metric in ("planwise_db_up 1.0", "planwise_db_size_bytes", "planwise_db_cache_hit_ratio",
                    'planwise_db_table_size_bytes{table="place"}', "planwise_db_slow_statements",
-                   "planwise_db_lock_waits", 'application="planwise-api"'):  # fmt: skip
+                   "planwise_db_lock_waits", 'application="planwise-api"',
+                   "planwise_db_duplicate_indexes 4.0", "planwise_db_invalid_indexes 0.0",
+                   'planwise_db_dead_tuples{table="place"}', "planwise_db_xid_age",
+                   'planwise_db_sequence_used_ratio{sequence="public.user_id_seq"}',
+                   "planwise_db_lock_wait_max_seconds",
+                   "planwise_backup_newest_verified_age_seconds +Inf"):  # fmt: skip
         assert metric in text, metric
     user, admin = new_account(client), new_admin(client, api_db)
     assert client.get("/admin/db", headers=user.headers).status_code == 403
@@ -156,3 +165,69 @@ def test_monitoring_answers_within_3_s_while_tables_are_locked(
         assert any(wait for wait in report["lock_waits"]) or report["lock_waits"] == []
     assert "growth: not read" in text and "sizes not read" in text
     assert check.returncode == 1 and "growth: not read" in check.stdout
+
+
+def test_the_maintenance_checks_find_what_a_dba_looks_for(
+    create_migrated_database: Callable[[str], DatabaseUnderTest], tmp_path: Path
+) -> None:
+    """Duplicate and invalid indexes, dead tuples, wraparound age, a sequence near the
+    limit of its integer column, and the blocking query behind a lock wait: each in the
+    report, each a `--check` rule that fires past its threshold."""
+    db = create_migrated_database("planwise_maint")
+    with connect(db.admin_url) as conn:
+        conn.autocommit = True
+        conn.execute("CREATE TABLE twin (x int)")
+        conn.execute("INSERT INTO twin VALUES (1), (1)")
+        with contextlib.suppress(psycopg.errors.UniqueViolation):
+            conn.execute("CREATE UNIQUE INDEX CONCURRENTLY twin_x ON twin (x)")
+        conn.execute("CREATE TABLE churn (n int) WITH (autovacuum_enabled = false)")
+        conn.execute("INSERT INTO churn SELECT generate_series(1, 3000)")
+        conn.execute("DELETE FROM churn WHERE n > 500")
+        conn.execute("CREATE TABLE counter (id int GENERATED ALWAYS AS IDENTITY)")
+        conn.execute("SELECT setval(pg_get_serial_sequence('counter', 'id'), 2000000000)")
+        conn.execute("SELECT pg_stat_force_next_flush()")
+    engine = create_engine(sqlalchemy_url(db.admin_url), poolclass=pool.NullPool)
+    with connect(db.admin_url) as holder, connect(db.admin_url) as waiter:
+        holder.execute("LOCK TABLE twin IN ACCESS EXCLUSIVE MODE")
+        holder_pid = holder.info.backend_pid
+        waiting = threading.Thread(target=lambda: waiter.execute("SELECT count(*) FROM twin"))
+        waiting.start()
+        time.sleep(0.5)
+        with engine.connect() as connection:
+            report = monitor.collect(connection, backup_dir=tmp_path)
+        holder.rollback()
+        waiting.join(10)
+    engine.dispose()
+    duplicates = {(d["index"], d["covered_by"]) for d in report["duplicate_indexes"]}
+    assert ("idx_user_username", "uq_user_username") in duplicates, duplicates
+    assert [i["index"] for i in report["invalid_indexes"]] == ["twin_x"]
+    churn = next(t for t in report["maintenance"] if t["table"] == "churn")
+    assert churn["dead_tuples"] == 2500 and churn["dead_ratio"] > 0.8, churn
+    assert report["wraparound"]["xid_age"] > 0
+    counter = next(s for s in report["sequences"] if s["table"] == "counter")
+    assert counter["type"] == "integer" and counter["max_value"] == 2**31 - 1
+    assert 0.93 < counter["fraction_used"] < 0.94
+    wait = next(w for w in report["lock_waits"] if "FROM twin" in w["query"])
+    assert wait["blocking"][0]["pid"] == holder_pid
+    assert wait["blocking"][0]["query"] == "LOCK TABLE twin IN ACCESS EXCLUSIVE MODE"
+    assert wait["blocking"][0]["state"] == "idle in transaction"
+
+    rules = {rule.name: rule for rule in monitor.health(report, monitor.Thresholds())}
+    assert not rules["duplicate indexes"].problems  # 16 kB: listed, not alarmed
+    assert "twin_x on twin is invalid" in rules["invalid indexes"].problems[0]
+    assert rules["dead tuples"].problems == ["table churn: 2500 dead tuples (83% of its rows)"]
+    assert "counter.id is integer" in rules["sequences"].problems[0]
+    assert not rules["transaction ID wraparound"].problems
+    strict = monitor.Thresholds(duplicate_index_min_bytes=0, wraparound_max_age=1,
+                                lock_wait_seconds=0)  # fmt: skip
+    rules = {rule.name: rule for rule in monitor.health(report, strict)}
+    assert any(
+        "idx_user_username on user duplicates uq_user_username" in line
+        for line in rules["duplicate indexes"].problems
+    )
+    assert rules["transaction ID wraparound"].problems
+    assert "LOCK TABLE twin" in rules["lock waits"].problems[0]
+    env = {"MIGRATION_DATABASE_URL": db.admin_url, "BACKUP_DIR": str(tmp_path)}
+    check = planwise("monitor", "--check", "--wraparound-max-age", "1", **env)
+    assert check.returncode == 1
+    assert "transaction ID age" in check.stdout and "twin_x" in check.stdout

@@ -55,6 +55,11 @@ def report(
     long_query_seconds: Annotated[float, typer.Option(min=0)] = 60.0,
     archive_lag_seconds: Annotated[float, typer.Option(min=0)] = 300.0,
     backup_max_age_hours: Annotated[float, typer.Option(min=0)] = 26.0,
+    duplicate_index_min_bytes: Annotated[int, typer.Option(min=0)] = 1024 * 1024,
+    dead_tuple_ratio: Annotated[float, typer.Option(min=0, max=1)] = 0.2,
+    wraparound_max_age: Annotated[int, typer.Option(min=0)] = 1_000_000_000,
+    sequence_max_fraction: Annotated[float, typer.Option(min=0, max=1)] = 0.9,
+    lock_wait_seconds: Annotated[float, typer.Option(min=0)] = 10.0,
 ) -> None:
     """Show the five metrics (or check them against thresholds, for cron)."""
     if ctx.invoked_subcommand is not None:
@@ -63,6 +68,9 @@ def report(
         cache_hit_ratio=cache_hit_ratio, slow_mean_ms=slow_mean_ms,
         slow_min_calls=slow_min_calls, long_query_seconds=long_query_seconds,
         archive_lag_seconds=archive_lag_seconds, backup_max_age_hours=backup_max_age_hours,
+        duplicate_index_min_bytes=duplicate_index_min_bytes, dead_tuple_ratio=dead_tuple_ratio,
+        wraparound_max_age=wraparound_max_age, sequence_max_fraction=sequence_max_fraction,
+        lock_wait_seconds=lock_wait_seconds,
     )  # fmt: skip
     with _connect() as connection:
         data = monitor.collect(
@@ -106,7 +114,11 @@ def _print_report(data: dict[str, Any]) -> None:
                 ["total_ms", "calls", "mean_ms", "rows", "query"]))  # fmt: skip
     show(_table("Long-running queries", data["long_running"],
                 ["pid", "seconds", "state", "query"]))  # fmt: skip
-    show(_table("Lock waits", data["lock_waits"], ["pid", "blocked_by", "seconds", "query"]))
+    show(_table("Lock waits", [
+        {**wait, "blocking": "; ".join(f"{b['pid']} {b['state']}: {b['query']}"
+                                       for b in wait["blocking"])}
+        for wait in data["lock_waits"]
+    ], ["pid", "seconds", "query", "blocking"]))  # fmt: skip
     size = data["database_bytes"]
     show(f"Database size: {'not read' if size is None else f'{size / 1024**2:.1f} MiB'}")
     show(_table("Tables", data["tables"], ["table", "bytes", "rows", "seq_scan", "idx_scan"]))
@@ -114,6 +126,19 @@ def _print_report(data: dict[str, Any]) -> None:
                 ["relation", "since", "grown_bytes", "days"]))  # fmt: skip
     show(_table("Index usage", data["indexes"], ["table", "index", "scans", "bytes"]))
     show(_table("Unused indexes", data["unused_indexes"], ["table", "index", "bytes"]))
+    show(_table("Duplicate indexes", data["duplicate_indexes"],
+                ["table", "index", "covered_by", "bytes"]))  # fmt: skip
+    show(_table("Invalid indexes", data["invalid_indexes"], ["table", "index", "definition"]))
+    show(_table("Dead tuples and vacuum", data["maintenance"],
+                ["table", "live_tuples", "dead_tuples", "dead_ratio", "last_vacuum",
+                 "last_autovacuum", "last_analyze", "last_autoanalyze"]))  # fmt: skip
+    wrap = data["wraparound"]
+    if wrap is not None:
+        show(f"Transaction ID age: {wrap['xid_age']} ({wrap['fraction_used']:.2%} of 2^31), "
+             f"multixact age {wrap['multixact_age']}", highlight=False)  # fmt: skip
+    show(_table("Sequences", data["sequences"],
+                ["sequence", "last_value", "max_value", "fraction_used", "table",
+                 "column"]))  # fmt: skip
     show(_table("Tables read mostly sequentially", data["mostly_sequential"],
                 ["table", "rows", "seq_scan", "idx_scan"]))  # fmt: skip
     show(_table("Cache hit ratio", data["cache"], ["kind", "hits", "reads", "ratio"]))

@@ -65,6 +65,15 @@ class Thresholds:
     long_query_seconds: float = 60.0
     archive_lag_seconds: float = 300.0
     backup_max_age_hours: float = 26.0
+    duplicate_index_min_bytes: int = 1024 * 1024  # smaller ones are listed, not alarmed
+    dead_tuple_ratio: float = 0.2
+    dead_tuple_min: int = 1000  # below this autovacuum has not been asked to act yet
+    wraparound_max_age: int = 1_000_000_000  # of the 2^31 transaction IDs PostgreSQL has
+    sequence_max_fraction: float = 0.9
+    lock_wait_seconds: float = 10.0
+
+
+XID_LIMIT = 2**31 - 1
 
 
 def _rows(connection: Connection, query: str, **params: Any) -> list[dict[str, Any]]:
@@ -208,13 +217,20 @@ def collect(
         seconds=limits.long_query_seconds,
     )))  # fmt: skip
     # A heavyweight lock wait is a pg_locks row not granted; pg_blocking_pids names
-    # who holds what it waits for.
+    # who holds what it waits for, and `blocking` what those sessions are doing.
     report["lock_waits"] = _redacted(read("lock_waits", [], rows(
-        "SELECT pid, pg_blocking_pids(pid) AS blocked_by, wait_event, "
-        "round(extract(epoch FROM now() - query_start)::numeric, 1)::float AS seconds, "
-        "left(query, 4000) AS query FROM pg_stat_activity "
-        "WHERE wait_event_type = 'Lock' AND datname = current_database()",
+        "SELECT w.pid, pg_blocking_pids(w.pid) AS blocked_by, w.wait_event, "
+        "round(extract(epoch FROM now() - w.query_start)::numeric, 1)::float AS seconds, "
+        "left(w.query, 4000) AS query, coalesce((SELECT json_agg(json_build_object("
+        "'pid', b.pid, 'state', b.state, 'application', b.application_name, "
+        "'seconds', round(extract(epoch FROM now() - b.xact_start)::numeric, 1), "
+        "'query', left(b.query, 4000)) ORDER BY b.pid) FROM pg_stat_activity b "
+        "WHERE b.pid = ANY (pg_blocking_pids(w.pid))), '[]') AS blocking "
+        "FROM pg_stat_activity w "
+        "WHERE w.wait_event_type = 'Lock' AND w.datname = current_database() ORDER BY 4 DESC",
     )))  # fmt: skip
+    for wait in report["lock_waits"]:
+        _redacted(wait["blocking"])
     report["database_bytes"] = read(
         "database_bytes", None, scalar("SELECT pg_database_size(current_database())")
     )
@@ -252,6 +268,30 @@ def collect(
     ))  # fmt: skip
     report["archiver"] = archiver[0] if archiver else dict(_NO_ARCHIVER)
     report["growth"] = read("growth", [], lambda: _growth(connection))
+    report["stats_reset"] = read("stats_reset", None, scalar(
+        "SELECT stats_reset FROM pg_stat_database WHERE datname = current_database()"
+    ))  # fmt: skip
+    report["duplicate_indexes"] = read("duplicate_indexes", [], rows(DUPLICATE_INDEXES_SQL))
+    report["invalid_indexes"] = read("invalid_indexes", [], rows(INVALID_INDEXES_SQL))
+    report["maintenance"] = read("maintenance", [], rows(
+        "SELECT s.relname AS table, n_live_tup AS live_tuples, n_dead_tup AS dead_tuples, "
+        "CASE WHEN n_live_tup + n_dead_tup > 0 "
+        "THEN round(n_dead_tup::numeric / (n_live_tup + n_dead_tup), 4)::float END "
+        "AS dead_ratio, last_vacuum, last_autovacuum, last_analyze, last_autoanalyze, "
+        "vacuum_count, autovacuum_count, analyze_count, autoanalyze_count, "
+        "age(c.relfrozenxid) AS xid_age FROM pg_stat_user_tables s "
+        "JOIN pg_class c ON c.oid = s.relid ORDER BY n_dead_tup DESC, s.relname",
+    ))  # fmt: skip
+    wraparound = read("wraparound", [], rows(
+        "SELECT datname AS database, age(datfrozenxid) AS xid_age, "
+        "mxid_age(datminmxid) AS multixact_age, "
+        "current_setting('autovacuum_freeze_max_age')::bigint AS freeze_max_age "
+        "FROM pg_database WHERE datname = current_database()",
+    ))  # fmt: skip
+    report["wraparound"] = wraparound[0] if wraparound else None
+    if report["wraparound"] is not None:
+        report["wraparound"]["fraction_used"] = report["wraparound"]["xid_age"] / XID_LIMIT
+    report["sequences"] = read("sequences", [], rows(SEQUENCES_SQL))
     report["backups"] = _backup_facts(backup_dir)
     report["tables_not_sized"] = [
         entry["table"] for entry in [*report["tables"], *report["indexes"]]
@@ -277,6 +317,86 @@ def collect(
     ]  # fmt: skip
     jsonable: dict[str, Any] = _jsonable(report)
     return jsonable
+
+
+DUPLICATE_INDEXES_SQL = """
+    SELECT t.relname AS table, ia.relname AS index, ib.relname AS covered_by,
+           CASE WHEN locked THEN NULL ELSE pg_get_indexdef(a.indexrelid) END AS definition,
+           CASE WHEN locked THEN NULL ELSE pg_get_indexdef(b.indexrelid) END
+               AS covered_by_definition,
+           CASE WHEN locked THEN NULL ELSE pg_relation_size(a.indexrelid) END AS bytes
+    FROM pg_index a
+    JOIN pg_index b ON b.indrelid = a.indrelid AND b.indexrelid <> a.indexrelid
+    JOIN pg_class ia ON ia.oid = a.indexrelid
+    JOIN pg_class ib ON ib.oid = b.indexrelid
+    JOIN pg_class t ON t.oid = a.indrelid
+    JOIN pg_namespace n ON n.oid = ia.relnamespace
+    CROSS JOIN LATERAL (SELECT EXISTS (
+        SELECT 1 FROM pg_locks l WHERE l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock'
+          AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+          AND l.relation IN (a.indrelid, a.indexrelid, b.indexrelid)) AS locked) held
+    WHERE n.nspname <> 'pg_catalog' AND n.nspname !~ '^pg_toast'
+      AND a.indisvalid AND b.indisvalid AND ia.relam = ib.relam
+      AND (b.indkey::text || ' ') LIKE (a.indkey::text || ' %')
+      AND (b.indclass::text || ' ') LIKE (a.indclass::text || ' %')
+      AND regexp_replace(coalesce(a.indpred::text, ''), '[:]location -?[0-9]+', '', 'g')
+          = regexp_replace(coalesce(b.indpred::text, ''), '[:]location -?[0-9]+', '', 'g')
+      AND regexp_replace(coalesce(a.indexprs::text, ''), '[:]location -?[0-9]+', '', 'g')
+          = regexp_replace(coalesce(b.indexprs::text, ''), '[:]location -?[0-9]+', '', 'g')
+      AND (NOT a.indisunique OR (b.indisunique AND a.indkey::text = b.indkey::text))
+      AND NOT (a.indkey::text = b.indkey::text AND a.indisunique = b.indisunique
+               AND a.indexrelid < b.indexrelid)
+    ORDER BY 1, 2, 3
+"""
+"""Index `index` is redundant when `covered_by`, on the same table with the same method,
+predicate and expressions, has its columns (and operator classes) as a leading prefix and
+enforces its uniqueness if it has any (PgHero's rule). Of identical twins the newer is
+reported. Predicates and expressions are compared as stored node trees (their source
+positions aside): `pg_get_expr` would lock the table, and wait behind an ALTER TABLE."""
+
+INVALID_INDEXES_SQL = """
+    SELECT t.relname AS table, i.relname AS index, x.indisready AS ready,
+           CASE WHEN EXISTS (
+               SELECT 1 FROM pg_locks l WHERE l.locktype = 'relation'
+                 AND l.mode = 'AccessExclusiveLock' AND l.relation = x.indrelid
+                 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+           ) THEN NULL ELSE pg_get_indexdef(x.indexrelid) END AS definition
+    FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+    JOIN pg_class t ON t.oid = x.indrelid JOIN pg_namespace n ON n.oid = i.relnamespace
+    WHERE NOT x.indisvalid AND n.nspname <> 'pg_catalog' AND n.nspname !~ '^pg_toast'
+    ORDER BY 1, 2
+"""
+"""Indexes a failed `CREATE INDEX CONCURRENTLY` (or one still running) left invalid: the
+planner ignores them, writes still maintain them. The definition (`pg_get_indexdef` locks
+the table) is left out while someone holds or awaits ACCESS EXCLUSIVE on it."""
+
+SEQUENCES_SQL = """
+    SELECT s.schemaname AS schema, s.sequencename AS sequence, s.last_value,
+           owner.table, owner.column, owner.type,
+           least(s.max_value, CASE owner.type WHEN 'integer' THEN 2147483647
+                                              WHEN 'smallint' THEN 32767
+                                              ELSE s.max_value END) AS max_value,
+           round(coalesce(s.last_value, 0)::numeric / least(s.max_value,
+                 CASE owner.type WHEN 'integer' THEN 2147483647 WHEN 'smallint' THEN 32767
+                                 ELSE s.max_value END), 6)::float AS fraction_used
+    FROM pg_sequences s
+    LEFT JOIN LATERAL (
+        SELECT c.relname AS table, a.attname AS column,
+               format_type(a.atttypid, NULL) AS type
+        FROM pg_depend d JOIN pg_class c ON c.oid = d.refobjid
+        JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+        WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
+          AND d.objid = format('%I.%I', s.schemaname, s.sequencename)::regclass
+          AND d.deptype IN ('a', 'i')
+        LIMIT 1
+    ) owner ON true
+    WHERE s.schemaname NOT IN ('pg_catalog', 'information_schema') AND s.increment_by > 0
+    ORDER BY fraction_used DESC NULLS LAST, 1, 2
+"""
+"""How far each ascending sequence is towards its limit: its own maximum, or that of the
+column it feeds when that is smaller (a bigint sequence behind an integer column stops at
+2^31 - 1). `last_value` is NULL before the first nextval, or when the reading role may not
+see it."""
 
 
 def _ratio(hits: int, reads: int) -> float | None:
@@ -400,44 +520,144 @@ def sample_sizes(connection: Connection) -> int:
     return int(written.rowcount)
 
 
-def problems(report: dict[str, Any], limits: Thresholds) -> list[str]:
-    """One line per crossed threshold (PgHero's defaults), and one per part of the report
-    that could not be read; empty when all is well."""
-    found = [f"{part}: {why}" for part, why in report.get("unavailable", {}).items()]
+@dataclass(frozen=True)
+class Rule:
+    """One `--check` health rule: what it checks, its threshold, and what it found."""
+
+    name: str
+    threshold: str
+    problems: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def health(report: dict[str, Any], limits: Thresholds) -> list[Rule]:
+    """Every `--check` rule with its threshold and findings (PgHero's defaults where
+    PgHero has one), in the order the console's overview shows them."""
+    unread = [f"{part}: {why}" for part, why in report.get("unavailable", {}).items()]
     if report.get("tables_not_sized"):
-        found.append(
+        unread.append(
             "size not read (ACCESS EXCLUSIVE lock held or awaited): "
             + ", ".join(report["tables_not_sized"])
         )
+    cache = []
     for entry in report["cache"]:
         total = entry["hits"] + entry["reads"]
         if total >= limits.cache_min_reads and entry["ratio"] < limits.cache_hit_ratio:
-            found.append(
+            cache.append(
                 f"{entry['kind']} cache hit ratio {entry['ratio']:.2%} < "
                 f"{limits.cache_hit_ratio:.0%}"
             )
-    for statement in report["slowest_statements"]:
-        if statement["calls"] >= limits.slow_min_calls and statement["mean_ms"] > (
-            limits.slow_mean_ms
-        ):
-            found.append(
-                f"statement averaging {statement['mean_ms']:.1f} ms over {statement['calls']} "
-                f"calls: {(statement['query'] or '')[:80]}"
-            )
-    for query in report["long_running"]:
-        if query["seconds"] > limits.long_query_seconds:
-            found.append(f"query running {query['seconds']:.0f} s (pid {query['pid']})")
-    found.extend(_archiving_problems(report["archiver"], limits))
-    backup = report["backups"]
+    slow = [
+        f"statement averaging {statement['mean_ms']:.1f} ms over {statement['calls']} "
+        f"calls: {(statement['query'] or '')[:80]}"
+        for statement in report["slowest_statements"]
+        if statement["calls"] >= limits.slow_min_calls
+        and statement["mean_ms"] > limits.slow_mean_ms
+    ]
+    long_running = [
+        f"query running {query['seconds']:.0f} s (pid {query['pid']})"
+        for query in report["long_running"]
+        if query["seconds"] > limits.long_query_seconds
+    ]
+    waits = [
+        f"pid {wait['pid']} waits {wait['seconds']:.0f} s for a lock held by "
+        + ", ".join(
+            f"pid {b['pid']} ({b['state']}: {(b['query'] or '-')[:80]})" for b in wait["blocking"]
+        )
+        for wait in report["lock_waits"]
+        if (wait["seconds"] or 0) > limits.lock_wait_seconds
+    ]
+    duplicates = [
+        f"index {entry['index']} on {entry['table']} duplicates {entry['covered_by']} "
+        f"({entry['bytes'] / 1024**2:.1f} MiB)"
+        for entry in report["duplicate_indexes"]
+        if entry["bytes"] is not None and entry["bytes"] >= limits.duplicate_index_min_bytes
+    ]
+    invalid = [
+        f"index {entry['index']} on {entry['table']} is invalid "
+        "(a failed CREATE INDEX CONCURRENTLY?): drop it or REINDEX"
+        for entry in report["invalid_indexes"]
+    ]
+    dead = [
+        f"table {entry['table']}: {entry['dead_tuples']} dead tuples "
+        f"({entry['dead_ratio']:.0%} of its rows)"
+        for entry in report["maintenance"]
+        if entry["dead_tuples"] >= limits.dead_tuple_min
+        and (entry["dead_ratio"] or 0) > limits.dead_tuple_ratio
+    ]
+    wraparound = report["wraparound"]
+    xid = (
+        [f"transaction ID age {wraparound['xid_age']} > {limits.wraparound_max_age} "
+         f"({wraparound['fraction_used']:.1%} of the way to wraparound)"]
+        if wraparound and wraparound["xid_age"] > limits.wraparound_max_age else []
+    )  # fmt: skip
+    if wraparound and wraparound["multixact_age"] > limits.wraparound_max_age:
+        xid.append(f"multixact ID age {wraparound['multixact_age']} > {limits.wraparound_max_age}")
+    sequences = [
+        f"sequence {entry['sequence']} at {entry['fraction_used']:.1%} of {entry['max_value']}"
+        + (f" ({entry['table']}.{entry['column']} is {entry['type']})" if entry["table"] else "")
+        for entry in report["sequences"]
+        if (entry["fraction_used"] or 0) > limits.sequence_max_fraction
+    ]
+    return [
+        Rule("report read in time", "every part within 2.5 s", unread),
+        Rule(
+            "cache hit ratio",
+            f">= {limits.cache_hit_ratio:.0%} (from {limits.cache_min_reads} block reads)",
+            cache,
+        ),
+        Rule(
+            "slow statements",
+            f"mean <= {limits.slow_mean_ms:g} ms (from {limits.slow_min_calls} calls)",
+            slow,
+        ),
+        Rule("long-running queries", f"<= {limits.long_query_seconds:g} s", long_running),
+        Rule("lock waits", f"<= {limits.lock_wait_seconds:g} s", waits),
+        Rule(
+            "duplicate indexes",
+            f"< {limits.duplicate_index_min_bytes / 1024**2:g} MiB each",
+            duplicates,
+        ),
+        Rule("invalid indexes", "none", invalid),
+        Rule(
+            "dead tuples",
+            f"<= {limits.dead_tuple_ratio:.0%} of a table (from {limits.dead_tuple_min} dead)",
+            dead,
+        ),
+        Rule("transaction ID wraparound", f"age <= {limits.wraparound_max_age}", xid),
+        Rule("sequences", f"<= {limits.sequence_max_fraction:.0%} used", sequences),
+        Rule(
+            "WAL archiving",
+            f"not failing, <= {limits.archive_lag_seconds:g} s behind",
+            _archiving_problems(report["archiver"], limits),
+        ),
+        Rule(
+            "verified backup",
+            f"<= {limits.backup_max_age_hours:g} h old",
+            _backup_problems(report["backups"], limits),
+        ),
+    ]
+
+
+def problems(report: dict[str, Any], limits: Thresholds) -> list[str]:
+    """One line per crossed threshold, and one per part of the report that could not be
+    read; empty when all is well."""
+    return [line for rule in health(report, limits) for line in rule.problems]
+
+
+def _backup_problems(backup: dict[str, Any], limits: Thresholds) -> list[str]:
     if backup["age_hours"] is None:
         note = f" ({backup['note']})" if backup["note"] else ""
-        found.append(f"no verified backup in {backup['directory']}{note}")
-    elif backup["age_hours"] > limits.backup_max_age_hours:
-        found.append(
+        return [f"no verified backup in {backup['directory']}{note}"]
+    if backup["age_hours"] > limits.backup_max_age_hours:
+        return [
             f"newest verified backup is {backup['age_hours']:.0f} h old "
             f"(> {limits.backup_max_age_hours:g} h)"
-        )
-    return found
+        ]
+    return []
 
 
 def _archiving_problems(archiver: dict[str, Any], limits: Thresholds) -> list[str]:
@@ -483,8 +703,9 @@ class DatabaseCollector(Collector):
             return self._cached[1]
         report: dict[str, Any] | None
         try:
+            backup_dir = self.settings.backup_directory if self.settings else None
             with self.engine.connect() as connection:
-                report = collect(connection)
+                report = collect(connection, backup_dir=backup_dir)
         except Exception:  # a scrape must not fail because the database is down
             report = None
         if (
@@ -543,7 +764,72 @@ class DatabaseCollector(Collector):
             "planwise_db_slow_statements", "statements averaging > 20 ms over >= 100 calls",
             value=report["slow_statement_count"],
         )  # fmt: skip
+        yield from _maintenance_metrics(report)
         yield from _pgbouncer_metrics(report.get("pgbouncer"))
+
+
+def _maintenance_metrics(report: dict[str, Any]) -> Iterator[GaugeMetricFamily]:
+    """Duplicate and invalid indexes, dead tuples, wraparound, sequences, lock waits,
+    WAL archiving and the newest verified backup."""
+    yield GaugeMetricFamily("planwise_db_duplicate_indexes",
+                            "indexes another index on the same table covers",
+                            value=len(report["duplicate_indexes"]))  # fmt: skip
+    yield GaugeMetricFamily("planwise_db_invalid_indexes", "indexes marked invalid",
+                            value=len(report["invalid_indexes"]))  # fmt: skip
+    dead = GaugeMetricFamily("planwise_db_dead_tuples", "dead tuples by table", labels=["table"])
+    for entry in report["maintenance"]:
+        dead.add_metric([entry["table"]], entry["dead_tuples"])
+    yield dead
+    vacuumed = GaugeMetricFamily(
+        "planwise_db_last_vacuum_timestamp_seconds",
+        "when the table was last vacuumed, by hand or by autovacuum", labels=["table"],
+    )  # fmt: skip
+    for entry in report["maintenance"]:
+        times = [_when(entry[key]) for key in ("last_vacuum", "last_autovacuum")]
+        newest = max((moment for moment in times if moment), default=None)
+        if newest is not None:
+            vacuumed.add_metric([entry["table"]], newest.timestamp())
+    yield vacuumed
+    if report["wraparound"] is not None:
+        wraparound = report["wraparound"]
+        yield GaugeMetricFamily("planwise_db_xid_age", "age of the oldest unfrozen "
+                                "transaction ID", value=wraparound["xid_age"])  # fmt: skip
+        yield GaugeMetricFamily("planwise_db_multixact_age", "age of the oldest multixact ID",
+                                value=report["wraparound"]["multixact_age"])  # fmt: skip
+    sequences = GaugeMetricFamily(
+        "planwise_db_sequence_used_ratio", "how far a sequence is towards its limit",
+        labels=["sequence"],
+    )  # fmt: skip
+    for entry in report["sequences"]:
+        if entry["fraction_used"] is not None:
+            sequences.add_metric([f"{entry['schema']}.{entry['sequence']}"],
+                                 entry["fraction_used"])  # fmt: skip
+    yield sequences
+    yield GaugeMetricFamily(
+        "planwise_db_lock_wait_max_seconds", "longest current wait for a heavyweight lock",
+        value=max((wait["seconds"] or 0 for wait in report["lock_waits"]), default=0),
+    )  # fmt: skip
+    archiver = report["archiver"]
+    if archiver["archive_mode"] not in (None, "off"):
+        yield GaugeMetricFamily("planwise_db_wal_archive_failed", "WAL segments that failed "
+                                "to archive (pg_stat_archiver)",
+                                value=archiver["failed_count"] or 0)  # fmt: skip
+        if archiver["segments_waiting"] is not None:
+            yield GaugeMetricFamily("planwise_db_wal_segments_waiting",
+                                    "completed WAL segments not archived yet",
+                                    value=archiver["segments_waiting"])  # fmt: skip
+        archived = _when(archiver["last_archived_time"])
+        if archived is not None:
+            lag = (datetime.now(UTC) - archived).total_seconds()
+            yield GaugeMetricFamily("planwise_db_wal_archive_age_seconds",
+                                    "seconds since a WAL segment was last archived",
+                                    value=lag)  # fmt: skip
+    age = report["backups"]["age_hours"]
+    yield GaugeMetricFamily(
+        "planwise_backup_newest_verified_age_seconds",
+        "age of the newest verified dump in BACKUP_DIR (+Inf when there is none)",
+        value=float("inf") if age is None else age * 3600,
+    )  # fmt: skip
 
 
 def _pgbouncer_metrics(figures: dict[str, Any] | None) -> Iterator[GaugeMetricFamily]:

@@ -1,0 +1,474 @@
+"""The console's pages under `/admin/` (HTML, server-rendered; not in the OpenAPI schema).
+
+Every page reads the monitoring report in the request's own transaction as the API's role
+(app_service), like `GET /api/v1/admin/db`: other roles' sessions and statements show as
+figures without their text, and only the API's own sessions can be cancelled or
+terminated. Every POST carries the session's CSRF token; cancel and terminate are confirmed
+on a page of their own and logged (logger `planwise.console`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import psycopg
+from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError
+from sqlmodel import Session
+
+from planwise.console import charts
+from planwise.console import session as console_session
+from planwise.deps import SessionDep, SettingsDep
+from planwise.ops.backup import dumps as dump_files
+from planwise.ops.monitor import report as monitor
+from planwise.users import throttle
+from planwise.users.models import User
+from planwise.users.service import AccountDisabled, act_as, authenticate
+
+logger = logging.getLogger("planwise.console")
+
+HERE = Path(__file__).parent
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+PAGE_HEADERS = {"Content-Security-Policy": CSP, "Cache-Control": "no-store"}
+TEMPLATES = Jinja2Templates(directory=HERE / "templates")
+TEMPLATES.env.filters["bytes"] = charts.human_bytes
+TEMPLATES.env.globals["bar"] = charts.bar
+PAGES = (
+    ("overview", "/admin/", "Overview"),
+    ("indexes", "/admin/indexes", "Indexes"),
+    ("maintenance", "/admin/maintenance", "Maintenance"),
+    ("live", "/admin/live", "Live"),
+    ("queries", "/admin/queries", "Queries"),
+    ("space", "/admin/space", "Space"),
+    ("backups", "/admin/backups", "Backups"),
+)
+EXPLAINABLE = ("select", "with", "insert", "update", "delete", "values", "table")
+EXPLAIN_TIMEOUT_MS = 2000
+
+router = APIRouter(prefix="/admin", include_in_schema=False)
+
+
+def install(app: FastAPI) -> None:
+    """The console's pages and its stylesheet (`/admin/static/console.css`)."""
+    app.mount("/admin/static", StaticFiles(directory=HERE / "static"), name="console-static")
+    app.include_router(router)
+
+
+@dataclass(frozen=True)
+class Admin:
+    user: User
+    csrf: str
+
+
+def page(
+    request: Request, name: str, context: dict[str, Any], status_code: int = 200
+) -> HTMLResponse:
+    response: HTMLResponse = TEMPLATES.TemplateResponse(
+        request, name, {"pages": PAGES, **context}, status_code=status_code,
+        headers=PAGE_HEADERS,
+    )  # fmt: skip
+    return response
+
+
+def refusal(request: Request, status_code: int, message: str) -> HTMLResponse:
+    return page(request, "refused.html", {"message": message}, status_code)
+
+
+def signed_in_admin(request: Request, session: SessionDep, settings: SettingsDep) -> Admin:
+    """The signed-in administrator, read from the database now (a demotion counts at
+    once); no session: to the sign-in page; not (or no longer) an admin: 403."""
+    state = console_session.current(request, settings)
+    if state is None:
+        raise HTTPException(303, "sign in at /admin/login", headers={"Location": "/admin/login"})
+    user = act_as(session, state.user_id)
+    if user is None or not user.is_active or user.role != "admin":
+        raise HTTPException(403, "administrators only")
+    return Admin(user, state.csrf)
+
+
+AdminDep = Annotated[Admin, Depends(signed_in_admin)]
+CsrfField = Annotated[str | None, Form(alias="csrf")]
+
+
+def check_csrf(admin: Admin, offered: str | None) -> None:
+    if not console_session.same(offered, admin.csrf):
+        raise HTTPException(403, "missing or wrong CSRF token: reload the page and retry")
+
+
+# -- signing in and out -------------------------------------------------------------------
+
+
+@router.get("/login")
+def login_form(request: Request) -> HTMLResponse:
+    token = console_session.login_token(request)
+    response = page(request, "login.html", {"csrf": token, "error": None})
+    console_session.remember_login_token(request, response, token)
+    return response
+
+
+@router.post("/login", response_model=None)
+def login(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    username: Annotated[str, Form(max_length=200)],
+    password: Annotated[str, Form(max_length=1000)],
+    csrf: CsrfField = None,
+) -> Response:
+    expected = request.cookies.get(console_session.LOGIN_COOKIE)
+    if not console_session.same(csrf, expected):
+        return refusal(request, 403, "The sign-in form expired or was not ours: reload it.")
+    host = request.client.host if request.client else None
+    guard = throttle.LoginGuard(request.app.state.engine, settings)
+    try:  # the same counters as /api/v1/auth/token: one budget for one set of credentials
+        with guard.attempt("api", username, host) as attempt:
+            record = authenticate(session, username, password)
+            if record is not None:
+                attempt.succeeded()
+    except throttle.Throttled as error:
+        response = refusal(request, 429, "Too many failed sign-ins: wait "
+                           f"{error.retry_after} s and retry.")  # fmt: skip
+        response.headers["Retry-After"] = str(error.retry_after)
+        return response
+    except throttle.HashingBusy as error:
+        response = refusal(request, 503, "The server is busy checking passwords: retry.")
+        response.headers["Retry-After"] = str(error.retry_after)
+        return response
+    except AccountDisabled:
+        return refusal(request, 403, "This account is deactivated.")
+    if record is None:
+        response = page(request, "login.html", {"csrf": expected,
+                        "error": "Wrong username or password."}, 401)  # fmt: skip
+        return response
+    if record.role != "admin":
+        logger.warning("console: sign-in refused to non-admin user %s", record.id)
+        return refusal(request, 403, "The console is for Planwise administrators only.")
+    logger.info("console: administrator %s (%s) signed in", username, record.id)
+    redirect = RedirectResponse("/admin/", status_code=303)
+    console_session.start(request, redirect, settings, record.id)
+    return redirect
+
+
+@router.post("/logout")
+def logout(admin: AdminDep, csrf: CsrfField = None) -> RedirectResponse:
+    check_csrf(admin, csrf)
+    redirect = RedirectResponse("/admin/login", status_code=303)
+    console_session.end(redirect)
+    return redirect
+
+
+# -- the pages -----------------------------------------------------------------------------
+
+
+def _report(request: Request, session: SessionDep) -> dict[str, Any]:
+    settings = request.app.state.settings
+    return monitor.collect(session.connection(), backup_dir=settings.backup_directory)
+
+
+@router.get("/")
+def overview(request: Request, session: SessionDep, admin: AdminDep) -> HTMLResponse:
+    report = _report(request, session)
+    rules = monitor.health(report, monitor.Thresholds())
+    cache = {entry["kind"]: entry["ratio"] for entry in report["cache"]}
+    connections = sum(entry["count"] for entry in report["connections"])
+    return page(request, "overview.html", {
+        "admin": admin, "current": "overview", "report": report, "rules": rules,
+        "cache": cache, "connection_count": connections,
+    })  # fmt: skip
+
+
+@router.get("/indexes")
+def indexes(request: Request, session: SessionDep, admin: AdminDep) -> HTMLResponse:
+    report = _report(request, session)
+    return page(request, "indexes.html", {"admin": admin, "current": "indexes", "report": report})
+
+
+@router.get("/maintenance")
+def maintenance(request: Request, session: SessionDep, admin: AdminDep) -> HTMLResponse:
+    report = _report(request, session)
+    limits = monitor.Thresholds()
+    return page(request, "maintenance.html", {
+        "admin": admin, "current": "maintenance", "report": report, "limits": limits,
+    })  # fmt: skip
+
+
+ACTIVITY_SQL = """
+    SELECT pid, usename AS role, coalesce(nullif(application_name, ''), '-') AS application,
+           coalesce(state, 'hidden') AS state, wait_event_type, wait_event,
+           round(extract(epoch FROM now() - query_start)::numeric, 1)::float AS seconds,
+           round(extract(epoch FROM now() - xact_start)::numeric, 1)::float AS xact_seconds,
+           left(query, 4000) AS query
+    FROM pg_stat_activity
+    WHERE datname = current_database() AND pid <> pg_backend_pid()
+      AND backend_type IS DISTINCT FROM 'autovacuum launcher'
+      AND state IS DISTINCT FROM 'idle'
+    ORDER BY seconds DESC NULLS LAST
+"""
+
+
+def _activity(connection: Connection) -> list[dict[str, Any]]:
+    rows = [dict(row) for row in connection.execute(text(ACTIVITY_SQL)).mappings()]
+    for row in rows:
+        row["query"] = monitor.redact(row["query"])
+    return rows
+
+
+@router.get("/live")
+def live(
+    request: Request,
+    session: SessionDep,
+    admin: AdminDep,
+    signalled: int | None = None,
+    action: str | None = None,
+    sent: bool | None = None,
+) -> HTMLResponse:
+    report = _report(request, session)
+    done = None
+    if signalled is not None and action in SIGNALS:
+        done = {"pid": signalled, "action": action, "sent": bool(sent)}
+    return page(request, "live.html", {
+        "admin": admin, "current": "live", "report": report,
+        "activity": _activity(session.connection()), "done": done,
+    })  # fmt: skip
+
+
+SIGNALS = {"cancel": "pg_cancel_backend", "terminate": "pg_terminate_backend"}
+
+
+def _session_of(connection: Connection, pid: int) -> dict[str, Any]:
+    row = connection.execute(
+        text("SELECT pid, usename AS role, coalesce(state, 'hidden') AS state, "
+             "left(query, 4000) AS query FROM pg_stat_activity "
+             "WHERE pid = :pid AND datname = current_database()"),
+        {"pid": pid},
+    ).mappings().first()  # fmt: skip
+    if row is None:
+        raise HTTPException(404, f"no session {pid} in this database")
+    found = dict(row)
+    found["query"] = monitor.redact(found["query"])
+    return found
+
+
+@router.get("/live/{pid}/{action}")
+def confirm_signal(
+    request: Request, session: SessionDep, admin: AdminDep, pid: int, action: str
+) -> HTMLResponse:
+    if action not in SIGNALS:
+        raise HTTPException(404, "no such action")
+    target = _session_of(session.connection(), pid)
+    return page(request, "confirm.html", {
+        "admin": admin, "current": "live", "target": target, "action": action,
+    })  # fmt: skip
+
+
+@router.post("/live/{pid}/{action}")
+def signal(
+    request: Request, session: SessionDep, admin: AdminDep, pid: int, action: str,
+    csrf: CsrfField = None,
+) -> Response:  # fmt: skip
+    """Cancel (pg_cancel_backend) or terminate (pg_terminate_backend) a session, logged."""
+    check_csrf(admin, csrf)
+    if action not in SIGNALS:
+        raise HTTPException(404, "no such action")
+    connection = session.connection()
+    target = _session_of(connection, pid)
+    try:
+        with session.begin_nested():
+            sent = bool(connection.execute(
+                text(f"SELECT {SIGNALS[action]}(:pid)"), {"pid": pid}
+            ).scalar_one())  # fmt: skip
+    except DBAPIError as error:
+        if not isinstance(error.orig, psycopg.errors.InsufficientPrivilege):
+            raise
+        logger.warning("console: %s by %s refused for pid %s (role %s)",
+                       action, admin.user.username, pid, target["role"])  # fmt: skip
+        return refusal(request, 403, f"Not allowed to {action} session {pid}: the API's role "
+                       "may signal only its own sessions.")  # fmt: skip
+    logger.warning("console: %s of pid %s (role %s, %s) by administrator %s: %s; query: %s",
+                   action, pid, target["role"], target["state"], admin.user.username,
+                   "sent" if sent else "not sent", target["query"])  # fmt: skip
+    return RedirectResponse(
+        f"/admin/live?signalled={pid}&action={action}&sent={str(sent).lower()}", 303
+    )
+
+
+STATEMENTS_SQL = """
+    SELECT queryid::text AS queryid, left(query, 4000) AS query, calls,
+           round(total_exec_time::numeric, 1)::float AS total_ms,
+           round(mean_exec_time::numeric, 3)::float AS mean_ms, rows
+    FROM pg_stat_statements
+    WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+      AND query IS NOT NULL AND query <> '<insufficient privilege>'
+    ORDER BY {order} DESC LIMIT 15
+"""
+ORDERS = {"total": "total_exec_time", "mean": "mean_exec_time", "calls": "calls"}
+
+
+def _has_statements(connection: Connection) -> bool:
+    return bool(connection.execute(text(
+        "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements')"
+    )).scalar_one())  # fmt: skip
+
+
+@router.get("/queries")
+def queries(
+    request: Request, session: SessionDep, admin: AdminDep, order: str = "total"
+) -> HTMLResponse:
+    connection = session.connection()
+    order = order if order in ORDERS else "total"
+    statements: list[dict[str, Any]] | None = None
+    if _has_statements(connection):
+        statements = [
+            dict(row) for row in connection.execute(
+                text(STATEMENTS_SQL.format(order=ORDERS[order]))
+            ).mappings()
+        ]  # fmt: skip
+        for row in statements:
+            row["explainable"] = _explainable(row["query"])
+            row["query"] = monitor.redact(row["query"])
+    return page(request, "queries.html", {
+        "admin": admin, "current": "queries", "statements": statements, "order": order,
+        "orders": list(ORDERS),
+    })  # fmt: skip
+
+
+@router.get("/queries/{queryid}/explain")
+def explain(request: Request, session: SessionDep, admin: AdminDep, queryid: int) -> HTMLResponse:
+    """EXPLAIN (no ANALYZE: nothing runs) of a statement pg_stat_statements lists, with
+    its `$n` parameters as NULL under a generic plan, in a savepoint rolled back after."""
+    connection = session.connection()
+    found = None
+    if _has_statements(connection):
+        found = connection.execute(text(
+            "SELECT query FROM pg_stat_statements WHERE queryid = :queryid AND dbid = "
+            "(SELECT oid FROM pg_database WHERE datname = current_database()) LIMIT 1"
+        ), {"queryid": queryid}).scalar_one_or_none()  # fmt: skip
+    if not found or found == "<insufficient privilege>":
+        raise HTTPException(404, "no such statement visible to the API's role")
+    plan, error = None, None
+    if not _explainable(found):
+        error = "only SELECT, INSERT, UPDATE, DELETE and WITH statements can be explained"
+    else:
+        plan, error = _plan(connection, found)
+    return page(request, "explain.html", {
+        "admin": admin, "current": "queries", "query": monitor.redact(found), "plan": plan,
+        "error": error,
+    })  # fmt: skip
+
+
+def _explainable(query: str) -> bool:
+    words = query.split(None, 1)
+    return bool(words) and words[0].lower() in EXPLAINABLE
+
+
+def _plan(connection: Connection, query: str) -> tuple[dict[str, Any] | None, str | None]:
+    transaction = connection.begin_nested()
+    raw = connection.connection.driver_connection
+    assert isinstance(raw, psycopg.Connection)
+    try:
+        with raw.cursor() as cursor:
+            cursor.execute(
+                "SELECT set_config('statement_timeout', %s, true), "
+                "set_config('plan_cache_mode', 'force_generic_plan', true)",
+                (f"{EXPLAIN_TIMEOUT_MS}ms",),
+            )
+            # The text is pg_stat_statements' own (what this role ran), sent without
+            # parameters so that psycopg leaves its `$n` and `%` alone.
+            cursor.execute(f"PREPARE planwise_console_explain AS {query}")
+            cursor.execute(
+                "SELECT coalesce(array_length(parameter_types, 1), 0) "
+                "FROM pg_prepared_statements WHERE name = 'planwise_console_explain'"
+            )
+            row = cursor.fetchone()
+            count = int(row[0]) if row else 0
+            arguments = f"({', '.join(['NULL'] * count)})" if count else ""
+            cursor.execute(f"EXPLAIN (FORMAT JSON) EXECUTE planwise_console_explain{arguments}")
+            result = cursor.fetchone()
+            cursor.execute("DEALLOCATE planwise_console_explain")
+    except psycopg.Error as error:
+        transaction.rollback()
+        return None, f"cannot be explained: {str(error).strip().splitlines()[0]}"
+    transaction.rollback()
+    assert result is not None
+    explained: dict[str, Any] = result[0][0]["Plan"]
+    return explained, None
+
+
+SAMPLES_SQL = """
+    WITH largest AS (
+        SELECT relation FROM db_size_sample
+        WHERE relation <> 'database' AND sampled_at > now() - interval '90 days'
+        GROUP BY relation ORDER BY max(bytes) DESC LIMIT 5
+    )
+    SELECT relation, sampled_at, bytes FROM db_size_sample
+    WHERE (relation = 'database' OR relation IN (SELECT relation FROM largest))
+      AND sampled_at > now() - interval '90 days'
+    ORDER BY relation, sampled_at
+"""
+"""The database and its five largest sampled tables over the last 90 days."""
+
+
+def _size_samples(session: Session) -> list[Any]:
+    """Read under a lock and a statement timeout (a VACUUM FULL of db_size_sample must not
+    hang the page), which stay for the rest of the request; no samples when it cannot be
+    read in time."""
+    connection = session.connection()
+    try:
+        with session.begin_nested():
+            connection.execute(text("SELECT set_config('lock_timeout', '250ms', true), "
+                                    "set_config('statement_timeout', '2s', true)"))  # fmt: skip
+            rows = list(connection.execute(text(SAMPLES_SQL)).all())
+            return rows
+    except DBAPIError as error:
+        if isinstance(error.orig, psycopg.errors.LockNotAvailable | psycopg.errors.QueryCanceled):
+            return []
+        raise
+
+
+@router.get("/space")
+def space(request: Request, session: SessionDep, admin: AdminDep) -> HTMLResponse:
+    report = _report(request, session)
+    samples = _size_samples(session)
+    series: dict[str, list[tuple[datetime, float]]] = {}
+    for relation, moment, size in samples:
+        series.setdefault(relation, []).append((moment, float(size)))
+    database = {"database": series.pop("database", [])}
+    return page(request, "space.html", {
+        "admin": admin, "current": "space", "report": report,
+        "database_chart": charts.line_chart("database size", database),
+        "tables_chart": charts.line_chart("largest tables", series),
+    })  # fmt: skip
+
+
+@router.get("/backups")
+def backups(request: Request, session: SessionDep, admin: AdminDep) -> HTMLResponse:
+    """The dumps in BACKUP_DIR with their verification state, and WAL archiving."""
+    report = _report(request, session)
+    directory = request.app.state.settings.backup_directory
+    dumps, note = [], None
+    try:
+        found = dump_files.list_backups(directory) if directory else []
+        dumps = [{
+            "name": dump.name, "kind": dump.kind, "taken_at": dump.taken_at,
+            "bytes": dump.manifest.get("size_bytes"),
+            "revision": dump.manifest.get("alembic_revision"),
+            "verified": dump.manifest.get("verified"),
+            "verified_at": dump.manifest.get("verified_at"),
+        } for dump in reversed(found)]  # fmt: skip
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        note = f"unreadable backup manifest: {error}"
+    return page(request, "backups.html", {
+        "admin": admin, "current": "backups", "report": report, "dumps": dumps,
+        "directory": directory, "note": note,
+    })  # fmt: skip

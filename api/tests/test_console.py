@@ -1,0 +1,270 @@
+"""The operations console (`/admin/`) in a real browser: Debian's Chromium driven by
+Playwright against `planwise serve`, signed in through the form like a DBA would."""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
+
+from tests.support.accounts import PASSWORD
+from tests.support.cli import planwise
+from tests.support.databases import TEST_JWT_SECRET, DatabaseUnderTest, connect
+from tests.support.live import planwise_serve
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).parent / "artifacts"
+LOCK_KEY = 170017
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
+
+
+@dataclass(frozen=True)
+class Console:
+    url: str
+    db: DatabaseUnderTest
+    log: Path
+    admin: str
+    user: str
+
+
+def _register(base: str, prefix: str) -> tuple[int, str]:
+    username = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    created = httpx.post(f"{base}/api/v1/auth/register", json={
+        "username": username, "password": PASSWORD, "full_name": prefix.title()})  # fmt: skip
+    assert created.status_code == 201, created.text
+    return created.json()["id"], username
+
+
+@pytest.fixture(scope="module")
+def console(
+    create_migrated_database: Callable[[str], DatabaseUnderTest],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Console]:
+    db = create_migrated_database("planwise_console")
+    home = tmp_path_factory.mktemp("console")
+    env = {
+        **os.environ, "DATABASE_URL": db.app_url, "MIGRATION_DATABASE_URL": db.admin_url,
+        "JWT_SECRET": TEST_JWT_SECRET, "PLANWISE_ENV": "test",
+        "STORAGE_DIR": str(home / "storage"), "BACKUP_DIR": str(home / "backups"),
+    }  # fmt: skip
+    with connect(db.admin_url) as conn:  # two size samples a day apart: a growth chart
+        conn.execute(
+            "INSERT INTO db_size_sample (relation, bytes, sampled_at) VALUES "
+            "('database', 9000000, now() - interval '1 day'), ('database', 9500000, now()), "
+            "('place', 100000, now() - interval '1 day'), ('place', 180000, now())"
+        )
+    made = planwise("backup", "create", MIGRATION_DATABASE_URL=db.admin_url,
+                    BACKUP_DIR=env["BACKUP_DIR"])  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    with planwise_serve(env, home / "serve.log") as (base, _pid):
+        admin_id, admin = _register(base, "dba")
+        _user_id, user = _register(base, "plain")
+        with connect(db.admin_url) as conn:
+            conn.execute("UPDATE \"user\" SET role = 'admin' WHERE id = %s", (admin_id,))
+        yield Console(base, db, home / "serve.log", admin, user)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def console_errors() -> list[str]:
+    return []
+
+
+@pytest.fixture
+def page(browser: Browser, console_errors: list[str]) -> Iterator[Page]:
+    """A fresh browser context (no cookies); fails the test on any console error, which
+    includes every violation of the pages' Content-Security-Policy."""
+    context = browser.new_context()
+    context.set_default_timeout(5000)
+    opened = context.new_page()
+    errors = console_errors
+
+    def remember(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            errors.append(message.text)
+
+    opened.on("console", remember)
+    opened.on("pageerror", lambda error: errors.append(str(error)))
+    yield opened
+    context.close()
+    assert errors == [], errors
+
+
+def sign_in(page: Page, console: Console, username: str) -> None:
+    page.goto(f"{console.url}/admin/")
+    assert page.url.endswith("/admin/login")  # not signed in: sent to the form
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+
+
+def test_an_admin_signs_in_and_reads_every_page(page: Page, console: Console) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    sign_in(page, console, console.admin)
+    assert page.url == f"{console.url}/admin/"
+    assert page.locator("h1").inner_text() == "Overview"
+    rules = page.locator("li.rule")
+    assert rules.count() == 12
+    duplicates = page.locator('li.rule[data-rule="duplicate indexes"]')
+    assert "< 1 MiB each" in duplicates.inner_text()
+    assert page.locator("li.rule.ok").count() + page.locator("li.rule.problem").count() == 12
+    backup = page.locator('li.rule[data-rule="verified backup"]')
+    assert "problem" in (backup.get_attribute("class") or "")  # one dump, not verified
+    assert re.search(r"\d+(\.\d)? MB", page.locator("#database-size").inner_text())
+    assert "%" in page.locator("#cache-hit-ratio").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "console-overview.png"), full_page=True)
+
+    page.click("text=Indexes")
+    table = page.locator("#duplicate table")
+    row = table.locator("tr", has_text="idx_user_username")
+    assert "uq_user_username" in row.inner_text()
+    assert "statistics were last reset" in page.locator("#unused").inner_text()
+
+    page.click("text=Maintenance")
+    assert page.locator("text=Transaction ID wraparound").count() == 1
+    assert page.locator("td", has_text="user_id_seq").count() == 1
+
+    page.click("nav >> text=Queries")
+    explain = page.locator("a", has_text="explain")
+    assert explain.count() > 0
+    page.goto(f"{console.url}/admin/queries?order=calls")
+    begin = page.locator("tr", has=page.locator("code", has_text=re.compile("^BEGIN$")))
+    assert begin.count() == 1 and begin.locator("a").count() == 0  # not explainable
+    link = page.locator("tr", has_text="planwise_begin_request($1)").locator("a")
+    link.first.click()
+    assert page.locator("ul.plan .node").first.inner_text() == "Function Scan", page.content()
+
+    page.click("nav >> text=Space")
+    charts = page.locator("svg.chart")
+    assert charts.count() == 2
+    assert charts.nth(0).locator("circle.point").count() == 2
+    assert charts.nth(1).locator("circle.point").count() >= 2
+    page.screenshot(path=str(ARTIFACTS / "console-space.png"), full_page=True)
+
+    page.click("nav >> text=Backups")
+    dump = page.locator("#dumps tr[data-name^=backup_]")
+    assert dump.count() == 1
+    assert dump.locator(".verification").inner_text() == "not verified"
+    assert "off" in page.locator("#wal").inner_text()
+
+
+def test_a_non_admin_gets_no_page(page: Page, console: Console, console_errors: list[str]) -> None:
+    sign_in(page, console, console.user)
+    assert "administrators only" in page.locator("p.error").inner_text()
+    assert console_errors == [
+        "Failed to load resource: the server responded with a status of 403 (Forbidden)"
+    ]
+    console_errors.clear()
+    page.goto(f"{console.url}/admin/indexes")
+    assert page.url.endswith("/admin/login")  # no session was started
+    wrong = httpx.post(f"{console.url}/admin/login", data={"username": console.admin,
+                       "password": "wrong"})  # fmt: skip
+    assert wrong.status_code == 403  # no CSRF token: refused before the password is read
+
+
+def test_the_session_cookie_and_csrf(console: Console) -> None:
+    with httpx.Client(base_url=console.url) as client:
+        form = client.get("/admin/login")
+        assert "style-src 'self'" in form.headers["content-security-policy"]
+        assert "script-src" not in form.headers["content-security-policy"]
+        token = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert token is not None
+        signed = client.post("/admin/login", data={
+            "username": console.admin, "password": PASSWORD, "csrf": token[1]})  # fmt: skip
+        assert signed.status_code == 303, signed.text
+        cookie = signed.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/admin" in cookie
+        assert client.get("/admin/").status_code == 200
+        assert client.post("/admin/logout").status_code == 403
+        assert client.post("/admin/logout", data={"csrf": "forged"}).status_code == 403
+        assert client.post("/admin/live/1/cancel").status_code == 403
+        assert client.get("/admin/").status_code == 200  # still signed in
+        with httpx.Client(base_url=console.url) as stranger:  # a token cookie of another kind
+            stranger.cookies.set("planwise_console", "not-a-token", path="/admin")
+            assert stranger.get("/admin/").status_code == 303
+
+
+def test_a_demotion_ends_console_access_at_once(console: Console) -> None:
+    user_id, username = _register(console.url, "demoted")
+    with connect(console.db.admin_url) as conn:
+        conn.execute("UPDATE \"user\" SET role = 'admin' WHERE id = %s", (user_id,))
+    with httpx.Client(base_url=console.url) as client:
+        token = re.search(r'name="csrf" value="([^"]+)"', client.get("/admin/login").text)
+        assert token is not None
+        signed = client.post("/admin/login", data={
+            "username": username, "password": PASSWORD, "csrf": token[1]})  # fmt: skip
+        assert signed.status_code == 303
+        assert client.get("/admin/maintenance").status_code == 200
+        with connect(console.db.admin_url) as conn:
+            conn.execute("UPDATE \"user\" SET role = 'user' WHERE id = %s", (user_id,))
+        assert client.get("/admin/maintenance").status_code == 403  # same cookie, no page
+
+
+def test_console_sign_in_is_throttled_like_the_api(console: Console) -> None:
+    nobody = f"nobody_{uuid.uuid4().hex[:8]}"
+    with httpx.Client(base_url=console.url) as client:
+        form = client.get("/admin/login")
+        token = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert token is not None
+        answers = [
+            client.post("/admin/login", data={
+                "username": nobody, "password": "wrong", "csrf": token[1]}).status_code
+            for _ in range(7)
+        ]  # fmt: skip
+    assert answers[:5] == [401] * 5 and 429 in answers[5:], answers
+
+
+def test_the_live_page_shows_who_blocks_and_cancels_it(page: Page, console: Console) -> None:
+    """Two sessions of the API's role: one holds a lock in an open transaction, the other
+    waits for it. The Live page names the blocker's query; cancelling the waiter works."""
+    outcome: list[str] = []
+
+    def wait_for_lock(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+        try:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+            outcome.append("got the lock")
+        except psycopg.errors.QueryCanceled:
+            outcome.append("cancelled")
+
+    with connect(console.db.app_url) as holder, connect(console.db.app_url) as waiter:
+        holder.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+        waiting = threading.Thread(target=wait_for_lock, args=(waiter,))
+        waiting.start()
+        waiter_pid = waiter.info.backend_pid
+        time.sleep(0.3)
+        sign_in(page, console, console.admin)
+        page.click("nav >> text=Live")
+        waits = page.locator("#lock-waits")
+        assert str(waiter_pid) in waits.inner_text()
+        blocker = waits.locator("li.blocker")
+        assert blocker.get_attribute("data-pid") == str(holder.info.backend_pid)
+        assert "idle in transaction" in blocker.inner_text()
+        blocking_query = blocker.locator(".blocking-query").inner_text()
+        assert blocking_query == "SELECT pg_advisory_xact_lock($1)", blocking_query
+        page.locator(f'#activity tr[data-pid="{waiter_pid}"] a', has_text="cancel").click()
+        assert page.locator("h1").inner_text() == f"Cancel session {waiter_pid}?"
+        page.click("#confirm")
+        assert page.locator("#signalled").inner_text() == f"cancel of session {waiter_pid}: sent."
+        waiting.join(10)
+        holder.rollback()
+    assert outcome == ["cancelled"]
+    log = console.log.read_text()
+    assert f"console: cancel of pid {waiter_pid}" in log and console.admin in log
