@@ -18,7 +18,7 @@ from sqlmodel import Session
 from planwise.config import Settings
 from planwise.db.session import unit_of_work
 from planwise.users.models import User
-from planwise.users.security import InvalidToken, SupabaseIdentity, decode_access_token
+from planwise.users.security import AccessToken, InvalidToken, decode_access_token
 from planwise.users.service import BadToken, DeactivatedUser, TokenRefused, resolve_bearer
 
 API_PREFIX = "/api/v1"
@@ -75,20 +75,20 @@ def get_current_user(
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
-def get_token_subject(
+def get_verified_token(
     settings: SettingsDep, token: Annotated[str | None, Depends(oauth2_scheme)]
-) -> int | SupabaseIdentity:
-    """Whom a verified bearer token names, without asking the database (the route's one
-    statement checks that the user exists and is active)."""
+) -> AccessToken:
+    """A bearer token, verified without asking the database (the route's one statement
+    checks its user, and whether a password change or a logout has ended it)."""
     if token is None:
         raise unauthorized("not authenticated: send Authorization: Bearer <token>")
     try:
-        return decode_access_token(settings, token).subject
+        return decode_access_token(settings, token)
     except InvalidToken as error:
         raise unauthorized(f"invalid token: {error}") from None
 
 
-TokenSubject = Annotated[int | SupabaseIdentity, Depends(get_token_subject)]
+VerifiedToken = Annotated[AccessToken, Depends(get_verified_token)]
 
 
 def get_admin_user(user: CurrentUser) -> User:

@@ -14,11 +14,11 @@ Found by `planwise bench` at a million places (README, Performance):
   runs with the caller's rights, so it shows nothing RLS would hide.
 """
 
-import importlib.util
 from collections.abc import Sequence
-from pathlib import Path
 
 from alembic import op
+
+from planwise.db.migrations import revision_module
 
 revision: str = "b2c3d4e5f6a7"
 down_revision: str | None = "a1b2c3d4e5f6"
@@ -75,11 +75,7 @@ $$
 
 def _earlier_search_box() -> str:
     """The SQL-language definition of revision 9b0c1d2e3f4a, for the downgrade."""
-    path = Path(__file__).with_name("20231101_9b0c1d2e3f4a_supabase_compatibility.py")
-    spec = importlib.util.spec_from_file_location("planwise_migration_9b0c1d2e3f4a", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = revision_module("20231101_9b0c1d2e3f4a_supabase_compatibility.py")
     return str(module.SEARCH_BOX).replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
 
 

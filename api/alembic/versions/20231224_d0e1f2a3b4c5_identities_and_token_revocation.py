@@ -22,12 +22,11 @@ Issue 14, items 3 and 5.
   the other sessions, a deleted auth user: PWU03).
 """
 
-import importlib.util
 from collections.abc import Sequence
-from pathlib import Path
-from types import ModuleType
 
 from alembic import op
+
+from planwise.db.migrations import revision_module
 
 revision: str = "d0e1f2a3b4c5"
 down_revision: str | None = "a7b8c9d0e1f2"
@@ -42,17 +41,8 @@ RESOLVE_SIGNATURE = "planwise_resolve_token(integer, uuid, text, bigint, uuid)"
 SESSION_SIGNATURE = "planwise_auth_session_alive(uuid, uuid)"
 
 
-def _module(filename: str) -> ModuleType:
-    path = Path(__file__).with_name(filename)
-    spec = importlib.util.spec_from_file_location(f"planwise_migration_{path.stem}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-SUPABASE = _module("20231101_9b0c1d2e3f4a_supabase_compatibility.py")
-AUTH = _module("20231220_d4e5f6a7b8c9_supabase_auth.py")
+SUPABASE = revision_module("20231101_9b0c1d2e3f4a_supabase_compatibility.py")
+AUTH = revision_module("20231220_d4e5f6a7b8c9_supabase_auth.py")
 
 RENAME_SQUATTERS = f"""
 DO $rename$

@@ -30,12 +30,11 @@ The downgrade restores the previous definitions and drops btree_gist only if thi
 revision created it (recorded in the index's comment).
 """
 
-import importlib.util
 from collections.abc import Sequence
-from pathlib import Path
-from types import ModuleType
 
 from alembic import op
+
+from planwise.db.migrations import revision_module
 
 revision: str = "b8c9d0e1f2a3"
 down_revision: str | None = "e1f2a3b4c5d6"
@@ -185,19 +184,9 @@ $$
 """
 
 
-def _revision_module(filename: str) -> ModuleType:
-    """An earlier revision's module, for its SQL (the downgrade restores it)."""
-    path = Path(__file__).with_name(filename)
-    spec = importlib.util.spec_from_file_location(f"planwise_migration_{path.stem}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def previous_recommend_places() -> str:
     """`recommend_places` as revision 9b0c1d2e3f4a wrote it, as CREATE OR REPLACE."""
-    module = _revision_module("20231101_9b0c1d2e3f4a_supabase_compatibility.py")
+    module = revision_module("20231101_9b0c1d2e3f4a_supabase_compatibility.py")
     return str(module.RECOMMEND_PLACES).replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
 
 

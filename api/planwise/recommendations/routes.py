@@ -4,12 +4,12 @@ import orjson
 from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from planwise.db.session import read_in_autocommit
-from planwise.deps import EngineDep, TokenSubject, unauthorized
+from planwise.deps import EngineDep, VerifiedToken, unauthorized
 from planwise.places.categories import CATEGORIES, KnownCategory
 from planwise.places.geo import MAX_RADIUS_KM
 from planwise.recommendations import service
 from planwise.recommendations.schemas import RecommendationResult
-from planwise.users.service import DeactivatedUser, UnknownUser
+from planwise.users.service import DeactivatedUser, TokenRefused
 
 router = APIRouter(prefix="/recommendations", tags=["recommendations"])
 
@@ -21,7 +21,7 @@ router = APIRouter(prefix="/recommendations", tags=["recommendations"])
 )
 def get_recommendations(
     engine: EngineDep,
-    subject: TokenSubject,
+    token: VerifiedToken,
     lat: Annotated[float, Query(ge=-90, le=90, allow_inf_nan=False)],
     lng: Annotated[float, Query(ge=-180, le=180, allow_inf_nan=False)],
     radius_km: Annotated[float, Query(gt=0, le=MAX_RADIUS_KM, allow_inf_nan=False)] = 5.0,
@@ -54,10 +54,10 @@ def get_recommendations(
     )
     try:
         result = read_in_autocommit(
-            engine, lambda connection: service.recommend_for(connection, subject, params)
+            engine, lambda connection: service.recommend_for(connection, token, params)
         )
-    except UnknownUser as error:
-        raise unauthorized(str(error)) from None
     except DeactivatedUser as error:
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail=str(error)) from None
+    except TokenRefused as error:
+        raise unauthorized(str(error)) from None
     return Response(orjson.dumps(result.model_dump()), media_type="application/json")

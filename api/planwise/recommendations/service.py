@@ -20,8 +20,8 @@ from sqlmodel import Session
 
 from planwise.places.geo import MAX_RADIUS_KM
 from planwise.recommendations.schemas import Recommendation, RecommendationResult, ScoreComponents
-from planwise.users.security import SupabaseIdentity
-from planwise.users.service import DeactivatedUser, UnknownUser
+from planwise.users.security import AccessToken
+from planwise.users.service import raise_token_refusal, token_parameters
 
 MAX_LIMIT = 100
 """Most recommendations one request returns. The Query constraint is this; the SQL check in
@@ -47,13 +47,11 @@ FROM preference WHERE user_id = {ACTING_USER_SQL}
 
 RECOMMEND_FOR = text(
     "SELECT * FROM planwise_recommend_for(:user_id, :auth_user_id, :full_name, "
-    ":lat, :lng, :radius_km, :limit, :exclude_reviewed, :category)"
+    ":lat, :lng, :radius_km, :limit, :exclude_reviewed, :category, :issued_at, :session_id)"
 )
 PREFERENCE_COUNTS_FOR = text(
     "SELECT * FROM planwise_preference_counts_for(:user_id, :auth_user_id, :category)"
 )
-USER_GONE, USER_DEACTIVATED = "PWU01", "PWU02"
-"""SQLSTATEs of `planwise_recommend_for` for a token whose user is gone or deactivated."""
 
 NO_ACTING_USER = "app.user_id is not set in this transaction: call set_acting_user() first"
 
@@ -152,11 +150,7 @@ def _raise_refusal(error: DBAPIError) -> None:
     """The request's bounds or its user, refused by the database, as Python errors."""
     if isinstance(error.orig, pg_errors.InvalidParameterValue):
         raise ValueError(error.orig.diag.message_primary) from None
-    sqlstate = getattr(error.orig, "sqlstate", None)
-    if sqlstate == USER_GONE:
-        raise UnknownUser("the token's user no longer exists") from None
-    if sqlstate == USER_DEACTIVATED:
-        raise DeactivatedUser("account is deactivated") from None
+    raise_token_refusal(error)
 
 
 def _item(row: RowMapping) -> Recommendation:
@@ -182,19 +176,15 @@ def _item(row: RowMapping) -> Recommendation:
 
 
 def recommend_for(
-    connection: Connection, subject: int | SupabaseIdentity, params: Mapping[str, Any]
+    connection: Connection, token: AccessToken, params: Mapping[str, Any]
 ) -> RecommendationResult:
-    """As `recommend`, for the user a token names, in one statement on an autocommit
-    connection (`planwise_recommend_for`, migration a7b8c9d0e1f2): the user check, RLS's
-    acting user and the query in one round trip. `params` are `recommendation_params`.
-    Raises `UnknownUser`/`DeactivatedUser`. An empty list costs a second statement, for
-    its hint."""
-    identity = (
-        {"user_id": subject, "auth_user_id": None, "full_name": None}
-        if isinstance(subject, int)
-        else {"user_id": None, "auth_user_id": subject.auth_user_id, "full_name": subject.full_name}
-    )
-    bound = {**params, **identity}
+    """As `recommend`, for the user a verified token names, in one statement on an
+    autocommit connection (`planwise_recommend_for`, migrations a7b8c9d0e1f2 and
+    f3a4b5c6d7e8): the token's resolution (user gone, deactivated, or the token ended by
+    a password change or logout), RLS's acting user and the query in one round trip.
+    `params` are `recommendation_params`. Raises a `TokenRefused`. An empty list costs a
+    second statement, for its hint."""
+    bound = {**params, **token_parameters(token.subject, token.issued_at, token.session_id)}
     try:
         rows = connection.execute(RECOMMEND_FOR, bound).mappings().all()
     except DBAPIError as error:

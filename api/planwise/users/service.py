@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from psycopg import errors as pg_errors
 from sqlalchemy import select, text
@@ -193,6 +194,21 @@ REFUSALS: dict[str, type[TokenRefused]] = {
 """SQLSTATEs of `planwise_resolve_token` (migration d0e1f2a3b4c5), as typed refusals."""
 
 
+def token_parameters(
+    subject: int | SupabaseIdentity, issued_at: int, session_id: uuid.UUID | None
+) -> dict[str, Any]:
+    """The bind parameters of `planwise_resolve_token` (and `planwise_recommend_for`)."""
+    if isinstance(subject, int):
+        identity: dict[str, Any] = {"user_id": subject, "auth_user_id": None, "full_name": None}
+    else:
+        identity = {
+            "user_id": None,
+            "auth_user_id": subject.auth_user_id,
+            "full_name": subject.full_name,
+        }
+    return {**identity, "issued_at": issued_at, "session_id": session_id}
+
+
 def act_for_token(
     session: Session,
     subject: int | SupabaseIdentity,
@@ -203,21 +219,22 @@ def act_for_token(
     trip that also refuses a user gone or deactivated, and a token issued before the last
     password change or whose Auth session has ended (`planwise_resolve_token`). A
     Supabase user's row is made on first sight. Raises a `TokenRefused`."""
-    identity = (
-        {"user_id": subject, "auth_user_id": None, "full_name": None}
-        if isinstance(subject, int)
-        else {"user_id": None, "auth_user_id": subject.auth_user_id, "full_name": subject.full_name}
-    )
-    params = {**identity, "issued_at": issued_at, "session_id": session_id}
+    params = token_parameters(subject, issued_at, session_id)
     try:
         user: User = session.execute(RESOLVE_TOKEN, params).scalar_one()
     except DBAPIError as error:
-        refusal = REFUSALS.get(str(getattr(error.orig, "sqlstate", "")))
-        if refusal is None:
-            raise
+        raise_token_refusal(error)
+        raise
+    return user
+
+
+def raise_token_refusal(error: DBAPIError) -> None:
+    """`planwise_resolve_token`'s refusals (also raised inside `planwise_recommend_for`)
+    as the typed `TokenRefused`; anything else returns, for the caller to re-raise."""
+    refusal = REFUSALS.get(str(getattr(error.orig, "sqlstate", "")))
+    if refusal is not None:
         diag = getattr(error.orig, "diag", None)
         raise refusal(str(getattr(diag, "message_primary", "") or refusal.__doc__)) from None
-    return user
 
 
 def resolve_bearer(session: Session, settings: Settings, token: str | None) -> Bearer:
