@@ -10,6 +10,9 @@ packages=(
   pgbouncer                  # `planwise pgbouncer`: transaction pooling
   pgbackrest                 # `planwise pitr`: WAL archiving and point-in-time recovery
   wrk                        # `planwise bench api`: HTTP load from a separate process
+  patroni                    # `planwise cluster`: automatic failover (Patroni 3.0)
+  etcd-server                # `planwise cluster`: Patroni's store (etcd 3.4)
+  etcd-client                # etcdctl, to look into that store
 )
 
 missing=()
