@@ -169,9 +169,11 @@ class HACluster:
 
     def _make_dir(self, path: Path, mode: int = 0o700) -> None:
         path.mkdir(parents=True, exist_ok=True)
-        owner = path.stat().st_uid
-        if owner not in {0, os.geteuid(), pwd.getpwnam(CLUSTER_OS_USER).pw_uid}:
-            raise PlanwiseError(f"{path} belongs to uid {owner}, not to us: refusing")
+        trusted = {0, os.geteuid(), pwd.getpwnam(CLUSTER_OS_USER).pw_uid}
+        for directory in (path, path.parent):  # someone could have made it first (/var/tmp)
+            owner = directory.stat().st_uid
+            if owner not in trusted:
+                raise PlanwiseError(f"{directory} belongs to uid {owner}, not to us: refusing")
         if running_as_root():
             shutil.chown(path, CLUSTER_OS_USER, CLUSTER_OS_USER)
         path.chmod(mode)
@@ -509,6 +511,9 @@ class HACluster:
         if any(self.patroni_pid(i) for i in self.node_indexes()) or self.etcd_pid():
             raise PlanwiseError("the cluster is running: `planwise cluster down` first")
         shutil.rmtree(self.root, ignore_errors=True)
+        parent = self.root.parent
+        if parent.parent == Path("/var/tmp") and not any(parent.iterdir()):  # noqa: S108
+            parent.rmdir()  # the fallback directory, now empty
 
     def switchover(self, candidate: str | None) -> str:
         leader = self.leader()
