@@ -105,7 +105,7 @@ def test_status_json_names_each_member(ha_cluster: RunningCluster) -> None:
     assert len(members) == 2
     for member in members:
         assert set(member) == MEMBER_FIELDS
-        assert member["state"] in ("running", "streaming")
+        assert member["state"] == ("running" if member["role"] == "leader" else "streaming")
         assert member["host"] == "127.0.0.1"
         assert isinstance(member["pid"], int) and Path(f"/proc/{member['pid']}").exists()
         assert isinstance(member["timeline"], int)
@@ -174,13 +174,16 @@ def kill_the_leader(ha_cluster: RunningCluster) -> Failover:
 def wait_for_the_old_leader_as_sync_standby(
     ha_cluster: RunningCluster, failover: Failover
 ) -> dict[str, dict[str, object]]:
-    """Patroni restarts the killed member (pg_rewind if needed) as a standby; in
-    synchronous mode only the sync standby may be promoted, so the next test waits."""
+    """Patroni restarts the killed member (pg_rewind if needed) as a standby, and the
+    new leader makes it its sync standby again."""
     name = str(failover.old["name"])
     while time.monotonic() - failover.killed_at < 60:
         members = {str(m["name"]): m for m in ha_cluster.members()}
-        if members.get(name, {}).get("role") == "sync standby" and all(
-            m["state"] in ("running", "streaming") and m["pid"] for m in members.values()
+        back = members.get(name, {})
+        if (
+            back.get("role") == "sync standby"
+            and back.get("state") == "streaming"
+            and all(m["pid"] for m in members.values())
         ):
             print(f"{name} back as sync standby {time.monotonic() - failover.killed_at:.1f} s "
                   "after the kill")  # fmt: skip

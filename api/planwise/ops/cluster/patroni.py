@@ -382,40 +382,57 @@ class HACluster:
                 return dict(member)
         return None
 
-    def _replay_lag_seconds(self, leader_index: int) -> dict[str, float | None]:
+    def _replication(self, leader_index: int) -> dict[str, tuple[str, int | None, float | None]]:
+        """The leader's view of each standby (by Patroni's application_name): walsender
+        state, replay lag in bytes and seconds."""
         try:
             with self.node_cluster(leader_index).admin_connect() as conn:
                 rows = conn.execute(
-                    "SELECT application_name, extract(epoch FROM replay_lag)::float8 "
-                    "FROM pg_stat_replication"
+                    "SELECT application_name, state, "
+                    "pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint, "
+                    "extract(epoch FROM replay_lag)::float8 FROM pg_stat_replication"
                 ).fetchall()
         except psycopg.Error:
             return {}
-        return {str(name): (None if lag is None else float(str(lag))) for name, lag in rows}
+        return {
+            str(name): (
+                str(state),
+                None if lag_bytes is None else int(str(lag_bytes)),
+                None if seconds is None else float(str(seconds)),
+            )
+            for name, state, lag_bytes, seconds in rows
+        }
 
     def members(self) -> list[Member]:
+        """Patroni's `/cluster`, with each standby's state and lag as the leader's
+        `pg_stat_replication` has them (Patroni's own lag is from its last loop)."""
         data = self.patroni_cluster()
         if data is None:
             return []
         listed = data.get("members", [])
         leader = next((m for m in listed if m.get("role") in LEADER_ROLES), None)
-        replay = self._replay_lag_seconds(int(leader["name"][4:])) if leader else {}
+        replication = self._replication(int(leader["name"][4:])) if leader else {}
         members = []
         for entry in listed:
             name = str(entry["name"])
             index = int(name[4:]) if name[4:].isdigit() else 0
             role = str(entry.get("role", "?"))
+            state = str(entry.get("state", "?"))
             is_leader = role in LEADER_ROLES
             lag = entry.get("lag")
             lag_bytes = 0 if is_leader else (lag if isinstance(lag, int) else None)
-            seconds = 0.0 if is_leader else replay.get(name)
-            if seconds is None and lag_bytes == 0 and name in replay:
-                seconds = 0.0  # replay_lag is NULL once a standby has caught up and idles
+            seconds = 0.0 if is_leader else None
+            if not is_leader and name in replication:
+                sender_state, lag_bytes, seconds = replication[name]
+                if state == "running" and sender_state == "streaming":
+                    state = "streaming"  # as Patroni 3.0.4 and later say it
+                if seconds is None and lag_bytes == 0:
+                    seconds = 0.0  # replay_lag is NULL once a standby caught up and idles
             members.append(
                 Member(
                     name=name,
                     role="leader" if is_leader else role.replace("_", " "),
-                    state=str(entry.get("state", "?")),
+                    state=state,
                     host=str(entry.get("host", "")),
                     port=int(entry.get("port", 0)),
                     pid=self.postmaster_pid(index) if index else None,
@@ -474,7 +491,9 @@ class HACluster:
 
     def _all_running(self, nodes: int, sync: bool) -> bool:
         members = self.members()
-        if len(members) != nodes or not all(m.state in ("running", "streaming") for m in members):
+        if len(members) != nodes or not all(
+            m.state == "running" if m.role == "leader" else m.state == "streaming" for m in members
+        ):
             return False
         return not sync or nodes == 1 or any(m.role == "sync standby" for m in members)
 
