@@ -115,6 +115,16 @@ def test_status_json_names_each_member(ha_cluster: RunningCluster) -> None:
     assert table.returncode == 0 and "sync standby" in table.stdout
 
 
+def test_switchover_and_failover_ask_and_report_patronis_refusal(
+    ha_cluster: RunningCluster,
+) -> None:
+    unconfirmed = planwise("cluster", "switchover", **ha_cluster.env)
+    assert unconfirmed.returncode == 3 and "--yes" in unconfirmed.stderr
+    refused = planwise("cluster", "failover", "--to", "node9", "--yes", **ha_cluster.env)
+    assert refused.returncode == 1
+    assert "Patroni refused the failover: candidate does not exist" in refused.stderr
+
+
 class Writer(threading.Thread):
     """Inserts numbered rows through the read-write URL, reconnecting on any error; keeps
     the numbers the server acknowledged (committed: autocommit)."""
