@@ -25,6 +25,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -337,7 +338,9 @@ class HACluster:
         )
         return True
 
-    def _wait(self, ready: Any, seconds: float, message: str, log: Path | None = None) -> None:
+    def _wait(
+        self, ready: Callable[[], bool], seconds: float, message: str, log: Path | None = None
+    ) -> None:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             if ready():
