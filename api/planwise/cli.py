@@ -21,6 +21,7 @@ from planwise.demo.cli import app as demo_app
 from planwise.errors import PlanwiseError
 from planwise.functions.cli import app as functions_app
 from planwise.ops.backup.cli import app as backup_app
+from planwise.ops.cluster.cli import app as cluster_app
 from planwise.ops.database.cli import app as db_app
 from planwise.ops.monitor.cli import app as monitor_app
 from planwise.ops.pgbouncer.cli import app as pgbouncer_app
@@ -43,6 +44,7 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(supabase_app, name="supabase")
 app.add_typer(functions_app, name="functions")
 app.add_typer(users_app, name="users")
+app.add_typer(cluster_app, name="cluster")
 
 err_console = Console(stderr=True)
 

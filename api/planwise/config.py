@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     planwise_pg_port: int = Field(15432, ge=1024, le=65535)
     planwise_pg_database: str = Field("planwise", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     planwise_pg_superuser_password: SecretStr | None = None
+    # `planwise cluster`: the Patroni members' streaming-replication role (generated into
+    # .planwise/local.env by `cluster up` when unset).
+    planwise_cluster_replication_password: SecretStr | None = None
 
     # Named databases for `planwise migrate --env NAME`, as JSON:
     # MIGRATION_ENVIRONMENTS='{"staging": "postgresql://…", "production": "postgresql://…"}'

@@ -1,0 +1,1 @@
+"""`planwise cluster`: a local Patroni + etcd cluster with automatic failover."""

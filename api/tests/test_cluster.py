@@ -1,0 +1,363 @@
+"""`planwise cluster`: a real Patroni + etcd cluster of two members in synchronous mode;
+`kill -9` of the leader's postmaster, and every acknowledged write survives the failover.
+
+Two members, not the default three, keep it within ~60 s on two cores. Its ports derive
+from PLANWISE_PG_PORT (member N on +10+N, Patroni REST +30+N, etcd +50 and +51).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from pydantic import SecretStr
+
+from planwise.config import Settings
+from planwise.ops.cluster.patroni import HACluster
+from tests.support.accounts import PASSWORD
+from tests.support.cli import planwise
+from tests.support.databases import TEST_JWT_SECRET, TEST_SUPABASE_JWT_SECRET
+from tests.support.live import serve
+
+pytestmark = pytest.mark.slow
+
+FAILOVER_LIMIT_SECONDS = 30
+MEMBER_FIELDS = {"name", "role", "state", "host", "port", "pid", "timeline",
+                 "lag_bytes", "lag_seconds"}  # fmt: skip
+
+
+@dataclass
+class RunningCluster:
+    env: dict[str, str]
+    root: Path
+    ha: HACluster
+    output: str = ""
+    cleaned: list[bool] = field(default_factory=list)
+
+    def url(self, *args: str) -> str:
+        result = planwise("cluster", "url", *args, **self.env)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    def members(self) -> list[dict[str, object]]:
+        result = planwise("cluster", "status", "--json", **self.env)
+        assert result.returncode in (0, 3), result.stderr
+        return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def ha_cluster(
+    settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningCluster]:
+    home = tmp_path_factory.mktemp("ha-home")
+    env = {"PLANWISE_HOME": str(home), "PLANWISE_PG_PORT": str(settings.planwise_pg_port)}
+    started = time.monotonic()
+    result = planwise("cluster", "up", "--nodes", "2", "--sync", **env)
+    match = re.search(r"Cluster directory: (\S+)", result.stdout)
+    root = Path(match.group(1)) if match else home / "cluster"
+    running = RunningCluster(env, root, HACluster(settings, root), result.stdout)
+    try:
+        assert result.returncode == 0, result.stdout + result.stderr
+        print(f"cluster up --nodes 2 --sync: {time.monotonic() - started:.1f} s")
+        yield running
+    finally:
+        if not running.cleaned:
+            planwise("cluster", "down", "--delete", "--yes", **env)
+
+
+def test_up_gives_the_same_database_as_make_db(ha_cluster: RunningCluster) -> None:
+    assert "schema at" in ha_cluster.output
+    assert "set the password of app_service" in ha_cluster.output
+    app_url = ha_cluster.url("--as", "app")
+    assert re.search(r"\?host=127\.0\.0\.1,127\.0\.0\.1&port=\d+,\d+&", app_url)
+    assert app_url.endswith("target_session_attrs=read-write")
+    with psycopg.connect(app_url, connect_timeout=5) as conn:
+        row = conn.execute(
+            "SELECT current_user, pg_is_in_recovery(), "
+            "(SELECT array_agg(extname::text ORDER BY extname) FROM pg_extension), "
+            "(SELECT count(*) FROM place)"
+        ).fetchone()
+    assert row is not None
+    assert row[0] == "app_service" and row[1] is False
+    assert {"pg_stat_statements", "postgis"} <= set(row[2])
+    read_url = ha_cluster.url("--as", "read", "--read")
+    assert read_url.endswith("target_session_attrs=prefer-standby")
+    with psycopg.connect(read_url, connect_timeout=5) as conn:
+        assert conn.execute("SELECT current_user, pg_is_in_recovery()").fetchone() == (
+            "app_read",
+            True,
+        )
+
+
+def test_status_json_names_each_member(ha_cluster: RunningCluster) -> None:
+    members = ha_cluster.members()
+    assert len(members) == 2
+    for member in members:
+        assert set(member) == MEMBER_FIELDS
+        assert member["state"] == ("running" if member["role"] == "leader" else "streaming")
+        assert member["host"] == "127.0.0.1"
+        assert isinstance(member["pid"], int) and Path(f"/proc/{member['pid']}").exists()
+        assert isinstance(member["timeline"], int)
+        assert member["lag_bytes"] == 0
+    assert sorted(str(m["role"]) for m in members) == ["leader", "sync standby"]
+    table = planwise("cluster", "status", **ha_cluster.env)
+    assert table.returncode == 0 and "sync standby" in table.stdout
+
+
+def test_switchover_and_failover_ask_and_report_patronis_refusal(
+    ha_cluster: RunningCluster,
+) -> None:
+    unconfirmed = planwise("cluster", "switchover", **ha_cluster.env)
+    assert unconfirmed.returncode == 3 and "--yes" in unconfirmed.stderr
+    refused = planwise("cluster", "failover", "--to", "node9", "--yes", **ha_cluster.env)
+    assert refused.returncode == 1
+    assert "Patroni refused the failover: candidate does not exist" in refused.stderr
+
+
+class Writer(threading.Thread):
+    """Inserts numbered rows through the read-write URL, reconnecting on any error; keeps
+    the numbers the server acknowledged (committed: autocommit)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.url = url
+        self.acknowledged: list[int] = []
+        self.ack_times: list[float] = []
+        self.failures = 0
+        self.last_ack_at = 0.0
+        self.stop = threading.Event()
+
+    def outage(self, since: float, until: float = math.inf) -> float:
+        """The longest time without an acknowledged write from 1 s before `since`."""
+        times = [at for at in self.ack_times if since - 1 < at < until]
+        return max(later - earlier for earlier, later in itertools.pairwise(times))
+
+    def run(self) -> None:
+        number = 0
+        while not self.stop.is_set():
+            try:
+                with psycopg.connect(self.url, connect_timeout=2, autocommit=True) as conn:
+                    while not self.stop.is_set():
+                        number += 1
+                        conn.execute("INSERT INTO ha_probe (n) VALUES (%s)", (number,))
+                        self.acknowledged.append(number)
+                        self.last_ack_at = time.monotonic()
+                        self.ack_times.append(self.last_ack_at)
+            except psycopg.Error:
+                self.failures += 1
+                time.sleep(0.1)
+
+
+@dataclass
+class Failover:
+    old: dict[str, object]
+    new: dict[str, object]
+    killed_at: float
+    elected_at: float
+
+    @property
+    def seconds(self) -> float:
+        return self.elected_at - self.killed_at
+
+
+def kill_the_leader(ha_cluster: RunningCluster) -> Failover:
+    """`kill -9` of the leader's postmaster; returns once another member leads (asserted
+    within FAILOVER_LIMIT_SECONDS)."""
+    old = next(m for m in ha_cluster.members() if m["role"] == "leader")
+    assert isinstance(old["pid"], int)
+    os.kill(old["pid"], 9)
+    killed_at = time.monotonic()
+    while time.monotonic() - killed_at < FAILOVER_LIMIT_SECONDS:
+        leader = ha_cluster.ha.leader()
+        if leader is not None and leader["name"] != old["name"]:
+            return Failover(old, leader, killed_at, time.monotonic())
+        time.sleep(0.1)
+    pytest.fail(f"no new leader within {FAILOVER_LIMIT_SECONDS} s of the kill")
+
+
+def wait_for_the_old_leader_as_sync_standby(
+    ha_cluster: RunningCluster, failover: Failover
+) -> dict[str, dict[str, object]]:
+    """Patroni restarts the killed member (pg_rewind if needed) as a standby, and the
+    new leader makes it its sync standby again."""
+    name = str(failover.old["name"])
+    while time.monotonic() - failover.killed_at < 60:
+        members = {str(m["name"]): m for m in ha_cluster.members()}
+        back = members.get(name, {})
+        if (
+            back.get("role") == "sync standby"
+            and back.get("state") == "streaming"
+            and all(m["pid"] for m in members.values())
+        ):
+            print(f"{name} back as sync standby {time.monotonic() - failover.killed_at:.1f} s "
+                  "after the kill")  # fmt: skip
+            return members
+        time.sleep(0.5)
+    pytest.fail(f"{name} did not rejoin as a sync standby within 60 s of the kill")
+
+
+class ApiWriter(threading.Thread):
+    """Creates places one by one through the live API (`PUT /places/ha-N`, an admin),
+    keeping each response's status and time."""
+
+    def __init__(self, http: httpx.Client, headers: dict[str, str]) -> None:
+        super().__init__(daemon=True)
+        self.http = http
+        self.headers = headers
+        self.responses: list[tuple[float, int, str]] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        number = 0
+        while not self.stop.is_set():
+            number += 1
+            place_id = f"ha-{number}"
+            body = {"name": f"HA {number}", "lat": 48.85, "lng": 2.35, "types": ["museum"]}
+            status = self.http.put(f"/places/{place_id}", json=body, headers=self.headers)
+            self.responses.append((time.monotonic(), status.status_code, place_id))
+
+    def acknowledged(self) -> set[str]:
+        return {place for _, code, place in self.responses if code in (200, 201)}
+
+    def outage(self, since: float, until: float = math.inf) -> float:
+        """The longest time without a successful write from 1 s before `since`."""
+        times = [at for at, code, _ in self.responses
+                 if since - 1 < at < until and code in (200, 201)]  # fmt: skip
+        return max(later - earlier for earlier, later in itertools.pairwise(times))
+
+    def served_again(self, since: float) -> float | None:
+        """When the first write after `since` succeeded."""
+        return min((at for at, code, _ in self.responses if at > since and code in (200, 201)),
+                   default=None)  # fmt: skip
+
+
+def test_kill_9_of_the_leader_then_a_switchover_under_write_load(
+    ha_cluster: RunningCluster, settings: Settings
+) -> None:
+    """Writes straight through the read-write URL and through the live API (whose
+    DATABASE_URL is that URL). `kill -9` of the leader's postmaster: a new leader within
+    30 s, the API serving again without a restart (503 only meanwhile), the killed member
+    back as the sync standby. Then a planned switchover back to it: errors only during the
+    switch. No acknowledged write lost (synchronous mode)."""
+    admin_url = ha_cluster.url("--as", "admin")
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE ha_probe (n integer PRIMARY KEY)")
+    api_settings = settings.model_copy(
+        update={
+            "database_url": ha_cluster.url("--as", "app"),
+            "migration_database_url": admin_url,
+            "planwise_env": "test",
+            "jwt_secret": SecretStr(TEST_JWT_SECRET),
+            "supabase_jwt_secret": SecretStr(TEST_SUPABASE_JWT_SECRET),
+        }
+    )
+    with serve(api_settings) as live, live.http() as http:
+        api_writer = ApiWriter(http, admin_headers(http, admin_url))
+        writer = Writer(admin_url)
+        writer.start()
+        api_writer.start()
+        time.sleep(1.5)
+        before_kill = len(writer.acknowledged)
+        assert before_kill > 0, "no write went through before the kill"
+        assert api_writer.acknowledged(), "no API write went through before the kill"
+        failover = kill_the_leader(ha_cluster)
+        wait_for_writes_after(failover.elected_at, writer, api_writer)
+        members = wait_for_the_old_leader_as_sync_standby(ha_cluster, failover)
+        old_timeline = int(str(failover.old["timeline"]))
+        assert members[str(failover.new["name"])]["timeline"] == old_timeline + 1
+        switch_started = time.monotonic()
+        switched = planwise("cluster", "switchover", "--yes", **ha_cluster.env)
+        assert switched.returncode == 0, switched.stderr
+        assert f'switched over to "{failover.old["name"]}"' in switched.stdout
+        switched_at = time.monotonic()
+        wait_for_writes_after(switched_at, writer, api_writer)
+        time.sleep(1)
+        writer.stop.set()
+        api_writer.stop.set()
+        writer.join(10)
+        api_writer.join(15)
+        assert http.get("/health").status_code == 200
+    # A write may still succeed just after the kill or the switchover's start: a window
+    # ends with the first success once the new leader was known.
+    served_again = api_writer.served_again(failover.elected_at)
+    served_after_switch = api_writer.served_again(switched_at)
+    assert served_again is not None and served_after_switch is not None
+    codes = Counter(code for _, code, _ in api_writer.responses)
+    print(
+        f"kill -9 of {failover.old['name']}'s postmaster: {failover.new['name']} leader after "
+        f"{failover.seconds:.1f} s; direct writes stopped for "
+        f"{writer.outage(failover.killed_at, switch_started):.1f} s, the API served writes "
+        f"again after {served_again - failover.killed_at:.1f} s. Switchover back: "
+        f"{switched_at - switch_started:.1f} s, direct writes stopped for "
+        f"{writer.outage(switch_started):.1f} s, API writes for "
+        f"{api_writer.outage(switch_started):.1f} s. {len(writer.acknowledged)} direct writes "
+        f"({writer.failures} failures), API responses {dict(codes)}"
+    )
+    assert set(codes) <= {200, 201, 503}, codes
+    failed = [at for at, code, _ in api_writer.responses if code not in (200, 201)]
+    outside = [
+        at for at in failed
+        if not failover.killed_at <= at <= served_again
+        and not switch_started <= at <= served_after_switch
+    ]  # fmt: skip
+    assert not outside, f"{len(outside)} API failures outside the failover and the switchover"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (False,)
+        assert conn.execute("SHOW port").fetchone() == (str(failover.old["port"]),)
+        present = {row[0] for row in conn.execute("SELECT n FROM ha_probe")}
+        places = {row[0] for row in conn.execute("SELECT id FROM place WHERE id LIKE 'ha-%'")}
+    lost = sorted(set(writer.acknowledged) - present)
+    assert not lost, f"{len(lost)} acknowledged writes lost, e.g. {lost[:5]}"
+    lost_places = api_writer.acknowledged() - places
+    assert not lost_places, f"{len(lost_places)} acknowledged API writes lost"
+
+
+def wait_for_writes_after(moment: float, writer: Writer, api_writer: ApiWriter) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if writer.last_ack_at > moment and api_writer.served_again(moment) is not None:
+            return
+        time.sleep(0.1)
+    pytest.fail("writes did not resume within 60 s")
+
+
+def admin_headers(http: httpx.Client, admin_url: str) -> dict[str, str]:
+    """A new account through the API, made an administrator by the owner."""
+    username = f"ha_admin_{os.getpid()}"
+    registered = http.post(
+        "/auth/register", json={"username": username, "password": PASSWORD, "full_name": "HA"}
+    )
+    assert registered.status_code == 201, registered.text
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute("UPDATE \"user\" SET role = 'admin' WHERE username = %s", (username,))
+    token = http.post("/auth/token", data={"username": username, "password": PASSWORD})
+    assert token.status_code == 200, token.text
+    return {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+
+def test_down_stops_everything_and_delete_removes_it(ha_cluster: RunningCluster) -> None:
+    pids = [m["pid"] for m in ha_cluster.members()]
+    pids += [ha_cluster.ha.etcd_pid(), *(ha_cluster.ha.patroni_pid(i) for i in (1, 2))]
+    assert all(isinstance(pid, int) for pid in pids)
+    refused = planwise("cluster", "down", "--delete", **ha_cluster.env)
+    assert refused.returncode == 3, "deleting asks for --yes"
+    result = planwise("cluster", "down", "--delete", "--yes", **ha_cluster.env)
+    assert result.returncode == 0, result.stderr
+    ha_cluster.cleaned.append(True)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
+    assert not ha_cluster.root.exists()
+    if ha_cluster.root.parent.name.startswith("planwise-"):  # the /var/tmp fallback
+        assert not ha_cluster.root.parent.exists(), "its empty parent is removed too"
+    assert planwise("cluster", "status", **ha_cluster.env).returncode == 3
