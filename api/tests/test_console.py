@@ -20,7 +20,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 from tests.support.accounts import PASSWORD
 from tests.support.cli import planwise
 from tests.support.databases import TEST_JWT_SECRET, DatabaseUnderTest, connect
-from tests.support.live import planwise_serve
+from tests.support.served import planwise_serve
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).parent / "artifacts"
