@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import tempfile
 import time
@@ -42,10 +43,21 @@ def only_backup(directory: Path) -> Path:
     return dumps[0]
 
 
+STEP_LINE = re.compile(r"^step (.+): done in \d+\.\d\ds$")
+
+
+def steps_shown(output: str) -> list[str]:
+    """The steps a command reported, off a terminal: one plain line each, with its time."""
+    return [match[1] for line in output.splitlines() if (match := STEP_LINE.match(line))]
+
+
 def test_create_list_verify_restore(backup_env: tuple[DatabaseUnderTest, dict[str, str]]) -> None:
+    """…and, off a terminal, one line per step with how long it took."""
     db, env = backup_env
     created = planwise("backup", "create", **env)
     assert created.returncode == 0, created.stderr
+    dump_steps = ["pg_dump", "sha256 of the dump", "writing the manifest"]
+    assert steps_shown(created.stdout) == dump_steps, created.stdout
     dump = only_backup(Path(env["BACKUP_DIR"]))
     manifest = json.loads(dump.with_suffix(".json").read_text())
     assert manifest["row_counts"] == {
@@ -56,6 +68,9 @@ def test_create_list_verify_restore(backup_env: tuple[DatabaseUnderTest, dict[st
 
     verified = planwise("backup", "verify", dump.stem, **env)
     assert verified.returncode == 0, verified.stderr
+    assert steps_shown(verified.stdout) == [
+        "sha256", "pg_restore --list", "scratch restore and row counts", "writing the manifest",
+    ], verified.stdout  # fmt: skip
     assert json.loads(dump.with_suffix(".json").read_text())["verified"] is True
     listing = planwise("backup", "list", **env)
     assert dump.name in listing.stdout and "yes" in listing.stdout
@@ -71,6 +86,11 @@ def test_create_list_verify_restore(backup_env: tuple[DatabaseUnderTest, dict[st
     restored = planwise("backup", "restore", dump.stem, "--yes", **env)
     assert restored.returncode == 0, restored.stderr
     assert "safety backup" in restored.stdout
+    assert steps_shown(restored.stdout) == [
+        "sha256 and last verification",
+        *(f"safety backup: {name}" for name in dump_steps),
+        "pg_restore",
+    ], restored.stdout
     with connect(db.admin_url) as conn:
         ids = conn.execute("SELECT id FROM place ORDER BY id").fetchall()
         assert ids == [("b1",), ("b2",)]
@@ -321,6 +341,7 @@ def test_private_files_and_a_full_disk_at_every_step(
             assert len(full.stderr.strip().splitlines()) == 1, full.stderr
             assert "no space left on the device" in full.stderr and step in full.stderr
             assert "Traceback" not in full.stderr and _leftovers(directory) == []
+            assert f"step {step.strip('()')}: failed after" in full.stdout, full.stdout
 
         (mount / "filler").unlink()
         stale = directory / ".backup_20260101_000000.dump.999999999.tmp"
@@ -352,3 +373,22 @@ def test_private_files_and_a_full_disk_at_every_step(
     finally:
         subprocess.run(["umount", "--lazy", str(mount)], check=False)
         mount.rmdir()
+
+
+def test_progress_on_a_terminal(
+    backup_env: tuple[DatabaseUnderTest, dict[str, str]],
+) -> None:
+    """On a terminal (a pty from `script`) the steps are a rich display, each ticked off
+    with its time, and no plain `step …` lines."""
+    _db, env = backup_env
+    shown = subprocess.run(
+        ["script", "-qec", f"{PLANWISE} backup create", "/dev/null"],
+        env={**os.environ, "COLUMNS": "100", **env}, capture_output=True, text=True,
+        stdin=subprocess.DEVNULL, timeout=120, check=False,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown.stdout)
+    for name in ("pg_dump", "sha256 of the dump", "writing the manifest"):
+        assert re.search(rf"✓ {name} +\d+\.\ds", screen), screen
+    assert "step pg_dump" not in screen and "created " in screen
+    assert len(list(Path(env["BACKUP_DIR"]).glob("backup_*.dump"))) == 1

@@ -28,6 +28,7 @@ import re
 import subprocess
 import uuid
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -41,6 +42,7 @@ from sqlalchemy.engine import make_url
 from planwise.db import migrations
 from planwise.db.engine import libpq_url, pg_environment
 from planwise.errors import PlanwiseError
+from planwise.ops.backup.progress import StepHook, no_progress
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 COUNTED_TABLES = ("user", "place", "review", "preference", "alembic_version")
@@ -204,10 +206,15 @@ def _write_manifest(path: Path, manifest: dict[str, Any]) -> None:
 
 
 def create_backup(
-    url: str, directory: Path, kind: Kind = "daily", lock_wait_timeout_ms: int = 60_000
+    url: str,
+    directory: Path,
+    kind: Kind = "daily",
+    lock_wait_timeout_ms: int = 60_000,
+    progress: StepHook = no_progress,
 ) -> Backup:
     """pg_dump to a temporary name; manifest; rename. Nothing complete-looking on failure,
-    and no temporary left: on any OSError (a full disk) one line, the temporaries removed."""
+    and no temporary left: on any OSError (a full disk) one line, the temporaries removed.
+    Steps (for `progress`): pg_dump, sha256 of the dump, writing the manifest."""
     try:
         prepare_directory(directory)
     except OSError as error:
@@ -222,61 +229,71 @@ def create_backup(
     partial = _temporary(final)
     manifest_path = final.with_suffix(".json")
     database, server_version, revision = _server_facts(url)
-    step = "creating the dump file"
+    stage = ""
+
+    def begin(name: str) -> AbstractContextManager[None]:
+        nonlocal stage
+        stage = name
+        return progress(name)
+
     try:
-        # Created 0600 before pg_dump opens it (fopen "wb" keeps the mode).
-        os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE))
-        # Count rows in the very snapshot pg_dump dumps, so verification compares like
-        # with like even while the application keeps writing.
-        with psycopg.connect(libpq_url(url), application_name="planwise-backup") as conn:
-            step = "pg_dump"
-            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            snapshot = str(conn.execute("SELECT pg_export_snapshot()").fetchone()[0])  # type: ignore[index]
-            counts = _count_rows(conn)
-            result = _run(
-                [str(PG_BIN / "pg_dump"), "--format=custom", f"--snapshot={snapshot}",
-                 f"--lock-wait-timeout={lock_wait_timeout_ms}", "--file", str(partial)],
-                url,
-            )  # fmt: skip
-            conn.rollback()
-        if result.returncode != 0:
-            partial.unlink(missing_ok=True)
-            if "No space left on device" in result.stderr:
-                raise _disk_error(OSError(errno.ENOSPC, "full"), directory, "backup (pg_dump)")
-            raise PlanwiseError(f"pg_dump failed: {result.stderr.strip()}")
-        step = "flushing the dump"
-        with partial.open("rb") as handle:
-            os.fsync(handle.fileno())
-        manifest = {
-            "name": final.name,
-            "kind": kind,
-            "database": database,
-            "server_version": server_version,
-            "alembic_revision": revision,
-            "row_counts": counts,
-            "size_bytes": partial.stat().st_size,
-            "sha256": sha256_of(partial),
-            "started_at": started.isoformat(),
-            "finished_at": datetime.now(UTC).isoformat(),
-            "verified": None,
-            "verified_at": None,
-        }
-        step = "writing the manifest"
-        _write_private(manifest_path, json.dumps(manifest, indent=2, sort_keys=True).encode())
-        step = "renaming the dump"
-        try:
-            partial.replace(final)
-        except OSError:
-            manifest_path.unlink(missing_ok=True)
-            raise
-        _fsync_directory(directory)
+        with begin("pg_dump"):
+            # Created 0600 before pg_dump opens it (fopen "wb" keeps the mode).
+            os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE))
+            counts = _dump(url, partial, lock_wait_timeout_ms, directory)
+        with begin("sha256 of the dump"):
+            with partial.open("rb") as handle:
+                os.fsync(handle.fileno())
+            manifest = {
+                "name": final.name,
+                "kind": kind,
+                "database": database,
+                "server_version": server_version,
+                "alembic_revision": revision,
+                "row_counts": counts,
+                "size_bytes": partial.stat().st_size,
+                "sha256": sha256_of(partial),
+                "started_at": started.isoformat(),
+                "finished_at": datetime.now(UTC).isoformat(),
+                "verified": None,
+                "verified_at": None,
+            }
+        with begin("writing the manifest"):
+            data = json.dumps(manifest, indent=2, sort_keys=True).encode()
+            _write_private(manifest_path, data)
+            try:
+                partial.replace(final)
+            except OSError:
+                manifest_path.unlink(missing_ok=True)
+                raise
+            _fsync_directory(directory)
     except OSError as error:
         partial.unlink(missing_ok=True)
-        raise _disk_error(error, directory, f"backup ({step})") from None
+        raise _disk_error(error, directory, f"backup ({stage})") from None
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
     return Backup(final, manifest)
+
+
+def _dump(url: str, partial: Path, lock_wait_timeout_ms: int, directory: Path) -> dict[str, int]:
+    """pg_dump into `partial`; the row counts of the very snapshot it dumps (so that
+    verification compares like with like even while the application keeps writing)."""
+    with psycopg.connect(libpq_url(url), application_name="planwise-backup") as conn:
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        snapshot = str(conn.execute("SELECT pg_export_snapshot()").fetchone()[0])  # type: ignore[index]
+        counts = _count_rows(conn)
+        result = _run(
+            [str(PG_BIN / "pg_dump"), "--format=custom", f"--snapshot={snapshot}",
+             f"--lock-wait-timeout={lock_wait_timeout_ms}", "--file", str(partial)],
+            url,
+        )  # fmt: skip
+        conn.rollback()
+    if result.returncode != 0:
+        if "No space left on device" in result.stderr:
+            raise _disk_error(OSError(errno.ENOSPC, "full"), directory, "backup (pg_dump)")
+        raise PlanwiseError(f"pg_dump failed: {result.stderr.strip()}")
+    return counts
 
 
 def load(directory: Path, name: str) -> Backup:
@@ -309,51 +326,59 @@ def _scratch_url(url: str) -> tuple[str, str, str]:
     return maintenance, target.set(database=name).render_as_string(hide_password=False), name
 
 
-def verify_backup(backup: Backup, url: str) -> Backup:
-    """Checksum, `pg_restore --list`, and a real restore whose row counts must match."""
+def verify_backup(backup: Backup, url: str, progress: StepHook = no_progress) -> Backup:
+    """Checksum, `pg_restore --list`, and a real restore whose row counts must match.
+    Steps (for `progress`): sha256, pg_restore --list, scratch restore and row counts,
+    writing the manifest."""
     problems = []
-    if sha256_of(backup.path) != backup.manifest["sha256"]:
-        problems.append("checksum differs from the manifest")
-    listing = _run([str(PG_BIN / "pg_restore"), "--list", str(backup.path)], url)
-    if listing.returncode != 0:
-        problems.append(f"pg_restore --list failed: {listing.stderr.strip()}")
+    with progress("sha256"):
+        if sha256_of(backup.path) != backup.manifest["sha256"]:
+            problems.append("checksum differs from the manifest")
+    with progress("pg_restore --list"):
+        listing = _run([str(PG_BIN / "pg_restore"), "--list", str(backup.path)], url)
+        if listing.returncode != 0:
+            problems.append(f"pg_restore --list failed: {listing.stderr.strip()}")
     if not problems:
-        maintenance, scratch_url, scratch = _scratch_url(url)
-        with psycopg.connect(maintenance, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch)))
-        try:
-            restored = _run(
-                [str(PG_BIN / "pg_restore"), "--exit-on-error", "--no-owner",
-                 "--dbname", scratch, str(backup.path)],
-                scratch_url,
-            )  # fmt: skip
-            if restored.returncode != 0:
-                problems.append(f"restore failed: {restored.stderr.strip()[:500]}")
-            else:
-                counts = row_counts(scratch_url)
-                if counts != backup.manifest["row_counts"]:
-                    problems.append(
-                        f"row counts after restore {counts} != manifest "
-                        f"{backup.manifest['row_counts']}"
-                    )
-        finally:
-            with psycopg.connect(maintenance, autocommit=True) as conn:
-                conn.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                        sql.Identifier(scratch)
-                    )
-                )
+        with progress("scratch restore and row counts"):
+            problems.extend(_scratch_restore(backup, url))
     manifest = {
         **backup.manifest,
         "verified": not problems,
         "verified_at": datetime.now(UTC).isoformat(),
         "verification_problems": problems,
     }
-    _write_manifest(backup.manifest_path, manifest)
+    with progress("writing the manifest"):
+        _write_manifest(backup.manifest_path, manifest)
     verified = Backup(backup.path, manifest)
     if problems:
         raise VerificationFailed(f"{backup.name} failed verification: " + "; ".join(problems))
     return verified
+
+
+def _scratch_restore(backup: Backup, url: str) -> list[str]:
+    """Restore into a scratch database on the same server; what went wrong, if anything."""
+    maintenance, scratch_url, scratch = _scratch_url(url)
+    with psycopg.connect(maintenance, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch)))
+    try:
+        restored = _run(
+            [str(PG_BIN / "pg_restore"), "--exit-on-error", "--no-owner",
+             "--dbname", scratch, str(backup.path)],
+            scratch_url,
+        )  # fmt: skip
+        if restored.returncode != 0:
+            return [f"restore failed: {restored.stderr.strip()[:500]}"]
+        counts = row_counts(scratch_url)
+        if counts != backup.manifest["row_counts"]:
+            return [
+                f"row counts after restore {counts} != manifest {backup.manifest['row_counts']}"
+            ]
+        return []
+    finally:
+        with psycopg.connect(maintenance, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch))
+            )
 
 
 def trust_problems(backup: Backup) -> list[str]:
@@ -374,9 +399,10 @@ def trust_problems(backup: Backup) -> list[str]:
     return problems
 
 
-def ensure_trustworthy(backup: Backup) -> None:
-    """Refuse (exit 4) a dump that verification refuses or would refuse by its checksum."""
-    problems = trust_problems(backup)
+def ensure_trustworthy(backup: Backup, problems: list[str] | None = None) -> None:
+    """Refuse (exit 4) a dump that verification refuses or would refuse by its checksum
+    (`problems`: `trust_problems(backup)`, when the caller has them already)."""
+    problems = trust_problems(backup) if problems is None else problems
     if problems:
         raise VerificationFailed(
             f"refusing to restore {backup.name}: "
@@ -401,9 +427,14 @@ def ensure_restorable(backup: Backup) -> None:
         )
 
 
-def restore_backup(backup: Backup, url: str) -> None:
+def restore_backup(backup: Backup, url: str, progress: StepHook = no_progress) -> None:
     """pg_restore --clean --if-exists into `url` (the caller took the safety backup)."""
     ensure_restorable(backup)
+    with progress("pg_restore"):
+        _pg_restore(backup, url)
+
+
+def _pg_restore(backup: Backup, url: str) -> None:
     result = _run(
         [str(PG_BIN / "pg_restore"), "--clean", "--if-exists", "--exit-on-error",
          "--single-transaction", "--dbname", make_url(libpq_url(url)).database or "",
