@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -41,10 +43,21 @@ def only_backup(directory: Path) -> Path:
     return dumps[0]
 
 
+STEP_LINE = re.compile(r"^step (.+): done in \d+\.\d\ds$")
+
+
+def steps_shown(output: str) -> list[str]:
+    """The steps a command reported, off a terminal: one plain line each, with its time."""
+    return [match[1] for line in output.splitlines() if (match := STEP_LINE.match(line))]
+
+
 def test_create_list_verify_restore(backup_env: tuple[DatabaseUnderTest, dict[str, str]]) -> None:
+    """…and, off a terminal, one line per step with how long it took."""
     db, env = backup_env
     created = planwise("backup", "create", **env)
     assert created.returncode == 0, created.stderr
+    dump_steps = ["pg_dump", "sha256 of the dump", "writing the manifest"]
+    assert steps_shown(created.stdout) == dump_steps, created.stdout
     dump = only_backup(Path(env["BACKUP_DIR"]))
     manifest = json.loads(dump.with_suffix(".json").read_text())
     assert manifest["row_counts"] == {
@@ -55,6 +68,9 @@ def test_create_list_verify_restore(backup_env: tuple[DatabaseUnderTest, dict[st
 
     verified = planwise("backup", "verify", dump.stem, **env)
     assert verified.returncode == 0, verified.stderr
+    assert steps_shown(verified.stdout) == [
+        "sha256", "pg_restore --list", "scratch restore and row counts", "writing the manifest",
+    ], verified.stdout  # fmt: skip
     assert json.loads(dump.with_suffix(".json").read_text())["verified"] is True
     listing = planwise("backup", "list", **env)
     assert dump.name in listing.stdout and "yes" in listing.stdout
@@ -70,6 +86,11 @@ def test_create_list_verify_restore(backup_env: tuple[DatabaseUnderTest, dict[st
     restored = planwise("backup", "restore", dump.stem, "--yes", **env)
     assert restored.returncode == 0, restored.stderr
     assert "safety backup" in restored.stdout
+    assert steps_shown(restored.stdout) == [
+        "sha256 and last verification",
+        *(f"safety backup: {name}" for name in dump_steps),
+        "pg_restore",
+    ], restored.stdout
     with connect(db.admin_url) as conn:
         ids = conn.execute("SELECT id FROM place ORDER BY id").fetchall()
         assert ids == [("b1",), ("b2",)]
@@ -270,3 +291,104 @@ def test_prune_command_on_real_files(backup_env: tuple[DatabaseUnderTest, dict[s
     done = planwise("backup", "prune", "--yes", **env)
     assert done.returncode == 0 and "deleted 2 backup" in done.stdout
     assert len(list(directory.glob("backup_*.dump"))) == 2
+
+
+def _free_bytes(path: Path) -> int:
+    stats = os.statvfs(path)
+    return stats.f_bavail * stats.f_frsize
+
+
+def _fill(mount: Path, leave: int) -> None:
+    """Fill the tmpfs until `leave` bytes (a multiple of its 4 KiB pages) are free."""
+    filler = mount / "filler"
+    filler.unlink(missing_ok=True)
+    with filler.open("wb") as handle:
+        handle.write(b"\0" * (_free_bytes(mount) - leave))
+    assert _free_bytes(mount) == leave
+
+
+def _leftovers(directory: Path) -> list[str]:
+    return sorted(path.name for path in directory.iterdir())
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+def test_private_files_and_a_full_disk_at_every_step(
+    backup_env: tuple[DatabaseUnderTest, dict[str, str]],
+) -> None:
+    """BACKUP_DIR is a 2 MiB tmpfs, really filled: a dump that does not fit, a manifest
+    that does not fit (the dump did), a verification whose manifest update does not fit.
+    Each: exit 1, one line, no traceback, no partial or temporary file. A stale
+    temporary of a dead run is removed by the next run (a live run's is not). Modes:
+    directory 0700, dump and manifest 0600."""
+    _db, env = backup_env
+    reference = planwise("backup", "create", **env)
+    assert reference.returncode == 0, reference.stderr
+    dump_size = only_backup(Path(env["BACKUP_DIR"])).stat().st_size
+    page = 4096
+    mount = Path(tempfile.mkdtemp(prefix="pw-full-"))  # short: the message fits one line
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], check=True)
+    try:
+        directory = mount / "backups"
+        directory.mkdir(mode=0o755)
+        env = {**env, "BACKUP_DIR": str(directory)}
+        for leave, step in (
+            (page, "(pg_dump)"),
+            (-(-dump_size // page) * page, "(writing the manifest)"),
+        ):
+            _fill(mount, leave)
+            full = planwise("backup", "create", **env)
+            assert full.returncode == 1, full.stdout + full.stderr
+            assert len(full.stderr.strip().splitlines()) == 1, full.stderr
+            assert "no space left on the device" in full.stderr and step in full.stderr
+            assert "Traceback" not in full.stderr and _leftovers(directory) == []
+            assert f"step {step.strip('()')}: failed after" in full.stdout, full.stdout
+
+        (mount / "filler").unlink()
+        stale = directory / ".backup_20260101_000000.dump.999999999.tmp"
+        stale.write_bytes(b"half a dump")
+        old_style = directory / ".backup_20260101_000000.json.tmp"
+        old_style.write_bytes(b"{")
+        live = directory / f".backup_20260101_000001.dump.{os.getpid()}.tmp"
+        live.write_bytes(b"being written")
+        made = planwise("backup", "create", **env)
+        assert made.returncode == 0, made.stderr
+        dump = only_backup(directory)
+        assert _leftovers(directory) == sorted([live.name, dump.name, f"{dump.stem}.json"])
+        assert directory.stat().st_mode & 0o777 == 0o700
+        for path in (dump, dump.with_suffix(".json")):
+            assert path.stat().st_mode & 0o777 == 0o600, path
+        live.unlink()
+
+        manifest = dump.with_suffix(".json").read_bytes()
+        _fill(mount, 0)
+        verified = planwise("backup", "verify", dump.stem, **env)
+        assert verified.returncode == 1, verified.stdout + verified.stderr
+        assert len(verified.stderr.strip().splitlines()) == 1, verified.stderr
+        assert "no space left on the device" in verified.stderr and "manifest" in verified.stderr
+        assert _leftovers(directory) == sorted([dump.name, f"{dump.stem}.json"])
+        assert dump.with_suffix(".json").read_bytes() == manifest
+        (mount / "filler").unlink()
+        assert planwise("backup", "verify", dump.stem, **env).returncode == 0
+        assert dump.with_suffix(".json").stat().st_mode & 0o777 == 0o600
+    finally:
+        subprocess.run(["umount", "--lazy", str(mount)], check=False)
+        mount.rmdir()
+
+
+def test_progress_on_a_terminal(
+    backup_env: tuple[DatabaseUnderTest, dict[str, str]],
+) -> None:
+    """On a terminal (a pty from `script`) the steps are a rich display, each ticked off
+    with its time, and no plain `step …` lines."""
+    _db, env = backup_env
+    shown = subprocess.run(
+        ["script", "-qec", f"{PLANWISE} backup create", "/dev/null"],
+        env={**os.environ, "COLUMNS": "100", **env}, capture_output=True, text=True,
+        stdin=subprocess.DEVNULL, timeout=120, check=False,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown.stdout)
+    for name in ("pg_dump", "sha256 of the dump", "writing the manifest"):
+        assert re.search(rf"✓ {name} +\d+\.\ds", screen), screen
+    assert "step pg_dump" not in screen and "created " in screen
+    assert len(list(Path(env["BACKUP_DIR"]).glob("backup_*.dump"))) == 1

@@ -17,6 +17,7 @@ from planwise.cli_support import confirm_or_abort, console, masked
 from planwise.config import get_settings
 from planwise.errors import PlanwiseError
 from planwise.ops.backup import dumps as backups
+from planwise.ops.backup.progress import steps
 from planwise.ops.pitr import schedule as pitr_schedule
 
 app = typer.Typer(no_args_is_help=True, help="Verified pg_dump backups with retention.")
@@ -45,10 +46,11 @@ def take(kind: str) -> backups.Backup:
         raise PlanwiseError(f"unknown kind {kind!r}: daily, weekly or monthly")
     settings = get_settings()
     started = time.perf_counter()
-    made = backups.create_backup(
-        settings.admin_url, settings.backup_directory, kind,  # type: ignore[arg-type]
-        settings.backup_lock_wait_timeout_ms,
-    )  # fmt: skip
+    with steps(console) as step:
+        made = backups.create_backup(
+            settings.admin_url, settings.backup_directory, kind,  # type: ignore[arg-type]
+            settings.backup_lock_wait_timeout_ms, step,
+        )  # fmt: skip
     rows = sum(made.manifest["row_counts"].values())
     console.print(
         f"created {made.path} ({_size(made.manifest['size_bytes'])}, {rows} rows, "
@@ -81,9 +83,9 @@ def list_() -> None:
 def verify(name: str) -> None:
     """Checksum, pg_restore --list, and a restore into a scratch database (row counts)."""
     started = time.perf_counter()
-    checked = backups.verify_backup(
-        backups.load(get_settings().backup_directory, name), get_settings().admin_url
-    )
+    chosen = backups.load(get_settings().backup_directory, name)
+    with steps(console) as step:
+        checked = backups.verify_backup(chosen, get_settings().admin_url, step)
     console.print(
         f"verified {checked.name}: checksum, listing and a scratch restore with matching "
         f"row counts ({time.perf_counter() - started:.1f}s)"
@@ -109,11 +111,12 @@ def restore(
     settings = get_settings()
     chosen = backups.load(settings.backup_directory, name)
     target = target_url or settings.admin_url
+    with steps(console) as step, step("sha256 and last verification"):
+        problems = backups.trust_problems(chosen)
     if not force:
-        backups.ensure_trustworthy(chosen)
-    else:
-        for problem in backups.trust_problems(chosen):
-            console.print(f"[yellow]--force:[/yellow] restoring although {problem}")
+        backups.ensure_trustworthy(chosen, problems)
+    for problem in problems:
+        console.print(f"[yellow]--force:[/yellow] restoring although {problem}")
     if chosen.manifest.get("verified") is None:
         console.print(f"note: {chosen.name} has not been verified (`planwise backup verify`)")
     confirm_or_abort(
@@ -124,11 +127,13 @@ def restore(
     )
     backups.ensure_restorable(chosen)
     started = time.perf_counter()
-    safety = backups.create_backup(
-        target, settings.backup_directory, "safety", settings.backup_lock_wait_timeout_ms
-    )
-    console.print(f"safety backup of the target: {safety.name}")
-    backups.restore_backup(chosen, target)
+    with steps(console) as step:
+        safety = backups.create_backup(
+            target, settings.backup_directory, "safety", settings.backup_lock_wait_timeout_ms,
+            lambda name: step(f"safety backup: {name}"),
+        )  # fmt: skip
+        console.print(f"safety backup of the target: {safety.name}")
+        backups.restore_backup(chosen, target, step)
     console.print(
         f"restored {chosen.name} into {masked(target)} ({time.perf_counter() - started:.1f}s)"
     )

@@ -7,6 +7,12 @@ and compared the row counts — when it was verified. The dump is written under 
 temporary name and renamed when complete, after its manifest: a failed dump never leaves
 a file that looks like a backup.
 
+Files: `BACKUP_DIR` is 0700 and dumps and manifests 0600 (they hold password hashes).
+Every file is written to a temporary name in the same directory (`.NAME.PID.tmp`),
+fsynced and renamed; on any OSError (a full disk at any step) the temporaries go and the
+error is one line. Temporaries a crashed run left (its process is gone) are removed by
+the next `create`.
+
 Dumps connect with the admin URL (MIGRATION_DATABASE_URL; on Supabase the `postgres`
 role): FORCEd row-level security would hide rows from anyone else. Credentials go to the
 child processes through PG* environment variables, never through argv (visible in `ps`).
@@ -14,12 +20,15 @@ child processes through PG* environment variables, never through argv (visible i
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
 import re
 import subprocess
 import uuid
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -33,10 +42,18 @@ from sqlalchemy.engine import make_url
 from planwise.db import migrations
 from planwise.db.engine import libpq_url, pg_environment
 from planwise.errors import PlanwiseError
+from planwise.ops.backup.progress import StepHook, no_progress
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 COUNTED_TABLES = ("user", "place", "review", "preference", "alembic_version")
 NAME_PATTERN = re.compile(r"^backup_(\d{8}_\d{6})\.dump$")
+TEMPORARY_PATTERN = re.compile(
+    r"^\.backup_\d{8}_\d{6}\.(?:dump|json)(?:\.(\d+))?\.(?:tmp|partial)$"
+)
+"""Our temporaries: `.backup_….dump.PID.tmp` and `.backup_….json.PID.tmp` (and the
+PID-less `.partial`/`.tmp` names of earlier releases)."""
+DIRECTORY_MODE = 0o700
+FILE_MODE = 0o600
 Kind = Literal["daily", "weekly", "monthly", "safety", "pre-migration"]
 CALENDAR_KINDS = ("daily", "weekly", "monthly")
 """Scheduled backups, thinned by the calendar; the others (a restore's safety backup,
@@ -125,17 +142,83 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _temporary(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def _fsync_directory(directory: Path) -> None:
+    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _disk_error(error: OSError, directory: Path, what: str) -> PlanwiseError:
+    """One line for an OSError while writing in BACKUP_DIR (the temporaries are gone)."""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        reason = "no space left on the device"
+    else:
+        reason = error.strerror or str(error)
+    return PlanwiseError(f"{what}: {reason} in {directory}; nothing left behind, free space")
+
+
+def prepare_directory(directory: Path) -> list[Path]:
+    """BACKUP_DIR exists with mode 0700, its dumps and manifests are 0600, and the
+    temporaries of runs that died (their PID is gone, or none is recorded) are removed.
+    Returns the removed temporaries."""
+    directory.mkdir(parents=True, exist_ok=True, mode=DIRECTORY_MODE)
+    if directory.stat().st_mode & 0o777 != DIRECTORY_MODE:
+        directory.chmod(DIRECTORY_MODE)
+    removed = []
+    for path in directory.iterdir():
+        match = TEMPORARY_PATTERN.match(path.name)
+        if match and not (match[1] and Path(f"/proc/{match[1]}").exists()):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+        elif path.name.startswith("backup_") and path.stat().st_mode & 0o077:
+            path.chmod(FILE_MODE)  # written by an earlier release
+    return removed
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """`data` to `path`, mode 0600: temporary name, fsync, rename; the temporary goes on
+    any OSError (which is raised)."""
+    temporary = _temporary(path)
+    try:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        temporary.replace(path)
+    except OSError:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
 def _write_manifest(path: Path, manifest: dict[str, Any]) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(manifest, indent=2, sort_keys=True))
-    temporary.replace(path)
+    try:
+        _write_private(path, json.dumps(manifest, indent=2, sort_keys=True).encode())
+        _fsync_directory(path.parent)
+    except OSError as error:
+        raise _disk_error(error, path.parent, f"writing the manifest {path.name}") from None
 
 
 def create_backup(
-    url: str, directory: Path, kind: Kind = "daily", lock_wait_timeout_ms: int = 60_000
+    url: str,
+    directory: Path,
+    kind: Kind = "daily",
+    lock_wait_timeout_ms: int = 60_000,
+    progress: StepHook = no_progress,
 ) -> Backup:
-    """pg_dump to a temporary name; manifest; rename. Nothing complete-looking on failure."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """pg_dump to a temporary name; manifest; rename. Nothing complete-looking on failure,
+    and no temporary left: on any OSError (a full disk) one line, the temporaries removed.
+    Steps (for `progress`): pg_dump, sha256 of the dump, writing the manifest."""
+    try:
+        prepare_directory(directory)
+    except OSError as error:
+        raise _disk_error(error, directory, "preparing the backup directory") from None
     started = datetime.now(UTC)
     stamp = started.strftime("%Y%m%d_%H%M%S")
     final = directory / f"backup_{stamp}.dump"
@@ -143,10 +226,59 @@ def create_backup(
         started += timedelta(seconds=1)
         stamp = started.strftime("%Y%m%d_%H%M%S")
         final = directory / f"backup_{stamp}.dump"
-    partial = directory / f".{final.name}.partial"
+    partial = _temporary(final)
+    manifest_path = final.with_suffix(".json")
     database, server_version, revision = _server_facts(url)
-    # Count rows in the very snapshot pg_dump dumps, so verification compares like with like
-    # even while the application keeps writing.
+    stage = ""
+
+    def begin(name: str) -> AbstractContextManager[None]:
+        nonlocal stage
+        stage = name
+        return progress(name)
+
+    try:
+        with begin("pg_dump"):
+            # Created 0600 before pg_dump opens it (fopen "wb" keeps the mode).
+            os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE))
+            counts = _dump(url, partial, lock_wait_timeout_ms, directory)
+        with begin("sha256 of the dump"):
+            with partial.open("rb") as handle:
+                os.fsync(handle.fileno())
+            manifest = {
+                "name": final.name,
+                "kind": kind,
+                "database": database,
+                "server_version": server_version,
+                "alembic_revision": revision,
+                "row_counts": counts,
+                "size_bytes": partial.stat().st_size,
+                "sha256": sha256_of(partial),
+                "started_at": started.isoformat(),
+                "finished_at": datetime.now(UTC).isoformat(),
+                "verified": None,
+                "verified_at": None,
+            }
+        with begin("writing the manifest"):
+            data = json.dumps(manifest, indent=2, sort_keys=True).encode()
+            _write_private(manifest_path, data)
+            try:
+                partial.replace(final)
+            except OSError:
+                manifest_path.unlink(missing_ok=True)
+                raise
+            _fsync_directory(directory)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        raise _disk_error(error, directory, f"backup ({stage})") from None
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return Backup(final, manifest)
+
+
+def _dump(url: str, partial: Path, lock_wait_timeout_ms: int, directory: Path) -> dict[str, int]:
+    """pg_dump into `partial`; the row counts of the very snapshot it dumps (so that
+    verification compares like with like even while the application keeps writing)."""
     with psycopg.connect(libpq_url(url), application_name="planwise-backup") as conn:
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         snapshot = str(conn.execute("SELECT pg_export_snapshot()").fetchone()[0])  # type: ignore[index]
@@ -158,25 +290,10 @@ def create_backup(
         )  # fmt: skip
         conn.rollback()
     if result.returncode != 0:
-        partial.unlink(missing_ok=True)
+        if "No space left on device" in result.stderr:
+            raise _disk_error(OSError(errno.ENOSPC, "full"), directory, "backup (pg_dump)")
         raise PlanwiseError(f"pg_dump failed: {result.stderr.strip()}")
-    manifest = {
-        "name": final.name,
-        "kind": kind,
-        "database": database,
-        "server_version": server_version,
-        "alembic_revision": revision,
-        "row_counts": counts,
-        "size_bytes": partial.stat().st_size,
-        "sha256": sha256_of(partial),
-        "started_at": started.isoformat(),
-        "finished_at": datetime.now(UTC).isoformat(),
-        "verified": None,
-        "verified_at": None,
-    }
-    _write_manifest(final.with_suffix(".json"), manifest)
-    partial.replace(final)
-    return Backup(final, manifest)
+    return counts
 
 
 def load(directory: Path, name: str) -> Backup:
@@ -209,51 +326,59 @@ def _scratch_url(url: str) -> tuple[str, str, str]:
     return maintenance, target.set(database=name).render_as_string(hide_password=False), name
 
 
-def verify_backup(backup: Backup, url: str) -> Backup:
-    """Checksum, `pg_restore --list`, and a real restore whose row counts must match."""
+def verify_backup(backup: Backup, url: str, progress: StepHook = no_progress) -> Backup:
+    """Checksum, `pg_restore --list`, and a real restore whose row counts must match.
+    Steps (for `progress`): sha256, pg_restore --list, scratch restore and row counts,
+    writing the manifest."""
     problems = []
-    if sha256_of(backup.path) != backup.manifest["sha256"]:
-        problems.append("checksum differs from the manifest")
-    listing = _run([str(PG_BIN / "pg_restore"), "--list", str(backup.path)], url)
-    if listing.returncode != 0:
-        problems.append(f"pg_restore --list failed: {listing.stderr.strip()}")
+    with progress("sha256"):
+        if sha256_of(backup.path) != backup.manifest["sha256"]:
+            problems.append("checksum differs from the manifest")
+    with progress("pg_restore --list"):
+        listing = _run([str(PG_BIN / "pg_restore"), "--list", str(backup.path)], url)
+        if listing.returncode != 0:
+            problems.append(f"pg_restore --list failed: {listing.stderr.strip()}")
     if not problems:
-        maintenance, scratch_url, scratch = _scratch_url(url)
-        with psycopg.connect(maintenance, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch)))
-        try:
-            restored = _run(
-                [str(PG_BIN / "pg_restore"), "--exit-on-error", "--no-owner",
-                 "--dbname", scratch, str(backup.path)],
-                scratch_url,
-            )  # fmt: skip
-            if restored.returncode != 0:
-                problems.append(f"restore failed: {restored.stderr.strip()[:500]}")
-            else:
-                counts = row_counts(scratch_url)
-                if counts != backup.manifest["row_counts"]:
-                    problems.append(
-                        f"row counts after restore {counts} != manifest "
-                        f"{backup.manifest['row_counts']}"
-                    )
-        finally:
-            with psycopg.connect(maintenance, autocommit=True) as conn:
-                conn.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                        sql.Identifier(scratch)
-                    )
-                )
+        with progress("scratch restore and row counts"):
+            problems.extend(_scratch_restore(backup, url))
     manifest = {
         **backup.manifest,
         "verified": not problems,
         "verified_at": datetime.now(UTC).isoformat(),
         "verification_problems": problems,
     }
-    _write_manifest(backup.manifest_path, manifest)
+    with progress("writing the manifest"):
+        _write_manifest(backup.manifest_path, manifest)
     verified = Backup(backup.path, manifest)
     if problems:
         raise VerificationFailed(f"{backup.name} failed verification: " + "; ".join(problems))
     return verified
+
+
+def _scratch_restore(backup: Backup, url: str) -> list[str]:
+    """Restore into a scratch database on the same server; what went wrong, if anything."""
+    maintenance, scratch_url, scratch = _scratch_url(url)
+    with psycopg.connect(maintenance, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch)))
+    try:
+        restored = _run(
+            [str(PG_BIN / "pg_restore"), "--exit-on-error", "--no-owner",
+             "--dbname", scratch, str(backup.path)],
+            scratch_url,
+        )  # fmt: skip
+        if restored.returncode != 0:
+            return [f"restore failed: {restored.stderr.strip()[:500]}"]
+        counts = row_counts(scratch_url)
+        if counts != backup.manifest["row_counts"]:
+            return [
+                f"row counts after restore {counts} != manifest {backup.manifest['row_counts']}"
+            ]
+        return []
+    finally:
+        with psycopg.connect(maintenance, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch))
+            )
 
 
 def trust_problems(backup: Backup) -> list[str]:
@@ -274,9 +399,10 @@ def trust_problems(backup: Backup) -> list[str]:
     return problems
 
 
-def ensure_trustworthy(backup: Backup) -> None:
-    """Refuse (exit 4) a dump that verification refuses or would refuse by its checksum."""
-    problems = trust_problems(backup)
+def ensure_trustworthy(backup: Backup, problems: list[str] | None = None) -> None:
+    """Refuse (exit 4) a dump that verification refuses or would refuse by its checksum
+    (`problems`: `trust_problems(backup)`, when the caller has them already)."""
+    problems = trust_problems(backup) if problems is None else problems
     if problems:
         raise VerificationFailed(
             f"refusing to restore {backup.name}: "
@@ -301,9 +427,14 @@ def ensure_restorable(backup: Backup) -> None:
         )
 
 
-def restore_backup(backup: Backup, url: str) -> None:
+def restore_backup(backup: Backup, url: str, progress: StepHook = no_progress) -> None:
     """pg_restore --clean --if-exists into `url` (the caller took the safety backup)."""
     ensure_restorable(backup)
+    with progress("pg_restore"):
+        _pg_restore(backup, url)
+
+
+def _pg_restore(backup: Backup, url: str) -> None:
     result = _run(
         [str(PG_BIN / "pg_restore"), "--clean", "--if-exists", "--exit-on-error",
          "--single-transaction", "--dbname", make_url(libpq_url(url)).database or "",
