@@ -46,7 +46,7 @@ app.add_typer(functions_app, name="functions")
 app.add_typer(users_app, name="users")
 app.add_typer(cluster_app, name="cluster")
 
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # one line per message, as cron mails it
 
 
 @app.command()
