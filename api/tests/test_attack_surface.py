@@ -37,7 +37,7 @@ from planwise.supabase.keys import api_key
 from tests.support.accounts import PASSWORD, Account, new_account, new_admin, put_place
 from tests.support.cli import PLANWISE
 from tests.support.databases import TEST_JWT_SECRET, TEST_SUPABASE_JWT_SECRET, DatabaseUnderTest
-from tests.support.served import free_port, planwise_serve
+from tests.support.served import free_port, planwise_serve, serve_environment
 
 MIB = 1024 * 1024
 ANON_KEY = api_key(TEST_SUPABASE_JWT_SECRET, "anon")
@@ -75,17 +75,12 @@ class Served:
 def served(api_db: DatabaseUnderTest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """`planwise serve` with the default limits, a 1 s join timeout, 3 sockets a client."""
     home = tmp_path_factory.mktemp("surface")
-    env = {
-        **os.environ,
-        "DATABASE_URL": api_db.app_url,
-        "MIGRATION_DATABASE_URL": api_db.admin_url,
-        "JWT_SECRET": TEST_JWT_SECRET,
-        "SUPABASE_JWT_SECRET": TEST_SUPABASE_JWT_SECRET,
-        "PLANWISE_ENV": "test",
-        "STORAGE_DIR": str(home / "storage"),
-        "REALTIME_JOIN_TIMEOUT_SECONDS": str(JOIN_TIMEOUT_S),
-        "REALTIME_MAX_CONNECTIONS_PER_CLIENT": str(MAX_SOCKETS_PER_CLIENT),
-    }
+    env = serve_environment(
+        api_db,
+        home,
+        REALTIME_JOIN_TIMEOUT_SECONDS=str(JOIN_TIMEOUT_S),
+        REALTIME_MAX_CONNECTIONS_PER_CLIENT=str(MAX_SOCKETS_PER_CLIENT),
+    )
     with planwise_serve(env, home / "serve.log") as (base, pid):
         yield Served(int(base.rsplit(":", 1)[1]), pid)
 

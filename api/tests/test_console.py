@@ -3,7 +3,6 @@ Playwright against `planwise serve`, signed in through the form like a DBA would
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 import time
@@ -19,8 +18,8 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
 from tests.support.accounts import PASSWORD
 from tests.support.cli import planwise
-from tests.support.databases import TEST_JWT_SECRET, DatabaseUnderTest, connect
-from tests.support.served import planwise_serve
+from tests.support.databases import DatabaseUnderTest, connect
+from tests.support.served import planwise_serve, serve_environment
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -53,11 +52,7 @@ def console(
 ) -> Iterator[Console]:
     db = create_migrated_database("planwise_console")
     home = tmp_path_factory.mktemp("console")
-    env = {
-        **os.environ, "DATABASE_URL": db.app_url, "MIGRATION_DATABASE_URL": db.admin_url,
-        "JWT_SECRET": TEST_JWT_SECRET, "PLANWISE_ENV": "test",
-        "STORAGE_DIR": str(home / "storage"), "BACKUP_DIR": str(home / "backups"),
-    }  # fmt: skip
+    env = serve_environment(db, home, BACKUP_DIR=str(home / "backups"))
     with connect(db.admin_url) as conn:  # two size samples a day apart: a growth chart
         conn.execute(
             "INSERT INTO db_size_sample (relation, bytes, sampled_at) VALUES "

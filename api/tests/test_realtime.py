@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import statistics
 import time
 import uuid
@@ -30,7 +29,7 @@ from planwise.supabase import keys
 from tests.support.accounts import Account, new_account, new_admin
 from tests.support.databases import TEST_SUPABASE_JWT_SECRET, DatabaseUnderTest, connect
 from tests.support.live import LiveServer
-from tests.support.served import planwise_serve
+from tests.support.served import planwise_serve, serve_environment
 
 DELIVERY_TIMEOUT = 1.0
 LATENCY_SAMPLES = 30
@@ -1165,15 +1164,7 @@ def two_workers(
     """`planwise serve --workers 2` over a database of its own."""
     database = create_migrated_database("planwise_rt_workers")
     home = tmp_path_factory.mktemp("rt_workers")
-    env = {
-        **os.environ,
-        "DATABASE_URL": database.app_url,
-        "MIGRATION_DATABASE_URL": database.admin_url,
-        "JWT_SECRET": api_settings.jwt_secret.get_secret_value(),
-        "SUPABASE_JWT_SECRET": TEST_SUPABASE_JWT_SECRET,
-        "PLANWISE_ENV": "test",
-        "STORAGE_DIR": str(home / "storage"),
-    }
+    env = serve_environment(database, home, JWT_SECRET=api_settings.jwt_secret.get_secret_value())
     with planwise_serve(env, home / "serve.log", "--workers", "2") as (base, _pid):
         yield base, database
 

@@ -6,7 +6,6 @@ The same scripts run against a Supabase project (README: Supabase clients)."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -19,12 +18,10 @@ import pytest
 
 from tests.support.cli import PLANWISE
 from tests.support.databases import (
-    TEST_JWT_SECRET,
-    TEST_SUPABASE_JWT_SECRET,
     DatabaseUnderTest,
     connect,
 )
-from tests.support.served import planwise_serve
+from tests.support.served import planwise_serve, serve_environment
 
 API_DIR = Path(__file__).resolve().parents[1]
 JS_DIR = API_DIR.parent / "clients" / "js"
@@ -46,15 +43,7 @@ def stack(
     """`planwise serve` on a free port over a database of its own, and its keys."""
     database = create_migrated_database("planwise_clients")
     home = tmp_path_factory.mktemp("clients")
-    env = {
-        **os.environ,
-        "DATABASE_URL": database.app_url,
-        "MIGRATION_DATABASE_URL": database.admin_url,
-        "JWT_SECRET": TEST_JWT_SECRET,
-        "SUPABASE_JWT_SECRET": TEST_SUPABASE_JWT_SECRET,
-        "PLANWISE_ENV": "test",
-        "STORAGE_DIR": str(home / "storage"),
-    }
+    env = serve_environment(database, home)
     # The contract's private channel needs its policies, as a Supabase project does.
     with connect(database.admin_url) as conn:
         conn.execute(REALTIME_POLICIES.read_text())

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from tests.support.cli import PLANWISE
+from tests.support.databases import TEST_JWT_SECRET, TEST_SUPABASE_JWT_SECRET, DatabaseUnderTest
 
 
 def free_port() -> int:
@@ -37,6 +38,21 @@ def wait_healthy(base: str, server: subprocess.Popen[bytes], log: Path) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"planwise serve not healthy within 60 s:\n{log.read_text()[-3000:]}")
         time.sleep(0.2)
+
+
+def serve_environment(database: DatabaseUnderTest, home: Path, **extra: str) -> dict[str, str]:
+    """What `planwise serve` needs over `database`: this process's environment, the
+    database's URLs, the test secrets, test mode and files under `home`; `extra` on top."""
+    return {
+        **os.environ,
+        "DATABASE_URL": database.app_url,
+        "MIGRATION_DATABASE_URL": database.admin_url,
+        "JWT_SECRET": TEST_JWT_SECRET,
+        "SUPABASE_JWT_SECRET": TEST_SUPABASE_JWT_SECRET,
+        "PLANWISE_ENV": "test",
+        "STORAGE_DIR": str(home / "storage"),
+        **extra,
+    }
 
 
 @contextmanager
