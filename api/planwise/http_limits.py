@@ -40,6 +40,7 @@ from planwise.storage.errors import StorageError
 from planwise.storage.routes import PREFIX as STORAGE_PREFIX
 
 REST_PREFIX = "/rest/v1"
+REALTIME_PREFIX = "/realtime/v1"
 STORAGE_OBJECTS = f"{STORAGE_PREFIX}/object/"
 STORAGE_JSON_ROUTES = ("list/", "sign/", "upload/sign/", "move", "copy")
 """POSTs under /storage/v1/object/ whose body is JSON, not an object's bytes."""
@@ -104,6 +105,8 @@ def refusal(
         error = "Payload too large" if status == TOO_LARGE else "InvalidRequest"
         code = "EntityTooLarge" if status == TOO_LARGE else "InvalidRequest"
         response = JSONResponse(StorageError(status, error, message, code).body(), status)
+    elif path.startswith(REALTIME_PREFIX):  # Realtime's REST broadcast answers {"message"}
+        response = JSONResponse({"message": message}, status)
     else:
         response = JSONResponse({"detail": message}, status)
     return response
