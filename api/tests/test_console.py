@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 from sqlalchemy import create_engine, pool
 
 from planwise.db.engine import sqlalchemy_url
@@ -137,7 +137,7 @@ def test_an_admin_signs_in_and_reads_every_page(page: Page, console: Console) ->
     assert "statistics were last reset" in page.locator("#unused").inner_text()
 
     page.click("text=Maintenance")
-    assert page.locator("text=Transaction ID wraparound").count() == 1
+    expect(page.locator("text=Transaction ID wraparound")).to_have_count(1)  # page loaded
     assert page.locator("td", has_text="user_id_seq").count() == 1
 
     page.click("nav >> text=Queries")
@@ -160,9 +160,9 @@ def test_an_admin_signs_in_and_reads_every_page(page: Page, console: Console) ->
     assert history.nth(1).locator("circle.point").count() == 2
     page.screenshot(path=str(ARTIFACTS / "console-queries.png"), full_page=True)
     page.click("#reset")
-    assert page.locator("h1").inner_text() == "Reset statement statistics?"
+    expect(page.locator("h1")).to_have_text("Reset statement statistics?")
     page.click("#confirm")
-    assert page.locator("#reset-done").count() == 1
+    expect(page.locator("#reset-done")).to_have_count(1)
     assert "statement statistics reset by administrator " + console.admin in console.log.read_text()
 
     page.click("nav >> text=Space")

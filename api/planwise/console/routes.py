@@ -55,6 +55,7 @@ PAGES = (
 )
 EXPLAINABLE = ("select", "with", "insert", "update", "delete", "values", "table")
 EXPLAIN_TIMEOUT_MS = 2000
+HISTORY_HEIGHT = 110
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 
@@ -340,8 +341,12 @@ def queries(
             row["explainable"] = _explainable(row["query"])
             row["query"] = monitor.redact(row["query"])
             calls, means = history.get(row["queryid"], ([], []))
-            row["calls_chart"] = charts.line_chart("calls", {"calls": calls}, unit="calls")
-            row["mean_chart"] = charts.line_chart("mean ms", {"mean ms": means}, unit="ms")
+            row["calls_chart"] = charts.line_chart(
+                "calls", {"calls": calls}, unit="calls", height=HISTORY_HEIGHT
+            )
+            row["mean_chart"] = charts.line_chart(
+                "mean ms", {"mean ms": means}, unit="ms", height=HISTORY_HEIGHT
+            )
     return page(request, "queries.html", {
         "admin": admin, "current": "queries", "statements": statements, "order": order,
         "orders": list(ORDERS), "reset": reset,

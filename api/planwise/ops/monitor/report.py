@@ -523,12 +523,34 @@ def sample_sizes(connection: Connection) -> int:
 STATEMENT_TOTALS_SQL = """
     SELECT queryid, sum(calls)::bigint AS calls, sum(total_exec_time)::float AS total_exec_ms,
            sum(rows)::bigint AS rows
-    FROM pg_stat_statements
+    FROM pg_stat_statements(false)
     WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
       AND queryid IS NOT NULL
     GROUP BY queryid
 """
-"""This database's statements, one line per queryid (summed over roles and nesting)."""
+"""This database's statements, one line per queryid (summed over roles and nesting),
+without reading their texts."""
+
+
+TOTAL_COLUMNS = {"queryid": "bigint", "calls": "bigint", "total_exec_ms": "float8",
+                 "rows": "bigint"}  # fmt: skip
+DELTA_COLUMNS = {**TOTAL_COLUMNS, "seconds": "float8"}
+
+
+def _insert(
+    connection: Connection, table: str, fixed: dict[str, Any], columns: dict[str, str],
+    rows: list[Any],
+) -> None:  # fmt: skip
+    """Many rows in one INSERT: each column sent as one array (`unnest`), `fixed` the same
+    in every row. Table and column names are this module's constants."""
+    names = ", ".join([*fixed, *columns])
+    values = ", ".join([f":{name}" for name in fixed] + list(columns))
+    arrays = ", ".join(f"CAST(:{name}_values AS {kind}[])" for name, kind in columns.items())
+    connection.execute(
+        text(f"INSERT INTO {table} ({names}) SELECT {values} "  # noqa: S608
+             f"FROM unnest({arrays}) AS t ({', '.join(columns)})"),
+        {**fixed, **{f"{name}_values": [row[name] for row in rows] for name in columns}},
+    )  # fmt: skip
 
 
 def sample_statements(connection: Connection) -> int:
@@ -572,25 +594,16 @@ def sample_statements(connection: Connection) -> int:
                 continue  # reset since the previous sample: starts again from here
         if row["calls"] > calls:
             deltas.append({
-                "sampled_at": now, "queryid": row["queryid"],
+                "queryid": row["queryid"],
                 "seconds": (now - since).total_seconds(), "calls": row["calls"] - calls,
                 "total_exec_ms": row["total_exec_ms"] - exec_ms, "rows": row["rows"] - rows,
             })  # fmt: skip
-    if deltas:
-        connection.execute(text(
-            "INSERT INTO statement_sample "
-            "(sampled_at, queryid, seconds, calls, total_exec_ms, rows) VALUES "
-            "(:sampled_at, :queryid, :seconds, :calls, :total_exec_ms, :rows)"
-        ), deltas)  # fmt: skip
+    _insert(connection, "statement_sample", {"sampled_at": now}, DELTA_COLUMNS, deltas)
     # The new base is exactly what pg_stat_statements holds now: a statement it evicted
     # and that comes back later counts from zero.
     connection.execute(text("DELETE FROM statement_counters"))
-    if current:
-        connection.execute(text(
-            "INSERT INTO statement_counters "
-            "(queryid, sampled_at, stats_reset, calls, total_exec_ms, rows) VALUES "
-            "(:queryid, :sampled_at, :stats_reset, :calls, :total_exec_ms, :rows)"
-        ), [{**row, "sampled_at": now, "stats_reset": stats_reset} for row in current])  # fmt: skip
+    _insert(connection, "statement_counters", {"sampled_at": now, "stats_reset": stats_reset},
+            TOTAL_COLUMNS, current)  # fmt: skip
     return len(deltas)
 
 
