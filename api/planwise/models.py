@@ -1,10 +1,20 @@
 """Every table model, imported once so `metadata` is complete (Alembic, tests)."""
 
 from planwise.db.base import metadata
-from planwise.ops.monitor.models import DbSizeSample
+from planwise.ops.monitor.models import DbSizeSample, StatementCounters, StatementSample
 from planwise.places.models import Place
 from planwise.preferences.models import Preference
 from planwise.reviews.models import Review
 from planwise.users.models import LoginThrottle, User
 
-__all__ = ["DbSizeSample", "LoginThrottle", "Place", "Preference", "Review", "User", "metadata"]
+__all__ = [
+    "DbSizeSample",
+    "LoginThrottle",
+    "Place",
+    "Preference",
+    "Review",
+    "StatementCounters",
+    "StatementSample",
+    "User",
+    "metadata",
+]

@@ -14,8 +14,11 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+from sqlalchemy import create_engine, pool
 
+from planwise.db.engine import sqlalchemy_url
+from planwise.ops.monitor import report as monitor
 from tests.support.accounts import PASSWORD
 from tests.support.cli import planwise
 from tests.support.databases import DatabaseUnderTest, connect
@@ -134,7 +137,7 @@ def test_an_admin_signs_in_and_reads_every_page(page: Page, console: Console) ->
     assert "statistics were last reset" in page.locator("#unused").inner_text()
 
     page.click("text=Maintenance")
-    assert page.locator("text=Transaction ID wraparound").count() == 1
+    expect(page.locator("text=Transaction ID wraparound")).to_have_count(1)  # page loaded
     assert page.locator("td", has_text="user_id_seq").count() == 1
 
     page.click("nav >> text=Queries")
@@ -146,6 +149,21 @@ def test_an_admin_signs_in_and_reads_every_page(page: Page, console: Console) ->
     link = page.locator("tr", has_text="planwise_begin_request($1)").locator("a")
     link.first.click()
     assert page.locator("ul.plan .node").first.inner_text() == "Function Scan", page.content()
+    for _ in range(3):  # three samples, pages (requests) between them: two intervals
+        _sample_statements(console)
+        page.goto(f"{console.url}/admin/queries?order=calls")
+    begins = page.locator("tr.statement", has_text="planwise_begin_request($1)")
+    queryid = begins.first.get_attribute("data-queryid")
+    history = page.locator(f'tr.history[data-queryid="{queryid}"] svg.chart')
+    assert history.count() == 2  # calls, mean time
+    assert history.nth(0).locator("circle.point").count() == 2
+    assert history.nth(1).locator("circle.point").count() == 2
+    page.screenshot(path=str(ARTIFACTS / "console-queries.png"), full_page=True)
+    page.click("#reset")
+    expect(page.locator("h1")).to_have_text("Reset statement statistics?")
+    page.click("#confirm")
+    expect(page.locator("#reset-done")).to_have_count(1)
+    assert "statement statistics reset by administrator " + console.admin in console.log.read_text()
 
     page.click("nav >> text=Space")
     charts = page.locator("svg.chart")
@@ -159,6 +177,14 @@ def test_an_admin_signs_in_and_reads_every_page(page: Page, console: Console) ->
     assert dump.count() == 1
     assert dump.locator(".verification").inner_text() == "not verified"
     assert "off" in page.locator("#wal").inner_text()
+
+
+def _sample_statements(console: Console) -> None:
+    engine = create_engine(sqlalchemy_url(console.db.admin_url), poolclass=pool.NullPool)
+    with engine.connect() as connection:
+        monitor.sample_statements(connection)
+        connection.commit()
+    engine.dispose()
 
 
 def test_a_non_admin_gets_no_page(page: Page, console: Console, console_errors: list[str]) -> None:

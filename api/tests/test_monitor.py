@@ -231,3 +231,66 @@ def test_the_maintenance_checks_find_what_a_dba_looks_for(
     check = planwise("monitor", "--check", "--wraparound-max-age", "1", **env)
     assert check.returncode == 1
     assert "transaction ID age" in check.stdout and "twin_x" in check.stdout
+
+
+def test_the_statement_sampler_stores_deltas_and_starts_again_after_a_reset(
+    create_migrated_database: Callable[[str], DatabaseUnderTest],
+) -> None:
+    """Two samples with a statement run between them store what it did in between; a
+    reset of this database's statistics in between stores nothing negative, and the next
+    interval counts again."""
+    db = create_migrated_database("planwise_statement_sampler")
+    engine = create_engine(sqlalchemy_url(db.admin_url), poolclass=pool.NullPool)
+    marker = f"sampler_{uuid.uuid4().hex[:8]}"
+
+    with connect(db.admin_url) as conn:
+        table = sql.Identifier(marker)
+        conn.execute(sql.SQL("CREATE TABLE {} (n int)").format(table))
+        conn.execute(sql.SQL("INSERT INTO {} SELECT generate_series(1, 10)").format(table))
+
+    def run(times: int, above: int = 0) -> None:  # 10 - above rows each time
+        with connect(db.admin_url) as conn:
+            for _ in range(times):
+                conn.execute(sql.SQL("SELECT n FROM {} WHERE n > %s").format(table), (above,))
+
+    def sample() -> int:
+        with engine.connect() as connection:
+            written = monitor.sample_statements(connection)
+            connection.commit()
+            return written
+
+    def history() -> list[tuple[int, int, float]]:
+        with connect(db.admin_url) as conn:
+            rows = conn.execute(
+                "SELECT calls, rows, seconds FROM statement_sample WHERE queryid IN "
+                "(SELECT queryid FROM pg_stat_statements WHERE query LIKE %s) ORDER BY id",
+                (f"SELECT n FROM %{marker}%",),
+            ).fetchall()  # fmt: skip
+        return [(int(calls), int(rows), float(seconds)) for calls, rows, seconds in rows]
+
+    run(2)
+    assert sample() == 0  # the first sample only keeps the totals
+    run(5)
+    assert sample() >= 1
+    assert [(calls, rows) for calls, rows, _ in history()] == [(5, 50)]
+    assert history()[0][2] > 0
+    sample()
+    assert len(history()) == 1  # it did not run since: no row for it
+    with connect(db.admin_url) as conn:  # counters go down: this database's reset
+        conn.execute(
+            "SELECT pg_stat_statements_reset(0, "
+            "(SELECT oid FROM pg_database WHERE datname = current_database()), 0)"
+        )
+    run(8, above=9)  # more calls than before the reset (7) but fewer rows (8 < 70)
+    sample()
+    assert [(calls, rows) for calls, rows, _ in history()] == [(5, 50)]  # starts again
+    run(3)
+    sample()
+    assert [(calls, rows) for calls, rows, _ in history()] == [(5, 50), (3, 30)]
+    with connect(db.admin_url) as conn:
+        negative = conn.execute(
+            "SELECT count(*) FROM statement_sample WHERE calls <= 0 OR rows < 0 "
+            "OR total_exec_ms < 0"
+        ).fetchone()
+    assert negative == (0,)
+    engine.dispose()

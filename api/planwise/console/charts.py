@@ -33,7 +33,11 @@ def human_bytes(value: float | None) -> str:
 
 
 def line_chart(
-    title: str, series: Mapping[str, Sequence[tuple[datetime, float]]], *, unit: str = "bytes"
+    title: str,
+    series: Mapping[str, Sequence[tuple[datetime, float]]],
+    *,
+    unit: str = "bytes",
+    height: int = HEIGHT,
 ) -> Markup:
     """One polyline per series over time, with the value axis' range and the time span
     labelled; each point also a `<circle>` with a `<title>` (hover shows its value)."""
@@ -49,7 +53,7 @@ def line_chart(
     t0, t1 = min(times), max(times)
     low, high = min(0.0, min(values)), max(values)
     span_t, span_v = (t1 - t0) or 1.0, (high - low) or 1.0
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, height - TOP - BOTTOM
 
     def xy(moment: datetime, value: float) -> tuple[float, float]:
         x = LEFT + (moment.timestamp() - t0) / span_t * plot_w
@@ -58,7 +62,7 @@ def line_chart(
 
     show = human_bytes if unit == "bytes" else (lambda v: f"{v:g}")
     parts = [
-        f'<svg class="chart" role="img" viewBox="0 0 {WIDTH} {HEIGHT}" aria-label="{label}">',
+        f'<svg class="chart" role="img" viewBox="0 0 {WIDTH} {height}" aria-label="{label}">',
         f"<title>{label}</title>",
         f'<line class="axis" x1="{LEFT}" y1="{TOP + plot_h}" x2="{WIDTH - RIGHT}" '
         f'y2="{TOP + plot_h}"/>',
@@ -67,9 +71,9 @@ def line_chart(
         f"{escape(show(high))}</text>",
         f'<text class="tick" x="{LEFT - 4}" y="{TOP + plot_h}" text-anchor="end">'
         f"{escape(show(low))}</text>",
-        f'<text class="tick" x="{LEFT}" y="{HEIGHT - 8}">'
+        f'<text class="tick" x="{LEFT}" y="{height - 8}">'
         f"{escape(datetime.fromtimestamp(t0).strftime('%Y-%m-%d %H:%M'))}</text>",
-        f'<text class="tick" x="{WIDTH - RIGHT}" y="{HEIGHT - 8}" text-anchor="end">'
+        f'<text class="tick" x="{WIDTH - RIGHT}" y="{height - 8}" text-anchor="end">'
         f"{escape(datetime.fromtimestamp(t1).strftime('%Y-%m-%d %H:%M'))}</text>",
     ]
     for number, (name, values_of) in enumerate(series.items()):

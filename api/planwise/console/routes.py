@@ -55,6 +55,7 @@ PAGES = (
 )
 EXPLAINABLE = ("select", "with", "insert", "update", "delete", "values", "table")
 EXPLAIN_TIMEOUT_MS = 2000
+HISTORY_HEIGHT = 110
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 
@@ -323,8 +324,9 @@ def _has_statements(connection: Connection) -> bool:
 
 @router.get("/queries")
 def queries(
-    request: Request, session: SessionDep, admin: AdminDep, order: str = "total"
-) -> HTMLResponse:
+    request: Request, session: SessionDep, admin: AdminDep, order: str = "total",
+    reset: bool = False,
+) -> HTMLResponse:  # fmt: skip
     connection = session.connection()
     order = order if order in ORDERS else "total"
     statements: list[dict[str, Any]] | None = None
@@ -334,13 +336,74 @@ def queries(
                 text(STATEMENTS_SQL.format(order=ORDERS[order]))
             ).mappings()
         ]  # fmt: skip
+        history = _statement_history(session, [row["queryid"] for row in statements])
         for row in statements:
             row["explainable"] = _explainable(row["query"])
             row["query"] = monitor.redact(row["query"])
+            calls, means = history.get(row["queryid"], ([], []))
+            row["calls_chart"] = charts.line_chart(
+                "calls", {"calls": calls}, unit="calls", height=HISTORY_HEIGHT
+            )
+            row["mean_chart"] = charts.line_chart(
+                "mean ms", {"mean ms": means}, unit="ms", height=HISTORY_HEIGHT
+            )
     return page(request, "queries.html", {
         "admin": admin, "current": "queries", "statements": statements, "order": order,
-        "orders": list(ORDERS),
+        "orders": list(ORDERS), "reset": reset,
     })  # fmt: skip
+
+
+HISTORY_SQL = """
+    SELECT queryid::text, sampled_at, calls, total_exec_ms FROM statement_sample
+    WHERE queryid = ANY(CAST(:queryids AS bigint[])) AND sampled_at > now() - interval '14 days'
+    ORDER BY queryid, sampled_at
+"""
+"""The listed statements' samples (`planwise monitor sample`) of the last 14 days."""
+
+
+def _statement_history(
+    session: Session, queryids: list[str]
+) -> dict[str, tuple[list[tuple[datetime, float]], list[tuple[datetime, float]]]]:
+    """Per queryid: calls per sample interval, and their mean time (ms) in it."""
+    history: dict[str, tuple[list[tuple[datetime, float]], list[tuple[datetime, float]]]] = {}
+    for queryid, moment, calls, total_ms in _samples(session, HISTORY_SQL, queryids=queryids):
+        calls_of, means_of = history.setdefault(queryid, ([], []))
+        calls_of.append((moment, float(calls)))
+        means_of.append((moment, round(total_ms / calls, 3)))
+    return history
+
+
+@router.get("/queries/reset")
+def confirm_reset(request: Request, admin: AdminDep) -> HTMLResponse:
+    return page(request, "reset.html", {"admin": admin, "current": "queries"})
+
+
+@router.post("/queries/reset")
+def reset_statistics(
+    request: Request, session: SessionDep, admin: AdminDep, csrf: CsrfField = None
+) -> Response:
+    """pg_stat_statements_reset() of this database's statements, and the sampler's base
+    emptied in the same transaction so that its next sample starts again; logged."""
+    check_csrf(admin, csrf)
+    connection = session.connection()
+    if not _has_statements(connection):
+        raise HTTPException(404, "pg_stat_statements is not installed in this database")
+    try:
+        with session.begin_nested():
+            connection.execute(text(
+                "SELECT pg_stat_statements_reset(0, "
+                "(SELECT oid FROM pg_database WHERE datname = current_database()), 0)"
+            ))  # fmt: skip
+            connection.execute(text("DELETE FROM statement_counters"))
+    except DBAPIError as error:
+        if not isinstance(error.orig, psycopg.errors.InsufficientPrivilege):
+            raise
+        logger.warning("console: statistics reset by %s refused", admin.user.username)
+        return refusal(request, 403, "Not allowed to reset statistics: the API's role may not "
+                       "execute pg_stat_statements_reset().")  # fmt: skip
+    logger.warning("console: statement statistics reset by administrator %s",
+                   admin.user.username)  # fmt: skip
+    return RedirectResponse("/admin/queries?reset=true", 303)
 
 
 @router.get("/queries/{queryid}/explain")
@@ -419,16 +482,16 @@ SAMPLES_SQL = """
 """The database and its five largest sampled tables over the last 90 days."""
 
 
-def _size_samples(session: Session) -> list[Any]:
-    """Read under a lock and a statement timeout (a VACUUM FULL of db_size_sample must not
-    hang the page), which stay for the rest of the request; no samples when it cannot be
-    read in time."""
+def _samples(session: Session, query: str, **params: Any) -> list[Any]:
+    """Samples read under a lock and a statement timeout (a VACUUM FULL of a sample table
+    must not hang the page), which stay for the rest of the request; none when they cannot
+    be read in time."""
     connection = session.connection()
     try:
         with session.begin_nested():
             connection.execute(text("SELECT set_config('lock_timeout', '250ms', true), "
                                     "set_config('statement_timeout', '2s', true)"))  # fmt: skip
-            rows = list(connection.execute(text(SAMPLES_SQL)).all())
+            rows = list(connection.execute(text(query), params).all())
             return rows
     except DBAPIError as error:
         if isinstance(error.orig, psycopg.errors.LockNotAvailable | psycopg.errors.QueryCanceled):
@@ -439,7 +502,7 @@ def _size_samples(session: Session) -> list[Any]:
 @router.get("/space")
 def space(request: Request, session: SessionDep, admin: AdminDep) -> HTMLResponse:
     report = _report(request, session)
-    samples = _size_samples(session)
+    samples = _samples(session, SAMPLES_SQL)
     series: dict[str, list[tuple[datetime, float]]] = {}
     for relation, moment, size in samples:
         series.setdefault(relation, []).append((moment, float(size)))

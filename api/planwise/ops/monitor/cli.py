@@ -157,8 +157,10 @@ def _print_report(data: dict[str, Any]) -> None:
 
 @app.command()
 def sample() -> None:
-    """Record database and table sizes now (run daily, e.g. from `backup schedule`)."""
+    """Record database and table sizes, and what each statement did since the previous
+    sample (pg_stat_statements), now (run e.g. hourly from cron or `backup schedule`)."""
     with _connect() as connection:
         written = monitor.sample_sizes(connection)
+        statements = monitor.sample_statements(connection)
         connection.commit()
-    console.print(f"recorded {written} size samples")
+    console.print(f"recorded {written} size samples and {statements} statement samples")

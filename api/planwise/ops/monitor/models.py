@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, Identity, Index, String, func
+from sqlalchemy import BigInteger, DateTime, Float, Identity, Index, String, func
 from sqlmodel import Column, Field, SQLModel
 
 
@@ -18,3 +18,34 @@ class DbSizeSample(SQLModel, table=True):
     relation: str = Field(sa_column=Column(String(200), nullable=False))
     bytes: int = Field(sa_column=Column(BigInteger, nullable=False))
     rows: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+
+
+class StatementSample(SQLModel, table=True):
+    """What one statement (pg_stat_statements' queryid, this database) did between two
+    samples: `seconds` long, ending at `sampled_at`. Deltas only, never negative."""
+
+    __tablename__ = "statement_sample"
+    __table_args__ = (Index("ix_statement_sample_queryid_sampled_at", "queryid", "sampled_at"),)
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
+    sampled_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    queryid: int = Field(sa_column=Column(BigInteger, nullable=False))
+    seconds: float = Field(sa_column=Column(Float, nullable=False))
+    calls: int = Field(sa_column=Column(BigInteger, nullable=False))
+    total_exec_ms: float = Field(sa_column=Column(Float, nullable=False))
+    rows: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class StatementCounters(SQLModel, table=True):
+    """The totals the sampler last read per statement: the base of the next deltas."""
+
+    __tablename__ = "statement_counters"
+
+    queryid: int = Field(sa_column=Column(BigInteger, primary_key=True))
+    sampled_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    stats_reset: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    calls: int = Field(sa_column=Column(BigInteger, nullable=False))
+    total_exec_ms: float = Field(sa_column=Column(Float, nullable=False))
+    rows: int = Field(sa_column=Column(BigInteger, nullable=False))

@@ -520,6 +520,93 @@ def sample_sizes(connection: Connection) -> int:
     return int(written.rowcount)
 
 
+STATEMENT_TOTALS_SQL = """
+    SELECT queryid, sum(calls)::bigint AS calls, sum(total_exec_time)::float AS total_exec_ms,
+           sum(rows)::bigint AS rows
+    FROM pg_stat_statements(false)
+    WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+      AND queryid IS NOT NULL
+    GROUP BY queryid
+"""
+"""This database's statements, one line per queryid (summed over roles and nesting),
+without reading their texts."""
+
+
+TOTAL_COLUMNS = {"queryid": "bigint", "calls": "bigint", "total_exec_ms": "float8",
+                 "rows": "bigint"}  # fmt: skip
+DELTA_COLUMNS = {**TOTAL_COLUMNS, "seconds": "float8"}
+
+
+def _insert(
+    connection: Connection, table: str, fixed: dict[str, Any], columns: dict[str, str],
+    rows: list[Any],
+) -> None:  # fmt: skip
+    """Many rows in one INSERT: each column sent as one array (`unnest`), `fixed` the same
+    in every row. Table and column names are this module's constants."""
+    names = ", ".join([*fixed, *columns])
+    values = ", ".join([f":{name}" for name in fixed] + list(columns))
+    arrays = ", ".join(f"CAST(:{name}_values AS {kind}[])" for name, kind in columns.items())
+    connection.execute(
+        text(f"INSERT INTO {table} ({names}) SELECT {values} "  # noqa: S608
+             f"FROM unnest({arrays}) AS t ({', '.join(columns)})"),
+        {**fixed, **{f"{name}_values": [row[name] for row in rows] for name in columns}},
+    )  # fmt: skip
+
+
+def sample_statements(connection: Connection) -> int:
+    """Record what each of this database's statements did since the previous sample (from
+    pg_stat_statements' totals minus those kept in `statement_counters`); returns the rows
+    written. Only statements that ran since are written. A statement seen for the first
+    time counts from zero if there was a previous sample, so the first sample of all only
+    keeps the totals. A reset (pg_stat_statements_info.stats_reset changed, or one
+    statement's counters went down) starts that statement again: its totals become the new
+    base and the interval that contains the reset is not written. 0 without the extension."""
+    if not connection.execute(text(
+        "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements')"
+    )).scalar_one():  # fmt: skip
+        return 0
+    now, stats_reset = connection.execute(
+        text("SELECT now(), (SELECT stats_reset FROM pg_stat_statements_info)")
+    ).one()
+    previous = {
+        row.queryid: row
+        for row in connection.execute(text(
+            "SELECT queryid, sampled_at, stats_reset, calls, total_exec_ms, rows "
+            "FROM statement_counters FOR UPDATE"
+        ))
+    }  # fmt: skip
+    last_sampled = max((row.sampled_at for row in previous.values()), default=None)
+    current = list(connection.execute(text(STATEMENT_TOTALS_SQL)).mappings())
+    deltas = []
+    for row in current:
+        base = previous.get(row["queryid"])
+        if base is None:
+            if last_sampled is None or next(iter(previous.values())).stats_reset != stats_reset:
+                continue  # no previous sample, or a reset since: nothing to compare with
+            since = last_sampled
+            calls, exec_ms, rows = 0, 0.0, 0
+        else:
+            since = base.sampled_at
+            calls, exec_ms, rows = base.calls, base.total_exec_ms, base.rows
+            went_down = (row["calls"] < calls or row["total_exec_ms"] < exec_ms
+                         or row["rows"] < rows)  # fmt: skip
+            if base.stats_reset != stats_reset or went_down:
+                continue  # reset since the previous sample: starts again from here
+        if row["calls"] > calls:
+            deltas.append({
+                "queryid": row["queryid"],
+                "seconds": (now - since).total_seconds(), "calls": row["calls"] - calls,
+                "total_exec_ms": row["total_exec_ms"] - exec_ms, "rows": row["rows"] - rows,
+            })  # fmt: skip
+    _insert(connection, "statement_sample", {"sampled_at": now}, DELTA_COLUMNS, deltas)
+    # The new base is exactly what pg_stat_statements holds now: a statement it evicted
+    # and that comes back later counts from zero.
+    connection.execute(text("DELETE FROM statement_counters"))
+    _insert(connection, "statement_counters", {"sampled_at": now, "stats_reset": stats_reset},
+            TOTAL_COLUMNS, current)  # fmt: skip
+    return len(deltas)
+
+
 @dataclass(frozen=True)
 class Rule:
     """One `--check` health rule: what it checks, its threshold, and what it found."""
