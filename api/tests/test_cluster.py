@@ -14,7 +14,6 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import pytest
 
 from planwise.config import Settings
 from tests.support.cli import planwise
-from tests.support.cluster import RunningCluster, admin_headers, two_member_cluster
+from tests.support.cluster import RunningCluster, admin_headers, cluster_fixture
 from tests.support.live import serve
 
 pytestmark = pytest.mark.slow
@@ -34,12 +33,7 @@ MEMBER_FIELDS = {"name", "role", "state", "host", "port", "pid", "timeline",
                  "lag_bytes", "lag_seconds"}  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def ha_cluster(
-    settings: Settings, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningCluster]:
-    with two_member_cluster(settings, tmp_path_factory.mktemp("ha-home")) as running:
-        yield running
+ha_cluster = cluster_fixture("ha-home")
 
 
 def test_up_gives_the_same_database_as_make_db(ha_cluster: RunningCluster) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -19,7 +18,7 @@ import psycopg
 import pytest
 
 from planwise.config import Settings
-from tests.support.cluster import RunningCluster, account_headers, two_member_cluster
+from tests.support.cluster import RunningCluster, account_headers, cluster_fixture
 from tests.support.live import serve
 
 pytestmark = pytest.mark.slow
@@ -31,12 +30,7 @@ RECOMMEND = "%planwise_recommend_for%"
 PLACE_READ = "SELECT place.id%FROM place%WHERE place.id = %"
 
 
-@pytest.fixture(scope="module")
-def ha_cluster(
-    settings: Settings, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningCluster]:
-    with two_member_cluster(settings, tmp_path_factory.mktemp("ha-reads-home")) as running:
-        yield running
+ha_cluster = cluster_fixture("ha-reads-home")
 
 
 def member_connection(ha_cluster: RunningCluster, role: str) -> psycopg.Connection[Any]:

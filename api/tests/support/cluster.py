@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import psycopg
+import pytest
 from pydantic import SecretStr
 
 from planwise.config import Settings
@@ -72,6 +73,19 @@ def two_member_cluster(settings: Settings, home: Path) -> Iterator[RunningCluste
     finally:
         if not running.cleaned:
             planwise("cluster", "down", "--delete", "--yes", **env)
+
+
+def cluster_fixture(home: str) -> Any:
+    """A module-scoped `ha_cluster` fixture: `ha_cluster = cluster_fixture("x-home")`."""
+
+    @pytest.fixture(scope="module")
+    def ha_cluster(
+        settings: Settings, tmp_path_factory: pytest.TempPathFactory
+    ) -> Iterator[RunningCluster]:
+        with two_member_cluster(settings, tmp_path_factory.mktemp(home)) as running:
+            yield running
+
+    return ha_cluster
 
 
 def account_headers(
