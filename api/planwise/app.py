@@ -21,7 +21,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from planwise.auth.routes import router as gotrue_router
 from planwise.config import Settings, get_settings
 from planwise.console.routes import install as install_console
-from planwise.db.engine import build_engine
+from planwise.db.engine import build_engine, build_read_routing
 from planwise.db.migrations import head_revision
 from planwise.db.waits import bound_thread_waits
 from planwise.deps import API_PREFIX
@@ -114,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     settings.check_servable()
     engine = build_engine(settings.app_url, settings, application_name="planwise-api")
+    read_routing = build_read_routing(engine, settings)
     metrics = Metrics(engine)
     metrics.registry.register(DatabaseCollector(engine, settings))
     expected_revision = head_revision()
@@ -125,6 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await realtime.start()
         yield
         await realtime.stop()
+        read_routing.dispose()
         engine.dispose()
 
     docs = settings.docs_access != "off"
@@ -139,6 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.read_routing = read_routing
     app.state.metrics = metrics
     app.state.realtime = realtime
     app.state.realtime_clients = ClientSlots(settings.realtime_max_connections_per_client)

@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     # The document's connection variables. Unset DATABASE_URL means "the managed cluster".
     database_url: str | None = None
     migration_database_url: str | None = None
+    # Read-only requests (recommendations, place lists and lookups) use this URL when set,
+    # e.g. `planwise cluster url --read` (target_session_attrs=prefer-standby); a user who
+    # wrote within DATABASE_READ_YOUR_WRITES_SECONDS reads from DATABASE_URL instead.
+    database_read_url: str | None = None
+    database_read_your_writes_seconds: float = Field(5.0, ge=0, le=3600)
     database_pool_size: int = Field(20, ge=1, le=1000)
     database_max_overflow: int = Field(10, ge=0, le=1000)
     # Kept apart on purpose: a request that cannot get a connection (or a worker thread)
@@ -214,7 +219,9 @@ class Settings(BaseSettings):
     app_read_password: SecretStr | None = None
     supabase_admin_password: SecretStr | None = None
 
-    @field_validator("database_url", "migration_database_url", "realtime_database_url")
+    @field_validator(
+        "database_url", "migration_database_url", "database_read_url", "realtime_database_url"
+    )
     @classmethod
     def _postgres_url(cls, value: str | None) -> str | None:
         if value in (None, ""):

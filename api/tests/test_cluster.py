@@ -8,27 +8,22 @@ from PLANWISE_PG_PORT (member N on +10+N, Patroni REST +30+N, etcd +50 and +51).
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import os
 import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
-from pydantic import SecretStr
 
 from planwise.config import Settings
-from planwise.ops.cluster.patroni import HACluster
-from tests.support.accounts import PASSWORD
 from tests.support.cli import planwise
-from tests.support.databases import TEST_JWT_SECRET, TEST_SUPABASE_JWT_SECRET
+from tests.support.cluster import RunningCluster, admin_headers, cluster_fixture
 from tests.support.live import serve
 
 pytestmark = pytest.mark.slow
@@ -38,43 +33,7 @@ MEMBER_FIELDS = {"name", "role", "state", "host", "port", "pid", "timeline",
                  "lag_bytes", "lag_seconds"}  # fmt: skip
 
 
-@dataclass
-class RunningCluster:
-    env: dict[str, str]
-    root: Path
-    ha: HACluster
-    output: str = ""
-    cleaned: list[bool] = field(default_factory=list)
-
-    def url(self, *args: str) -> str:
-        result = planwise("cluster", "url", *args, **self.env)
-        assert result.returncode == 0, result.stderr
-        return result.stdout.strip()
-
-    def members(self) -> list[dict[str, object]]:
-        result = planwise("cluster", "status", "--json", **self.env)
-        assert result.returncode in (0, 3), result.stderr
-        return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
-
-
-@pytest.fixture(scope="module")
-def ha_cluster(
-    settings: Settings, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningCluster]:
-    home = tmp_path_factory.mktemp("ha-home")
-    env = {"PLANWISE_HOME": str(home), "PLANWISE_PG_PORT": str(settings.planwise_pg_port)}
-    started = time.monotonic()
-    result = planwise("cluster", "up", "--nodes", "2", "--sync", **env)
-    match = re.search(r"Cluster directory: (\S+)", result.stdout)
-    root = Path(match.group(1)) if match else home / "cluster"
-    running = RunningCluster(env, root, HACluster(settings, root), result.stdout)
-    try:
-        assert result.returncode == 0, result.stdout + result.stderr
-        print(f"cluster up --nodes 2 --sync: {time.monotonic() - started:.1f} s")
-        yield running
-    finally:
-        if not running.cleaned:
-            planwise("cluster", "down", "--delete", "--yes", **env)
+ha_cluster = cluster_fixture("ha-home")
 
 
 def test_up_gives_the_same_database_as_make_db(ha_cluster: RunningCluster) -> None:
@@ -254,15 +213,7 @@ def test_kill_9_of_the_leader_then_a_switchover_under_write_load(
     admin_url = ha_cluster.url("--as", "admin")
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute("CREATE TABLE ha_probe (n integer PRIMARY KEY)")
-    api_settings = settings.model_copy(
-        update={
-            "database_url": ha_cluster.url("--as", "app"),
-            "migration_database_url": admin_url,
-            "planwise_env": "test",
-            "jwt_secret": SecretStr(TEST_JWT_SECRET),
-            "supabase_jwt_secret": SecretStr(TEST_SUPABASE_JWT_SECRET),
-        }
-    )
+    api_settings = ha_cluster.api_settings(settings)
     with serve(api_settings) as live, live.http() as http:
         api_writer = ApiWriter(http, admin_headers(http, admin_url))
         writer = Writer(admin_url)
@@ -331,20 +282,6 @@ def wait_for_writes_after(moment: float, writer: Writer, api_writer: ApiWriter) 
             return
         time.sleep(0.1)
     pytest.fail("writes did not resume within 60 s")
-
-
-def admin_headers(http: httpx.Client, admin_url: str) -> dict[str, str]:
-    """A new account through the API, made an administrator by the owner."""
-    username = f"ha_admin_{os.getpid()}"
-    registered = http.post(
-        "/auth/register", json={"username": username, "password": PASSWORD, "full_name": "HA"}
-    )
-    assert registered.status_code == 201, registered.text
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute("UPDATE \"user\" SET role = 'admin' WHERE username = %s", (username,))
-    token = http.post("/auth/token", data={"username": username, "password": PASSWORD})
-    assert token.status_code == 200, token.text
-    return {"Authorization": f"Bearer {token.json()['access_token']}"}
 
 
 def test_down_stops_everything_and_delete_removes_it(ha_cluster: RunningCluster) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import select
+import threading
+import time
 from typing import Any
 
 import psycopg
@@ -108,3 +110,58 @@ def discard_if_dropped(dbapi_connection: Any, _record: Any, _proxy: Any) -> None
     readable, _, _ = select.select([connection.pgconn.socket], [], [], 0)
     if readable:
         raise DisconnectionError("the server closed or is closing this connection")
+
+
+class ReadRouting:
+    """Which engine serves a read-only request: the read engine (DATABASE_READ_URL, a
+    standby when libpq finds one, else the leader), except for a reader who wrote within
+    the last `window` seconds, who reads from the primary engine and so sees their own
+    write (read-your-writes). The writers are remembered in this process only: with
+    several API workers, a write and the next read must reach the same worker for the
+    guarantee. Without a read engine every read uses the primary engine."""
+
+    MAX_REMEMBERED = 100_000
+
+    def __init__(self, primary: Engine, replica: Engine | None, window: float) -> None:
+        self.primary = primary
+        self.replica = replica
+        self.window = window
+        self._until: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def wrote(self, *readers: str) -> None:
+        """`readers` (keys naming one user) just committed a write."""
+        if self.replica is None or not readers:
+            return
+        now = time.monotonic()
+        with self._lock:
+            if len(self._until) >= self.MAX_REMEMBERED:
+                self._until = {key: t for key, t in self._until.items() if t > now}
+            for reader in readers:
+                self._until[reader] = now + self.window
+
+    def engine_for(self, reader: str | None) -> Engine:
+        if self.replica is None:
+            return self.primary
+        if reader is not None:
+            with self._lock:
+                until = self._until.get(reader)
+                if until is not None:
+                    if until > time.monotonic():
+                        return self.primary
+                    del self._until[reader]
+        return self.replica
+
+    def dispose(self) -> None:
+        if self.replica is not None:
+            self.replica.dispose()
+
+
+def build_read_routing(primary: Engine, settings: Settings) -> ReadRouting:
+    """The read engine of DATABASE_READ_URL, built like the primary one, if set."""
+    replica = None
+    if settings.database_read_url:
+        replica = build_engine(
+            settings.database_read_url, settings, application_name="planwise-api-read"
+        )
+    return ReadRouting(primary, replica, settings.database_read_your_writes_seconds)

@@ -2,7 +2,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
-from planwise.deps import AdminUser, Responses, SessionDep
+from planwise.deps import AdminUser, ReadSessionDep, Responses, SessionDep
 from planwise.pagination import Cursor, Limit, Page, decode_cursor, make_page
 from planwise.places import service
 from planwise.places.geo import MAX_RADIUS_KM, LatLngText, parse_lat_lng
@@ -17,7 +17,7 @@ NOT_FOUND: Responses = {status.HTTP_404_NOT_FOUND: {"description": "no such plac
 
 @router.get("", responses={status.HTTP_400_BAD_REQUEST: {"description": "invalid cursor"}})
 def list_places(
-    session: SessionDep,
+    session: ReadSessionDep,
     category: Annotated[DbStr | None, Query(max_length=100)] = None,
     q: Annotated[DbStr | None, Query(max_length=200, description="part of the name")] = None,
     near: Annotated[
@@ -64,7 +64,7 @@ def list_places(
 
 
 @router.get("/{place_id}", responses=NOT_FOUND)
-def read_place(session: SessionDep, place_id: PlaceId) -> PlacePublic:
+def read_place(session: ReadSessionDep, place_id: PlaceId) -> PlacePublic:
     place = service.get(session, place_id)
     if place is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "place not found")

@@ -4,7 +4,7 @@ import orjson
 from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from planwise.db.session import read_in_autocommit
-from planwise.deps import EngineDep, VerifiedToken, unauthorized
+from planwise.deps import ReadEngineDep, VerifiedToken, unauthorized
 from planwise.places.categories import CATEGORIES, KnownCategory
 from planwise.places.geo import MAX_RADIUS_KM
 from planwise.recommendations import service
@@ -20,7 +20,7 @@ router = APIRouter(prefix="/recommendations", tags=["recommendations"])
     responses={401: {"description": "no valid token"}, 403: {"description": "deactivated"}},
 )
 def get_recommendations(
-    engine: EngineDep,
+    engine: ReadEngineDep,
     token: VerifiedToken,
     lat: Annotated[float, Query(ge=-90, le=90, allow_inf_nan=False)],
     lng: Annotated[float, Query(ge=-180, le=180, allow_inf_nan=False)],

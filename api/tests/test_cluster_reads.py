@@ -1,0 +1,190 @@
+"""Reads go to replicas: with DATABASE_READ_URL the cluster's prefer-standby URL, the
+recommendation statement and place reads run on the standby while writes stay on the
+leader, and a user who just wrote reads from the leader (read-your-writes), proven with
+the standby's replay paused so that a read there would miss the write.
+
+Two members (`cluster up --nodes 2 --sync`), ports derived from PLANWISE_PG_PORT as in
+tests/test_cluster.py.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from planwise.config import Settings
+from tests.support.cluster import RunningCluster, account_headers, cluster_fixture
+from tests.support.live import serve
+
+pytestmark = pytest.mark.slow
+
+WINDOW_SECONDS = 1.5
+"""DATABASE_READ_YOUR_WRITES_SECONDS in this test: short, so that its end can be seen."""
+NEAR = {"lat": 48.8566, "lng": 2.3522, "radius_km": 5}
+RECOMMEND = "%planwise_recommend_for%"
+PLACE_READ = "SELECT place.id%FROM place%WHERE place.id = %"
+
+
+ha_cluster = cluster_fixture("ha-reads-home")
+
+
+def member_connection(ha_cluster: RunningCluster, role: str) -> psycopg.Connection[Any]:
+    """The owner on one member (`leader` or a standby), whatever the URL's attrs say."""
+    members = ha_cluster.members()
+    member = next(
+        m for m in members if (m["role"] == "leader") == (role == "leader")
+    )  # fmt: skip
+    return psycopg.connect(
+        ha_cluster.url("--as", "admin"),
+        host=str(member["host"]),
+        port=str(member["port"]),
+        target_session_attrs="any",
+        autocommit=True,
+    )
+
+
+def sessions(conn: psycopg.Connection[Any], application: str, query: str = "%") -> int:
+    """Our API's sessions on this member whose (last) statement matches `query`."""
+    row = conn.execute(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND application_name = %s AND query LIKE %s",
+        (application, query),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def recommend_calls(conn: psycopg.Connection[Any], query: str = RECOMMEND) -> int:
+    """How often this member ran statements like `query` (pg_stat_statements)."""
+    row = conn.execute(
+        "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE query LIKE %s",
+        (query,),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def caught_up(leader: psycopg.Connection[Any], standby: psycopg.Connection[Any]) -> None:
+    lsn = leader.execute("SELECT pg_current_wal_lsn()").fetchone()
+    assert lsn is not None
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        replayed = standby.execute(
+            "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn[0],)
+        ).fetchone()
+        if replayed == (True,):
+            return
+        time.sleep(0.05)
+    pytest.fail("the standby did not replay the leader's WAL within 15 s")
+
+
+def maintenance_mode(ha_cluster: RunningCluster, on: bool) -> None:
+    """Patroni's pause: otherwise each member's loop resumes a paused WAL replay."""
+    ports = [ha_cluster.ha.rest_port(i) for i in ha_cluster.ha.node_indexes()]
+    patched = httpx.patch(f"http://127.0.0.1:{ports[0]}/config", json={"pause": on})
+    assert patched.status_code == 200, patched.text
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        states = [httpx.get(f"http://127.0.0.1:{port}/patroni").json() for port in ports]
+        if all(bool(state.get("pause")) == on for state in states):
+            return
+        time.sleep(0.1)
+    pytest.fail(f"Patroni's members did not take pause={on} within 15 s")
+
+
+def recommended(http: httpx.Client, headers: dict[str, str]) -> list[dict[str, Any]]:
+    response = http.get("/recommendations", params=NEAR, headers=headers)
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
+
+
+def test_recommendations_read_from_the_standby_and_a_writer_reads_its_own_write(
+    ha_cluster: RunningCluster, settings: Settings
+) -> None:
+    read_url = ha_cluster.url("--as", "app", "--read")
+    assert "target_session_attrs=prefer-standby" in read_url
+    api_settings = ha_cluster.api_settings(
+        settings,
+        database_read_url=read_url,
+        database_read_your_writes_seconds=WINDOW_SECONDS,
+    )
+    admin_url = ha_cluster.url("--as", "admin")
+    with (
+        member_connection(ha_cluster, "leader") as leader,
+        member_connection(ha_cluster, "standby") as standby,
+        serve(api_settings) as live,
+        live.http() as http,
+    ):
+        assert leader.execute("SELECT pg_is_in_recovery()").fetchone() == (False,)
+        assert standby.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
+        tag = f"reads{os.getpid()}"
+        admin = account_headers(http, admin_url, f"{tag}_admin", admin=True)
+        placed = http.put(
+            f"/places/{tag}-museum",
+            json={"name": "Museum", "lat": 48.857, "lng": 2.352, "types": ["museum"]},
+            headers=admin,
+        )
+        assert placed.status_code == 201, placed.text
+        category = placed.json()["category"]
+        reader = account_headers(http, admin_url, f"{tag}_reader")
+        writer = account_headers(http, admin_url, f"{tag}_writer")
+        liked = http.put(f"/preferences/{category}", json={"rating": 1}, headers=reader)
+        assert liked.status_code in (200, 201), liked.text
+        time.sleep(WINDOW_SECONDS)  # the reader's write is no longer "just now"
+        caught_up(leader, standby)
+        for conn in (leader, standby):
+            conn.execute("SELECT pg_stat_statements_reset()")
+
+        # Reads by a user who has not written lately: on the standby, not the leader.
+        assert [item["id"] for item in recommended(http, reader)] == [f"{tag}-museum"]
+        assert sessions(standby, "planwise-api-read", RECOMMEND) >= 1
+        place_reads = [recommend_calls(conn, PLACE_READ) for conn in (leader, standby)]
+        assert http.get(f"/places/{tag}-museum").status_code == 200
+        assert recommend_calls(leader, PLACE_READ) == place_reads[0]
+        assert recommend_calls(standby, PLACE_READ) == place_reads[1] + 1
+        assert sessions(leader, "planwise-api-read") == 0
+        assert recommend_calls(standby) >= 1
+        assert recommend_calls(leader) == 0
+        # Writes (and the whole primary engine) stay on the leader.
+        assert sessions(standby, "planwise-api") == 0
+        assert sessions(leader, "planwise-api") >= 1
+
+        # The standby stops replaying: a read there would miss any new write.
+        maintenance_mode(ha_cluster, True)
+        standby.execute("SELECT pg_wal_replay_pause()")
+        try:
+            assert recommended(http, writer) == []
+            wrote = http.put(f"/preferences/{category}", json={"rating": 1}, headers=writer)
+            assert wrote.status_code in (200, 201), wrote.text
+            # On the standby the write is not there yet ...
+            missing = standby.execute(
+                'SELECT count(*) FROM preference p JOIN "user" u ON u.id = p.user_id'
+                " WHERE u.username = %s",
+                (f"{tag}_writer",),
+            ).fetchone()
+            assert missing == (0,)
+            # ... yet the writer, right after the write, reads it: from the leader.
+            before = recommend_calls(leader)
+            assert [item["id"] for item in recommended(http, writer)] == [f"{tag}-museum"]
+            assert recommend_calls(leader) == before + 1
+            # Others still read from the standby meanwhile.
+            standby_calls = recommend_calls(standby)
+            assert len(recommended(http, reader)) == 1
+            assert recommend_calls(standby) == standby_calls + 1
+            # When the window has passed, the writer reads from the standby again
+            # (still paused here, so without the write: what the window protects from).
+            time.sleep(WINDOW_SECONDS + 0.2)
+            standby_calls = recommend_calls(standby)
+            assert recommended(http, writer) == []
+            assert recommend_calls(standby) == standby_calls + 1
+        finally:
+            standby.execute("SELECT pg_wal_replay_resume()")
+            maintenance_mode(ha_cluster, False)
+        caught_up(leader, standby)
+        assert len(recommended(http, writer)) == 1
