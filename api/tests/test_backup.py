@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from planwise.ops.backup.dumps import Backup, plan_retention
-from tests.support.cli import PLANWISE, planwise
+from tests.support.cli import PLANWISE, planwise, steps_shown
 from tests.support.databases import DatabaseUnderTest, connect
 
 
@@ -41,14 +41,6 @@ def only_backup(directory: Path) -> Path:
     dumps = sorted(directory.glob("backup_*.dump"))
     assert len(dumps) == 1, dumps
     return dumps[0]
-
-
-STEP_LINE = re.compile(r"^step (.+): done in \d+\.\d\ds$")
-
-
-def steps_shown(output: str) -> list[str]:
-    """The steps a command reported, off a terminal: one plain line each, with its time."""
-    return [match[1] for line in output.splitlines() if (match := STEP_LINE.match(line))]
 
 
 def test_create_list_verify_restore(backup_env: tuple[DatabaseUnderTest, dict[str, str]]) -> None:

@@ -17,7 +17,7 @@ import pytest
 from planwise.bench import world
 from planwise.bench.pgbench import Latencies
 from planwise.db.cluster import Cluster
-from tests.support.cli import planwise
+from tests.support.cli import planwise, steps_shown
 
 SMOKE_DATABASE = "planwise_bench_smoke"
 
@@ -37,6 +37,8 @@ def test_smoke_pipeline_measures_every_section(smoke_results: Path, tmp_path: Pa
         "--results-dir", str(smoke_results), "--work-dir", str(tmp_path / "work"),
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    stages = ["data", "recommend", "density", "api", "import", "backup"]
+    assert steps_shown(result.stderr) == [f"bench {stage}" for stage in stages]  # its progress
     results = json.loads((smoke_results / "latest.json").read_text())
     run = results["runs"]["2000"]
 

@@ -28,7 +28,7 @@ import pytest
 from planwise.config import Settings
 from planwise.errors import PlanwiseError
 from planwise.ops.pitr.conf import Layout, render_local
-from tests.support.cli import PLANWISE, discard_cluster, planwise
+from tests.support.cli import PLANWISE, discard_cluster, planwise, steps_shown
 
 PORT = 15493
 NET = os.getpid() % 200 + 20
@@ -287,6 +287,7 @@ def test_restore_to_a_moment(pitr_env: dict[str, str]) -> None:
     env = pitr_env
     backup = planwise("pitr", "backup", **env)
     assert backup.returncode == 0, backup.stdout + backup.stderr
+    assert steps_shown(backup.stdout) == ["pgbackrest full backup into repo1", "pgbackrest info"]
     moment = write_and_note_a_moment(env)
     facts = info(env)
     assert [item["repo"] for item in facts["backups"]] == [1]  # type: ignore[attr-defined]
@@ -299,6 +300,12 @@ def test_restore_to_a_moment(pitr_env: dict[str, str]) -> None:
 
     restored = planwise("pitr", "restore", "--to", moment.isoformat(), "--yes", **env)
     assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert steps_shown(restored.stdout) == [
+        "stop the cluster",
+        "pgbackrest restore",
+        "start, replay WAL to the moment, promote",
+        "repositories",
+    ]
     assert_restored_to_the_moment(env)
 
 

@@ -22,6 +22,7 @@ from planwise.bench import backups, data, density, importing, recommend, report,
 from planwise.bench.machine import describe
 from planwise.config import PLANWISE_HOME, get_settings
 from planwise.db.engine import libpq_url
+from planwise.progress import steps
 
 app = typer.Typer(no_args_is_help=True, help="Benchmarks: what users feel, side by side.")
 console = Console(stderr=True)
@@ -169,6 +170,11 @@ def _backup(session: Session) -> None:
     session.save("backup", results)
 
 
+STAGES = (("recommend", _recommend), ("density", _density), ("api", _api),
+          ("import", _import), ("backup", _backup))  # fmt: skip
+"""`bench all` after the data, in order."""
+
+
 @app.command("data")
 def data_command(
     places: Places = 1_000_000, users: Users = data.DEFAULT_USERS, smoke: Smoke = False,
@@ -293,10 +299,10 @@ def all_command(
         records=records if full else None, pitr=pitr if full else None, database=database,
         results_dir=results_dir, work_dir=work_dir,
     ))  # fmt: skip
-    session.ensure_data()
-    _recommend(session)
-    _density(session)
-    _api(session)
-    _import(session)
-    _backup(session)
+    with steps(console) as step:
+        with step("bench data"):
+            session.ensure_data()
+        for name, stage in STAGES:
+            with step(f"bench {name}"):
+                stage(session)
     session.show()

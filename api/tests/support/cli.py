@@ -29,3 +29,11 @@ def discard_cluster(env: dict[str, str]) -> None:
         shutil.rmtree(directory, ignore_errors=True)
         if directory.parent.name.startswith("planwise-"):  # the /var/tmp fallback
             shutil.rmtree(directory.parent, ignore_errors=True)
+
+
+STEP_LINE = re.compile(r"^step (.+): done in \d+\.\d\ds$")
+
+
+def steps_shown(output: str) -> list[str]:
+    """The steps a command reported, off a terminal: one plain line each, with its time."""
+    return [match[1] for line in output.splitlines() if (match := STEP_LINE.match(line))]

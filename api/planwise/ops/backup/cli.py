@@ -17,8 +17,8 @@ from planwise.cli_support import confirm_or_abort, console, masked
 from planwise.config import get_settings
 from planwise.errors import PlanwiseError
 from planwise.ops.backup import dumps as backups
-from planwise.ops.backup.progress import steps
 from planwise.ops.pitr import schedule as pitr_schedule
+from planwise.progress import steps
 
 app = typer.Typer(no_args_is_help=True, help="Verified pg_dump backups with retention.")
 

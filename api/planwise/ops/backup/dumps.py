@@ -42,7 +42,7 @@ from sqlalchemy.engine import make_url
 from planwise.db import migrations
 from planwise.db.engine import libpq_url, pg_environment
 from planwise.errors import PlanwiseError
-from planwise.ops.backup.progress import StepHook, no_progress
+from planwise.progress import StepHook, no_progress
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 COUNTED_TABLES = ("user", "place", "review", "preference", "alembic_version")

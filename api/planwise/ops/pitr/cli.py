@@ -20,6 +20,7 @@ from planwise.cli_support import confirm_or_abort, console, managed_cluster_sett
 from planwise.db.cluster import Cluster
 from planwise.ops.pitr.conf import RepoHostFiles
 from planwise.ops.pitr.pgbackrest import Pitr, parse_target
+from planwise.progress import steps
 
 app = typer.Typer(no_args_is_help=True, help="WAL archiving and point-in-time recovery.")
 
@@ -56,7 +57,8 @@ def backup(
     repo: Repo = 1,
 ) -> None:
     """Take a pgBackRest backup into a repository (repo2 only when it is S3)."""
-    made = pitr().backup(kind, repo)
+    with steps(console) as step:
+        made = pitr().backup(kind, repo, step)
     console.print(
         f"{made['type']} backup {made['label']} in repo{repo}: "
         f"{made['size_bytes'] / 1024**2:.1f} MiB, "
@@ -142,7 +144,8 @@ def restore(
         f"to {target.isoformat()}{source} (later changes are lost), promotes and starts it.",
         yes,
     )
-    seconds, notes = manager.restore(target, repo)
+    with steps(console) as step:
+        seconds, notes = manager.restore(target, repo, step)
     console.print(f"restored to {target.isoformat()} and promoted in {seconds:.1f}s")
     for note in notes:
         console.print(f"- {note}")

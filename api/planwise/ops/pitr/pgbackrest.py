@@ -30,6 +30,7 @@ from planwise.db.cluster import (
 )
 from planwise.errors import PlanwiseError
 from planwise.ops.pitr.conf import STANZA, Layout, RepoHostFiles, render_local, render_repo_host
+from planwise.progress import StepHook, no_progress
 
 PGBACKREST = "pgbackrest"
 ARCHIVE_TIMEOUT_SECONDS = 60
@@ -135,7 +136,9 @@ class Pitr:
         if not self.configured:
             raise PlanwiseError("PITR is not set up: run `planwise pitr setup` first")
 
-    def backup(self, kind: str = "full", repo: int = 1) -> dict[str, Any]:
+    def backup(
+        self, kind: str = "full", repo: int = 1, progress: StepHook = no_progress
+    ) -> dict[str, Any]:
         """A pgBackRest backup (full, diff or incr) into `repo`; returns its info entry."""
         self._require_setup()
         if kind not in BACKUP_TYPES:
@@ -148,8 +151,10 @@ class Pitr:
                 f"`pgbackrest --stanza={STANZA} --repo=2 --type={kind} backup` on "
                 f"{self.settings.pitr_repo2_host} (see `planwise pitr repo-host-config`)"
             )
-        self._run(f"--repo={repo}", f"--type={kind}", "backup")
-        mine = [item for item in self.info()["backups"] if item["repo"] == repo]
+        with progress(f"pgbackrest {kind} backup into repo{repo}"):
+            self._run(f"--repo={repo}", f"--type={kind}", "backup")
+        with progress("pgbackrest info"):
+            mine = [item for item in self.info()["backups"] if item["repo"] == repo]
         newest: dict[str, Any] = mine[-1]
         return newest
 
@@ -224,7 +229,9 @@ class Pitr:
             },
         }
 
-    def restore(self, target: datetime, repo: int | None = None) -> tuple[float, list[str]]:
+    def restore(
+        self, target: datetime, repo: int | None = None, progress: StepHook = no_progress
+    ) -> tuple[float, list[str]]:
         """Stop, restore the data directory to `target`, promote, start.
 
         Returns the seconds it took and notes (a repository re-created afterwards…).
@@ -247,24 +254,32 @@ class Pitr:
         if target > datetime.now(UTC):
             raise PlanwiseError(f"{target.isoformat()} is in the future")
         started = time.perf_counter()
-        self.cluster.stop()
+        with progress("stop the cluster"):
+            self.cluster.stop()
         if not self.cluster.data_dir.exists():  # a lost disk: restore into a new directory
             self.cluster.data_dir.mkdir(mode=0o700, parents=True)
             self._own(self.cluster.data_dir)
         # pgBackRest wants "YYYY-MM-DD HH:MM:SS.mmm+00" (milliseconds, rounded down).
         stamp = target.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "+00"
         chosen = [f"--repo={repo}"] if repo else []
-        self._run(*chosen, "--delta", "--type=time", f"--target={stamp}",
-                  "--target-action=promote", "restore")  # fmt: skip
-        self.cluster.start()
+        with progress("pgbackrest restore"):
+            self._run(*chosen, "--delta", "--type=time", f"--target={stamp}",
+                      "--target-action=promote", "restore")  # fmt: skip
+        with progress("start, replay WAL to the moment, promote"):
+            self.cluster.start()
+            self._wait_for_promotion()
+        with progress("repositories"):
+            notes += self._recreate_lost_repositories()
+        return time.perf_counter() - started, notes
+
+    def _wait_for_promotion(self) -> None:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             try:
                 with self.cluster.admin_connect() as conn:
                     row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
                 if row == (False,):
-                    notes += self._recreate_lost_repositories()
-                    return time.perf_counter() - started, notes
+                    return
             except psycopg.OperationalError:
                 pass  # still starting up or replaying WAL
             time.sleep(0.5)
