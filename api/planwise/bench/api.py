@@ -46,7 +46,7 @@ def wrk_path() -> str | None:
     return shutil.which("wrk")
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -118,16 +118,25 @@ class CpuMeter:
 @contextmanager
 def serving(db: BenchDatabase, *, workers: int, log_path: Path) -> Iterator[tuple[str, int]]:
     """`planwise serve` on a free port against the bench database; yields (base URL,
-    process group). The whole process group is stopped at the end."""
-    port = _free_port()
+    process group)."""
     env = {
         **os.environ,
         "DATABASE_URL": db.app_url,
         "MIGRATION_DATABASE_URL": db.admin_url,
         "JWT_SECRET": db.settings.jwt_secret.get_secret_value(),
     }
-    command = [str(PLANWISE), "serve", "--host", "127.0.0.1", "--port", str(port),
-               "--workers", str(workers)]  # fmt: skip
+    with serve_subprocess(env, log_path, "--workers", str(workers)) as served:
+        yield served
+
+
+@contextmanager
+def serve_subprocess(
+    env: dict[str, str], log_path: Path, *options: str
+) -> Iterator[tuple[str, int]]:
+    """`planwise serve` on a free port with `env`, once `/health` answers 200; yields (base
+    URL, pid), its output in `log_path`. The whole process group is stopped at the end."""
+    port = free_port()
+    command = [str(PLANWISE), "serve", "--host", "127.0.0.1", "--port", str(port), *options]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             command, env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -138,14 +147,18 @@ def serving(db: BenchDatabase, *, workers: int, log_path: Path) -> Iterator[tupl
         deadline = time.monotonic() + 60
         while True:
             if process.poll() is not None:
-                raise PlanwiseError(f"planwise serve exited: {log_path.read_text()[-2000:]}")
+                raise PlanwiseError(
+                    f"planwise serve exited ({process.returncode}): {log_path.read_text()[-3000:]}"
+                )
             try:
                 if _get(f"{base}/health", timeout=2)[0] == 200:
                     break
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                raise PlanwiseError(f"planwise serve not healthy in 60 s: see {log_path}")
+                raise PlanwiseError(
+                    f"planwise serve not healthy in 60 s: {log_path.read_text()[-3000:]}"
+                )
             time.sleep(0.2)
         yield base, process.pid
     finally:

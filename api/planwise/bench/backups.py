@@ -29,7 +29,7 @@ from typing import Any
 
 import psycopg
 
-from planwise.bench.api import PLANWISE, _free_port
+from planwise.bench.api import PLANWISE, free_port
 from planwise.bench.data import BenchDatabase, scratch_database
 from planwise.errors import PlanwiseError
 
@@ -118,7 +118,7 @@ def _cluster_directory(status_output: str) -> Path | None:
 
 def _pitr(dump: Path, backup_dir: Path, progress: Callable[[str], None]) -> dict[str, Any]:
     home = Path(tempfile.gettempdir()) / f"planwise-bench-pitr-{uuid.uuid4().hex[:8]}"
-    env = {"PLANWISE_HOME": str(home), "PLANWISE_PG_PORT": str(_free_port()),
+    env = {"PLANWISE_HOME": str(home), "PLANWISE_PG_PORT": str(free_port()),
            "BACKUP_DIR": str(backup_dir)}  # fmt: skip
     directory: Path | None = None
     try:
