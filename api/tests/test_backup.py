@@ -303,7 +303,6 @@ def _leftovers(directory: Path) -> list[str]:
     return sorted(path.name for path in directory.iterdir())
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
 def test_private_files_and_a_full_disk_at_every_step(
     backup_env: tuple[DatabaseUnderTest, dict[str, str]],
 ) -> None:
