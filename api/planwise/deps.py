@@ -97,8 +97,10 @@ def get_read_session(
 ) -> Iterator[Session]:
     """A read-only request's transaction, on the read engine (DATABASE_READ_URL) unless
     the bearer wrote a moment ago (then on the primary engine: read-your-writes)."""
-    engine = read_routing(request).engine_for(optional_reader(request, token))
-    with unit_of_work(engine) as session:
+    routing = read_routing(request)
+    # Without a read engine there is nothing to route: no second verification of the token.
+    reader = optional_reader(request, token) if routing.replica is not None else None
+    with unit_of_work(routing.engine_for(reader)) as session:
         yield session
 
 
