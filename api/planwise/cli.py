@@ -3,48 +3,61 @@
 from __future__ import annotations
 
 import errno
+import importlib
 import re
 import socket
 import sys
 from typing import Annotated
 
-import alembic.util.exc
-import psycopg
-import sqlalchemy.exc
 import typer
+import typer.core
+import typer.main
 from pydantic_settings import SettingsError
 from rich.console import Console
+from typer._click import Command, Context  # Typer vendors Click; its groups take these
 
-from planwise.bench.cli import app as bench_app
 from planwise.config import ConfigError, get_settings
-from planwise.demo.cli import app as demo_app
 from planwise.errors import PlanwiseError
-from planwise.functions.cli import app as functions_app
-from planwise.ops.backup.cli import app as backup_app
-from planwise.ops.cluster.cli import app as cluster_app
-from planwise.ops.database.cli import app as db_app
-from planwise.ops.monitor.cli import app as monitor_app
-from planwise.ops.pgbouncer.cli import app as pgbouncer_app
-from planwise.ops.pitr.cli import app as pitr_app
-from planwise.ops.promotion.cli import app as migrate_app
-from planwise.places.cli import app as places_app
-from planwise.supabase.cli import app as supabase_app
-from planwise.users.cli import app as users_app
 
-app = typer.Typer(no_args_is_help=True, help="Planwise data platform.")
-app.add_typer(db_app, name="db")
-app.add_typer(places_app, name="places")
-app.add_typer(demo_app, name="demo")
-app.add_typer(backup_app, name="backup")
-app.add_typer(migrate_app, name="migrate")
-app.add_typer(pgbouncer_app, name="pgbouncer")
-app.add_typer(monitor_app, name="monitor")
-app.add_typer(pitr_app, name="pitr")
-app.add_typer(bench_app, name="bench")
-app.add_typer(supabase_app, name="supabase")
-app.add_typer(functions_app, name="functions")
-app.add_typer(users_app, name="users")
-app.add_typer(cluster_app, name="cluster")
+SUB_APPS = {
+    "db": "planwise.ops.database.cli",
+    "places": "planwise.places.cli",
+    "demo": "planwise.demo.cli",
+    "backup": "planwise.ops.backup.cli",
+    "migrate": "planwise.ops.promotion.cli",
+    "pgbouncer": "planwise.ops.pgbouncer.cli",
+    "monitor": "planwise.ops.monitor.cli",
+    "pitr": "planwise.ops.pitr.cli",
+    "bench": "planwise.bench.cli",
+    "supabase": "planwise.supabase.cli",
+    "functions": "planwise.functions.cli",
+    "users": "planwise.users.cli",
+    "cluster": "planwise.ops.cluster.cli",
+}
+
+
+class LazySubApps(typer.core.TyperGroup):
+    """Imports a sub-app's module only when that sub-app runs (or for `--help`): together
+    they pull in SQLAlchemy, Alembic, FastAPI and the bench, a second per invocation."""
+
+    def list_commands(self, ctx: Context) -> list[str]:
+        return [*super().list_commands(ctx), *SUB_APPS]
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+        if cmd_name not in SUB_APPS:
+            return super().get_command(ctx, cmd_name)
+        command = typer.main.get_command(importlib.import_module(SUB_APPS[cmd_name]).app)
+        command.name = cmd_name
+        return command
+
+
+app = typer.Typer(cls=LazySubApps, no_args_is_help=True)
+
+
+@app.callback()
+def planwise() -> None:
+    """Planwise data platform."""
+
 
 err_console = Console(stderr=True, soft_wrap=True)  # one line per message, as cron mails it
 
@@ -123,18 +136,32 @@ def main() -> None:
     except SettingsError as error:
         err_console.print(f"[red]{describe_settings_error(error)}[/red]")
         sys.exit(2)
-    except alembic.util.exc.CommandError as error:  # e.g. an unknown revision
-        err_console.print(f"[red]error:[/red] {error}")
-        sys.exit(1)
     except PlanwiseError as error:
         err_console.print(f"[red]error:[/red] {error}")
         sys.exit(error.exit_code)
-    except (psycopg.OperationalError, sqlalchemy.exc.OperationalError) as error:
-        original = getattr(error, "orig", None) or error
-        reason = str(original).strip().splitlines()[0]
-        what = (
-            "query cancelled" if isinstance(original, psycopg.errors.QueryCanceled)
-            else "database unreachable"
-        )  # fmt: skip
-        err_console.print(f"[red]{what}:[/red] {reason}")
+    except Exception as error:
+        known = describe_library_error(error)
+        if known is None:
+            raise
+        err_console.print(known)
         sys.exit(1)
+
+
+def describe_library_error(error: Exception) -> str | None:
+    """One line for Alembic's and the drivers' expected failures (an unknown revision, a
+    database that does not answer). Their modules are looked up, not imported: an error
+    class whose module no command loaded cannot have been raised."""
+    alembic_exc = sys.modules.get("alembic.util.exc")
+    if alembic_exc is not None and isinstance(error, alembic_exc.CommandError):
+        return f"[red]error:[/red] {error}"
+    psycopg = sys.modules.get("psycopg")
+    sqlalchemy_exc = sys.modules.get("sqlalchemy.exc")
+    operational = tuple(
+        module.OperationalError for module in (psycopg, sqlalchemy_exc) if module is not None
+    )
+    if not operational or not isinstance(error, operational):
+        return None
+    original = getattr(error, "orig", None) or error
+    reason = str(original).strip().splitlines()[0]
+    cancelled = psycopg is not None and isinstance(original, psycopg.errors.QueryCanceled)
+    return f"[red]{'query cancelled' if cancelled else 'database unreachable'}:[/red] {reason}"
