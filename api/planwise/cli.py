@@ -46,7 +46,7 @@ class LazySubApps(typer.core.TyperGroup):
     def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
         if cmd_name not in SUB_APPS:
             return super().get_command(ctx, cmd_name)
-        command = typer.main.get_command(importlib.import_module(SUB_APPS[cmd_name]).app)
+        command = typer.main.get_group(importlib.import_module(SUB_APPS[cmd_name]).app)
         command.name = cmd_name
         return command
 

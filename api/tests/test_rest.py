@@ -611,7 +611,7 @@ def test_authenticated_sees_only_their_user_row(rest: TestClient, world: World) 
     assert users.json() == [{"id": world.alice.id, "full_name": "Alice"}]
     renamed = rest.patch(
         "/user",
-        params={"id": f"eq.{world.bob.id}"},
+        params={"id": f"eq.{world.bob.id}", "select": "id,full_name"},
         json={"full_name": "x"},
         headers={**world.alice.headers, "Prefer": "return=representation"},
     )
@@ -619,6 +619,19 @@ def test_authenticated_sees_only_their_user_row(rest: TestClient, world: World) 
     promoted = rest.patch("/user", params={"id": f"eq.{world.alice.id}"},
                           json={"role": "admin"}, headers=world.alice.headers)  # fmt: skip
     assert_error(promoted, 403, "42501")
+
+
+def test_authenticated_cannot_read_password_hashes(rest: TestClient, world: World) -> None:
+    """Not even their own (migration 2c3d4e5f6a7b): `*` is refused as PostgREST refuses it."""
+    for select in ("*", "hashed_password", "id,hashed_password"):
+        refused = rest.get("/user", params={"select": select}, headers=world.alice.headers)
+        assert_error(refused, 403, "42501")
+    filtered = rest.get("/user", params={"select": "id", "hashed_password": "like.*"},
+                        headers=world.alice.headers)  # fmt: skip
+    assert_error(filtered, 403, "42501")
+    mine = rest.get("/user", params={"select": "id,username,role,auth_user_id"},
+                    headers=world.alice.headers)  # fmt: skip
+    assert [row["id"] for row in mine.json()] == [world.alice.id]
 
 
 # -- RPC -------------------------------------------------------------------------------------

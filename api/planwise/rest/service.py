@@ -367,17 +367,18 @@ def _mutation_result(
     *,
     singular: bool,
     strip_nulls: bool,
+    inserted: sql.Composable = sql.SQL("false"),
 ) -> sql.Composable:
-    """`WITH pgrst_source AS (<mutation> RETURNING …) SELECT …`: rows, inserted, body."""
+    """`WITH pgrst_source AS (<mutation> RETURNING …) SELECT …`: rows, inserted, body.
+    `inserted` tells a returned row was inserted; only an upsert needs `xmax = 0` for it,
+    and a system column needs SELECT on the whole table (a column grant is not enough)."""
+    inserted_flag = sql.SQL("{} AS {}").format(inserted, sql.Identifier(INSERTED))
     representation = prefs.representation in ("full", "headers-only")
     items: Sequence[SelectItem] = builder.query.select
     if prefs.representation == "headers-only":
         items = [FieldItem(column) for column in table.primary_key]
     if representation:
         returned = builder.returned_columns(table, items)
-        inserted_flag = sql.SQL("({}.xmax = 0) AS {}").format(
-            sql.Identifier(alias), sql.Identifier(INSERTED)
-        )
         returning: sql.Composable = sql.SQL(", ").join(
             [*(sql.Identifier(alias, column) for column in returned), inserted_flag]
         )
@@ -391,9 +392,7 @@ def _mutation_result(
             joins=sql.SQL(" ").join(join for join, _ in joins),
         )
     else:
-        returning = sql.SQL("({}.xmax = 0) AS {}").format(
-            sql.Identifier(alias), sql.Identifier(INSERTED)
-        )
+        returning = inserted_flag
         body = sql.SQL("NULL::text")
     return sql.SQL(
         "WITH pgrst_source AS ({mutation} RETURNING {returning}) "
@@ -436,6 +435,7 @@ def insert(
     if not rows:
         return Outcome(body="[]" if prefs.representation == "full" else None, rows=0)
     mutation: sql.Composable
+    was_inserted: sql.Composable = sql.SQL("true")
     if columns:
         names = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
         mutation = sql.SQL(
@@ -466,9 +466,11 @@ def insert(
                 )
             )
         mutation = sql.SQL("{} ON CONFLICT ({}) {}").format(mutation, conflict, action)
+        was_inserted = sql.SQL("({}.xmax = 0)").format(sql.Identifier(alias))
     statement = _mutation_result(
-        builder, table, alias, mutation, prefs, singular=singular, strip_nulls=strip_nulls
-    )
+        builder, table, alias, mutation, prefs,
+        singular=singular, strip_nulls=strip_nulls, inserted=was_inserted,
+    )  # fmt: skip
     builder.check_paths()
     _total, affected, body, inserted = _run(session, statement, builder.params)
     return Outcome(body, affected, inserted=inserted, location=_location(table, body, prefs))
