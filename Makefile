@@ -75,7 +75,7 @@ typecheck: venv
 	cd api && ../$(BIN)/mypy --strict planwise
 
 pytest: install
-	cd api && ../$(BIN)/pytest -q
+	cd api && ../$(BIN)/pytest -q --durations=25
 
 test: lint typecheck pytest
 
