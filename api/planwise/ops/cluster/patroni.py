@@ -525,7 +525,7 @@ class HACluster:
                 self.patroni_config(index, sync=sync, replication_password=password),
             )
             self._write_private(node / CALLBACK, self.callback_script(index), 0o700)
-        self._set_synchronous_mode(sync)
+        self.set_synchronous_mode(sync)
         for index in range(1, nodes + 1):
             if self.start_node(index):
                 done.append(
@@ -553,7 +553,7 @@ class HACluster:
             return False
         return not sync or nodes == 1 or any(m.role == "sync standby" for m in members)
 
-    def _set_synchronous_mode(self, sync: bool) -> None:
+    def set_synchronous_mode(self, sync: bool) -> None:
         """`bootstrap.dcs` counts only at the first start: a running cluster's DCS config
         is changed through Patroni's REST API."""
         for index in self.node_indexes():
