@@ -219,8 +219,7 @@ def test_pgbouncer_follows_the_leader_through_a_switchover(ha_cluster: RunningCl
         time.sleep(1)
         assert writer.acknowledged, "nothing written through PgBouncer before the switchover"
         switch_started = time.monotonic()
-        switched = planwise("cluster", "switchover", "--yes", **env)
-        assert switched.returncode == 0, switched.stderr
+        assert "Successfully switched over" in ha_cluster.ha.switchover(None)
         switched_at = time.monotonic()
         deadline = switched_at + PGBOUNCER_RESUME_LIMIT_SECONDS
         while writer.last_ack_at < switched_at and time.monotonic() < deadline:
@@ -245,7 +244,7 @@ def test_pgbouncer_follows_the_leader_through_a_switchover(ha_cluster: RunningCl
             "attempts)"
         )
     finally:
-        planwise("pgbouncer", "down", **env)
+        ha_cluster.ha.pgbouncer().down()
     with psycopg.connect(admin_url, autocommit=True) as conn:
         present = {row[0] for row in conn.execute("SELECT n FROM ha_probe")}
     lost = set(writer.acknowledged) - present
