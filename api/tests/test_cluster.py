@@ -150,7 +150,9 @@ def test_kill_9_of_the_leader_then_a_switchover_under_write_load(
         conn.execute("CREATE TABLE ha_probe (n integer PRIMARY KEY)")
     api_settings = ha_cluster.api_settings(settings)
     with serve(api_settings) as live, live.http() as http:
+        subscribing = time.monotonic()
         events = place_events(live, http, admin_url)  # the realtime listener follows too
+        print(f"realtime subscriber ready in {time.monotonic() - subscribing:.1f} s")
         api_writer = ApiWriter(http, admin_headers(http, admin_url))
         writer = Writer(admin_url)
         writer.start()

@@ -255,3 +255,40 @@ def leader_port(ha_cluster: RunningCluster) -> int:
     leader = ha_cluster.ha.leader()
     assert leader is not None, "no leader"
     return int(leader["port"])
+
+
+def archiver(ha_cluster: RunningCluster) -> tuple[int, str | None]:
+    """The leader's pg_stat_archiver: segments archived, the last one's name."""
+    with psycopg.connect(ha_cluster.url("--as", "admin"), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT archived_count, last_archived_wal FROM pg_stat_archiver"
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), row[1]
+
+
+def test_wal_is_archived_from_the_leader_and_after_a_switchover_from_the_new_one(
+    ha_cluster: RunningCluster,
+) -> None:
+    """`pitr setup` on the cluster: one pgBackRest config naming every member (pg1..pgN,
+    backup-standby), stanza created, `pgbackrest check` (a WAL switch on the primary,
+    waited for in the repository) passes; after a switchover the new leader archives with
+    the same config: `check` passes again and its segments, on the new timeline, are there."""
+    configured = planwise("pitr", "setup", "--yes", **ha_cluster.env)
+    assert configured.returncode == 0, configured.stdout + configured.stderr
+    assert "restarted" not in configured.stdout, "archiving was on from `cluster up`"
+    config = (ha_cluster.ha.pgbackrest_dir / "pgbackrest.conf").read_text()
+    assert "backup-standby=y" in config
+    assert all(f"pg{i}-path=" in config for i in ha_cluster.ha.node_indexes())
+    before = leader_port(ha_cluster)
+    count, first_wal = archiver(ha_cluster)
+    assert count >= 1 and first_wal is not None, "the leader archived nothing"
+    assert "Successfully switched over" in ha_cluster.ha.switchover(None)
+    assert leader_port(ha_cluster) != before
+    ha_cluster.ha.pitr().check()
+    count, new_wal = archiver(ha_cluster)
+    assert count >= 1 and new_wal is not None, "the new leader archived nothing"
+    assert int(new_wal[:8], 16) > int(first_wal[:8], 16), (first_wal, new_wal)
+    repository = ha_cluster.ha.pgbackrest_dir / "repo"
+    archived = {path.name[:24] for path in repository.glob("archive/*/*/*/*")}
+    assert {first_wal, new_wal} <= archived, (first_wal, new_wal, sorted(archived)[-5:])

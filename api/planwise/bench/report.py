@@ -384,7 +384,8 @@ NOTES = (
     "the two replicas at once; inserts of 100-byte rows on the leader alternate async and "
     "sync mode; replay lag is sampled from the leader's pg_stat_replication every 0.25 s; "
     "failover times are from kill -9 of the leader's postmaster to Patroni naming another "
-    "leader, and to the first acknowledged insert through the read-write URL.",
+    "leader, and to the first insert through the read-write URL acknowledged by the new "
+    "leader (the old leader's orphaned backends may acknowledge a few more at first).",
     "Data: places clustered around 381 real cities (54.8°S to 70.7°N) by population, in "
     "crawl order (pages of 20 nearby places), 34 categories, ratings ~ N(4.2, 0.45), review "
     "counts log-normal; 100,000 users with 5 preferences; see `planwise/bench/world.py`.",

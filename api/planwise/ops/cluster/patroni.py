@@ -49,6 +49,8 @@ from planwise.db.cluster import (
 )
 from planwise.errors import PlanwiseError
 from planwise.ops.pgbouncer.pooler import DATABASES_FILE, PgBouncer, databases_section
+from planwise.ops.pitr.conf import STANZA, Layout, PgHost
+from planwise.ops.pitr.pgbackrest import ARCHIVE_TIMEOUT_SECONDS, PGBACKREST, Pitr
 
 SCOPE = "planwise"
 REPLICATION_USER = "replicator"
@@ -255,6 +257,10 @@ class HACluster:
                             "max_wal_senders": 10,
                             "max_replication_slots": 10,
                             "wal_keep_size": "128MB",
+                            # On from the start, so that `pitr setup` needs no restart and
+                            # whichever member leads archives (see archive_command).
+                            "archive_mode": "on",
+                            "archive_timeout": ARCHIVE_TIMEOUT_SECONDS,
                         },
                     },
                 },
@@ -294,6 +300,7 @@ class HACluster:
                     "track_io_timing": "on",
                     "shared_buffers": "128MB",
                     "password_encryption": "scram-sha-256",
+                    "archive_command": self.archive_command(index),
                 },
                 # The socket's directory is 0700: OS-level access control, as `db up`.
                 "pg_hba": [
@@ -320,6 +327,44 @@ class HACluster:
             port=self.pg_port(index),
             databases=DATABASES_FILE,
         )
+
+    @property
+    def pgbackrest_dir(self) -> Path:
+        return self.root / "pgbackrest"
+
+    def archive_command(self, index: int) -> str:
+        """pgBackRest's archive-push with the cluster's one config (`pitr setup` writes it)
+        and this member's own data directory, spool and lock paths; until that config
+        exists, segments are let go unarchived (there is no backup to replay them onto)."""
+        config = self.pgbackrest_dir / "pgbackrest.conf"
+        node = self.node_dir(index)
+        push = [
+            PGBACKREST, f"--config={config}", f"--stanza={STANZA}",
+            f"--pg1-path={node / 'data'}", f"--spool-path={node / 'pgbackrest-spool'}",
+            f"--lock-path={node / 'pgbackrest-lock'}", "archive-push",
+        ]  # fmt: skip
+        return f"test ! -f {shlex.quote(str(config))} || {shlex.join(push)} %p"
+
+    def pitr(self) -> Pitr:
+        """pgBackRest for the cluster: pg1..pgN are the members (pgBackRest finds the
+        primary itself), the repository and config in `pgbackrest_dir`."""
+        indexes = self.node_indexes()
+        if not indexes:
+            raise PlanwiseError("no cluster configured: run `planwise cluster up`")
+        leader = self.leader()
+        if leader is None:
+            raise PlanwiseError("the cluster has no running leader")
+        first, *others = indexes
+        layout = Layout(
+            directory=self.pgbackrest_dir,
+            data_dir=self.node_dir(first) / "data",
+            socket_dir=self.node_dir(first),
+            pg_port=self.pg_port(first),
+            others=tuple(
+                PgHost(self.node_dir(i) / "data", self.node_dir(i), self.pg_port(i)) for i in others
+            ),
+        )
+        return Pitr(self.node_cluster(int(leader["name"][4:])), layout)
 
     @property
     def pgbouncer_dir(self) -> Path:

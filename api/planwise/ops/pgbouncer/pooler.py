@@ -227,7 +227,10 @@ pidfile = {self.pid_file}
         listens on is refused before starting, and a PgBouncer whose bind failed (it keeps
         running on its Unix socket) is stopped again and reported with its log."""
         if not self.cluster.running:
-            raise PlanwiseError("the managed cluster is not running: `planwise db up` first")
+            raise PlanwiseError(
+                "the database server is not running: `planwise db up` first (or `planwise "
+                "cluster up`, for the Patroni cluster configured in this checkout)"
+            )
         if shutil.which(PGBOUNCER) is None and not Path(PGBOUNCER).exists():
             raise PlanwiseError("pgbouncer is not installed: run `make install`")
         if not self.running and accepts_tcp(self.port):
