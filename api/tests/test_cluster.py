@@ -7,23 +7,26 @@ from PLANWISE_PG_PORT (member N on +10+N, Patroni REST +30+N, etcd +50 and +51).
 
 from __future__ import annotations
 
-import itertools
-import math
 import os
 import re
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import psycopg
 import pytest
 
 from planwise.config import Settings
 from tests.support.cli import planwise
-from tests.support.cluster import RunningCluster, admin_headers, cluster_fixture
+from tests.support.cluster import (
+    ApiWriter,
+    RunningCluster,
+    Writer,
+    admin_headers,
+    cluster_fixture,
+    place_events,
+)
 from tests.support.live import serve
 
 pytestmark = pytest.mark.slow
@@ -85,40 +88,6 @@ def test_switchover_and_failover_ask_and_report_patronis_refusal(
     assert "Patroni refused the failover: candidate does not exist" in refused.stderr
 
 
-class Writer(threading.Thread):
-    """Inserts numbered rows through the read-write URL, reconnecting on any error; keeps
-    the numbers the server acknowledged (committed: autocommit)."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__(daemon=True)
-        self.url = url
-        self.acknowledged: list[int] = []
-        self.ack_times: list[float] = []
-        self.failures = 0
-        self.last_ack_at = 0.0
-        self.stop = threading.Event()
-
-    def outage(self, since: float, until: float = math.inf) -> float:
-        """The longest time without an acknowledged write from 1 s before `since`."""
-        times = [at for at in self.ack_times if since - 1 < at < until]
-        return max(later - earlier for earlier, later in itertools.pairwise(times))
-
-    def run(self) -> None:
-        number = 0
-        while not self.stop.is_set():
-            try:
-                with psycopg.connect(self.url, connect_timeout=2, autocommit=True) as conn:
-                    while not self.stop.is_set():
-                        number += 1
-                        conn.execute("INSERT INTO ha_probe (n) VALUES (%s)", (number,))
-                        self.acknowledged.append(number)
-                        self.last_ack_at = time.monotonic()
-                        self.ack_times.append(self.last_ack_at)
-            except psycopg.Error:
-                self.failures += 1
-                time.sleep(0.1)
-
-
 @dataclass
 class Failover:
     old: dict[str, object]
@@ -167,41 +136,6 @@ def wait_for_the_old_leader_as_sync_standby(
     pytest.fail(f"{name} did not rejoin as a sync standby within 60 s of the kill")
 
 
-class ApiWriter(threading.Thread):
-    """Creates places one by one through the live API (`PUT /places/ha-N`, an admin),
-    keeping each response's status and time."""
-
-    def __init__(self, http: httpx.Client, headers: dict[str, str]) -> None:
-        super().__init__(daemon=True)
-        self.http = http
-        self.headers = headers
-        self.responses: list[tuple[float, int, str]] = []
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        number = 0
-        while not self.stop.is_set():
-            number += 1
-            place_id = f"ha-{number}"
-            body = {"name": f"HA {number}", "lat": 48.85, "lng": 2.35, "types": ["museum"]}
-            status = self.http.put(f"/places/{place_id}", json=body, headers=self.headers)
-            self.responses.append((time.monotonic(), status.status_code, place_id))
-
-    def acknowledged(self) -> set[str]:
-        return {place for _, code, place in self.responses if code in (200, 201)}
-
-    def outage(self, since: float, until: float = math.inf) -> float:
-        """The longest time without a successful write from 1 s before `since`."""
-        times = [at for at, code, _ in self.responses
-                 if since - 1 < at < until and code in (200, 201)]  # fmt: skip
-        return max(later - earlier for earlier, later in itertools.pairwise(times))
-
-    def served_again(self, since: float) -> float | None:
-        """When the first write after `since` succeeded."""
-        return min((at for at, code, _ in self.responses if at > since and code in (200, 201)),
-                   default=None)  # fmt: skip
-
-
 def test_kill_9_of_the_leader_then_a_switchover_under_write_load(
     ha_cluster: RunningCluster, settings: Settings
 ) -> None:
@@ -209,12 +143,16 @@ def test_kill_9_of_the_leader_then_a_switchover_under_write_load(
     DATABASE_URL is that URL). `kill -9` of the leader's postmaster: a new leader within
     30 s, the API serving again without a restart (503 only meanwhile), the killed member
     back as the sync standby. Then a planned switchover back to it: errors only during the
-    switch. No acknowledged write lost (synchronous mode)."""
+    switch. No acknowledged write lost (synchronous mode). A realtime subscriber of the
+    API is told of every place the API acknowledged, once."""
     admin_url = ha_cluster.url("--as", "admin")
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute("CREATE TABLE ha_probe (n integer PRIMARY KEY)")
     api_settings = ha_cluster.api_settings(settings)
     with serve(api_settings) as live, live.http() as http:
+        subscribing = time.monotonic()
+        events = place_events(live, http, admin_url)  # the realtime listener follows too
+        print(f"realtime subscriber ready in {time.monotonic() - subscribing:.1f} s")
         api_writer = ApiWriter(http, admin_headers(http, admin_url))
         writer = Writer(admin_url)
         writer.start()
@@ -240,6 +178,8 @@ def test_kill_9_of_the_leader_then_a_switchover_under_write_load(
         writer.join(10)
         api_writer.join(15)
         assert http.get("/health").status_code == 200
+        unannounced = events.wait_for(api_writer.acknowledged())
+        events.stop.set()
     # A write may still succeed just after the kill or the switchover's start: a window
     # ends with the first success once the new leader was known.
     served_again = api_writer.served_again(failover.elected_at)
@@ -273,6 +213,11 @@ def test_kill_9_of_the_leader_then_a_switchover_under_write_load(
     assert not lost, f"{len(lost)} acknowledged writes lost, e.g. {lost[:5]}"
     lost_places = api_writer.acknowledged() - places
     assert not lost_places, f"{len(lost_places)} acknowledged API writes lost"
+    # Every place the API acknowledged reached the realtime subscriber, once, across the
+    # kill and the switchover (from NOTIFY, or from the replicated change log on reconnect).
+    assert not unannounced, f"{len(unannounced)} places never announced, e.g. {unannounced}"
+    repeated = [place for place, times in Counter(events.received).items() if times > 1]
+    assert not repeated, f"announced twice: {repeated[:5]}"
 
 
 def wait_for_writes_after(moment: float, writer: Writer, api_writer: ApiWriter) -> None:

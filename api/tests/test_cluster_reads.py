@@ -18,7 +18,8 @@ import psycopg
 import pytest
 
 from planwise.config import Settings
-from tests.support.cluster import RunningCluster, account_headers, cluster_fixture
+from tests.support.cli import planwise
+from tests.support.cluster import RunningCluster, Writer, account_headers, cluster_fixture
 from tests.support.live import serve
 
 pytestmark = pytest.mark.slow
@@ -188,3 +189,106 @@ def test_recommendations_read_from_the_standby_and_a_writer_reads_its_own_write(
             maintenance_mode(ha_cluster, False)
         caught_up(leader, standby)
         assert len(recommended(http, writer)) == 1
+
+
+PGBOUNCER_RESUME_LIMIT_SECONDS = 10
+
+
+def test_pgbouncer_follows_the_leader_through_a_switchover(ha_cluster: RunningCluster) -> None:
+    """`pgbouncer up` on the cluster points PgBouncer at the leader; after a switchover the
+    new leader's Patroni callback re-points it, and a client writing through PgBouncer
+    (its connection dropped, it reconnects) writes again within seconds, on the new leader."""
+    admin_url = ha_cluster.url("--as", "admin")
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS ha_probe (n integer PRIMARY KEY)")
+        conn.execute("GRANT SELECT, INSERT ON ha_probe TO app_service")
+    env = {**ha_cluster.env, "PGBOUNCER_PORT": str(ha_cluster.ha.settings.planwise_pg_port + 60)}
+    started = planwise("pgbouncer", "up", **env)
+    assert started.returncode == 0, started.stdout + started.stderr
+    try:
+        pooled_url = next(
+            line.removeprefix("DATABASE_URL=")
+            for line in started.stdout.splitlines()
+            if line.startswith("DATABASE_URL=")
+        )
+        old = leader_port(ha_cluster)
+        databases = ha_cluster.ha.pgbouncer_dir / "databases.ini"
+        assert f"port={old}" in databases.read_text()
+        writer = Writer(pooled_url, prepare_threshold=None)
+        writer.start()
+        time.sleep(1)
+        assert writer.acknowledged, "nothing written through PgBouncer before the switchover"
+        switch_started = time.monotonic()
+        assert "Successfully switched over" in ha_cluster.ha.switchover(None)
+        switched_at = time.monotonic()
+        deadline = switched_at + PGBOUNCER_RESUME_LIMIT_SECONDS
+        while writer.last_ack_at < switched_at and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        writer.stop.set()
+        writer.join(10)
+        assert writer.last_ack_at > switched_at, (
+            f"no write through PgBouncer within {PGBOUNCER_RESUME_LIMIT_SECONDS} s of the "
+            "switchover"
+        )
+        new = leader_port(ha_cluster)
+        assert new != old and f"port={new}" in databases.read_text()
+        with psycopg.connect(pooled_url, autocommit=True, prepare_threshold=None) as conn:
+            assert conn.execute("SELECT inet_server_port(), pg_is_in_recovery()").fetchone() == (
+                new,
+                False,
+            )
+        print(
+            f"PgBouncer: switchover {switched_at - switch_started:.1f} s, writes through it "
+            f"stopped for {writer.outage(switch_started):.1f} s ({writer.failures} failed "
+            "attempts)"
+        )
+    finally:
+        ha_cluster.ha.pgbouncer().down()
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        present = {row[0] for row in conn.execute("SELECT n FROM ha_probe")}
+    lost = set(writer.acknowledged) - present
+    assert not lost, f"{len(lost)} writes acknowledged through PgBouncer lost"
+
+
+def leader_port(ha_cluster: RunningCluster) -> int:
+    leader = ha_cluster.ha.leader()
+    assert leader is not None, "no leader"
+    return int(leader["port"])
+
+
+def archiver(ha_cluster: RunningCluster) -> tuple[int, str | None]:
+    """The leader's pg_stat_archiver: segments archived, the last one's name."""
+    with psycopg.connect(ha_cluster.url("--as", "admin"), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT archived_count, last_archived_wal FROM pg_stat_archiver"
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), row[1]
+
+
+def test_wal_is_archived_from_the_leader_and_after_a_switchover_from_the_new_one(
+    ha_cluster: RunningCluster,
+) -> None:
+    """`pitr setup` on the cluster: one pgBackRest config naming every member (pg1..pgN,
+    backup-standby), stanza created, `pgbackrest check` (a WAL switch on the primary,
+    waited for in the repository) passes; after a switchover the new leader archives with
+    the same config: `check` passes again and its segments, on the new timeline, are there."""
+    configured = planwise("pitr", "setup", "--yes", **ha_cluster.env)
+    assert configured.returncode == 0, configured.stdout + configured.stderr
+    assert "restarted" not in configured.stdout, "archiving was on from `cluster up`"
+    config = (ha_cluster.ha.pgbackrest_dir / "pgbackrest.conf").read_text()
+    assert "backup-standby=y" in config
+    assert all(f"pg{i}-path=" in config for i in ha_cluster.ha.node_indexes())
+    before = leader_port(ha_cluster)
+    count, first_wal = archiver(ha_cluster)
+    assert count >= 1 and first_wal is not None, "the leader archived nothing"
+    assert "Successfully switched over" in ha_cluster.ha.switchover(None)
+    assert leader_port(ha_cluster) != before
+    ha_cluster.ha.pitr().check()
+    count, new_wal = archiver(ha_cluster)
+    assert count >= 1 and new_wal is not None, "the new leader archived nothing"
+    assert int(new_wal[:8], 16) > int(first_wal[:8], 16), (first_wal, new_wal)
+    repository = ha_cluster.ha.pgbackrest_dir / "repo"
+    archived = {path.name[:24] for path in repository.glob("archive/*/*/*/*")}
+    assert {first_wal, new_wal} <= archived, (first_wal, new_wal, sorted(archived)[-5:])

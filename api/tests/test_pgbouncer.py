@@ -36,9 +36,12 @@ def pooled_db(create_migrated_database: Callable[[str], DatabaseUnderTest]) -> D
 
 
 @pytest.fixture(scope="module")
-def bouncer(settings: Settings, cluster: Cluster) -> Iterator[PgBouncer]:
+def bouncer(
+    settings: Settings, cluster: Cluster, pooled_db: DatabaseUnderTest
+) -> Iterator[PgBouncer]:
     """PgBouncer with only 2 server connections per pool, on a port and in a directory of
-    its own (a developer's `pgbouncer up` keeps running)."""
+    its own (a developer's `pgbouncer up` keeps running). After `pooled_db`: its migration
+    creates the roles `up` configures (on a fresh cluster there are none before)."""
     tight = settings.model_copy(
         update={"pgbouncer_port": TEST_PORT, "pgbouncer_pool_size": POOL_SIZE}
     )
@@ -164,8 +167,11 @@ def test_monitoring_reads_the_pools(bouncer: PgBouncer, pooled_engine: Engine) -
 
 
 @pytest.fixture
-def spare_bouncer(settings: Settings, cluster: Cluster) -> Iterator[Callable[[int], PgBouncer]]:
-    """A PgBouncer on a given port, in a directory of its own, stopped and removed after."""
+def spare_bouncer(
+    settings: Settings, cluster: Cluster, pooled_db: DatabaseUnderTest
+) -> Iterator[Callable[[int], PgBouncer]]:
+    """A PgBouncer on a given port, in a directory of its own, stopped and removed after
+    (after `pooled_db`, whose migration creates the roles)."""
     made: list[PgBouncer] = []
 
     def make(port: int) -> PgBouncer:

@@ -1,9 +1,12 @@
-"""`planwise bench data|recommend|density|api|import|backup|all`: figures, not pass/fail tests.
+"""`planwise bench data|recommend|density|api|import|backup|cluster|all`: figures, not
+pass/fail tests.
 
 Every command works in the bench database (`--database`, default planwise_bench) on the
 managed cluster, loading the data set first if the database does not hold exactly the
 requested one, and merges its figures into `bench/results/latest.json` and `latest.md`.
 `--smoke` shrinks everything (2,000 places, 2 s measurements) to check the pipeline.
+`bench cluster` works on the Patroni cluster instead (see planwise.bench.cluster) and is
+not part of `bench all`: it needs three members and kills its leader.
 Exit codes: 0 measured (whether or not goals are met), 1 a measurement failed.
 """
 
@@ -19,9 +22,12 @@ from rich.table import Table
 
 from planwise.bench import api as api_bench
 from planwise.bench import backups, data, density, importing, recommend, report, world
+from planwise.bench import cluster as cluster_bench
 from planwise.bench.machine import describe
+from planwise.cli_support import managed_cluster_settings
 from planwise.config import PLANWISE_HOME, get_settings
 from planwise.db.engine import libpq_url
+from planwise.ops.cluster.patroni import HACluster
 from planwise.progress import steps
 
 app = typer.Typer(no_args_is_help=True, help="Benchmarks: what users feel, side by side.")
@@ -118,13 +124,17 @@ class Session:
         report.write(self.options.results_dir, self.results)
 
     def show(self) -> None:
+        self.show_figures(self.results, self.options.results_dir)
+
+    @staticmethod
+    def show_figures(results: dict[str, Any], results_dir: Path) -> None:
         table = Table("data set", "figure", "value", "goal", "met?", title="Planwise benchmarks")
-        for figure in self.results.get("figures", []):
+        for figure in results.get("figures", []):
             met = figure["met"]
             mark = "—" if met is None else ("[green]yes[/green]" if met else "[red]no[/red]")
             table.add_row(figure["scope"], figure["figure"], figure["value"], figure["goal"], mark)
         Console().print(table)
-        _say(f"written: {self.options.results_dir / 'latest.json'}, latest.md")
+        _say(f"written: {results_dir / 'latest.json'}, latest.md")
 
 
 def _recommend(session: Session) -> None:
@@ -306,3 +316,33 @@ def all_command(
             with step(f"bench {name}"):
                 stage(session)
     session.show()
+
+
+@app.command("cluster")
+def cluster_command(
+    places: Places = 100_000, users: Users = 10_000,
+    requests: Annotated[int, typer.Option(min=1, help="request pairs")] = 2_000,
+    seconds: Seconds = 10.0,
+    clients: Annotated[int, typer.Option(min=2, help="pgbench clients")] = 4,
+    rounds: Annotated[int, typer.Option(min=1, help="async/sync write rounds")] = 2,
+    kills: Annotated[int, typer.Option(min=1, help="kill -9 of the leader, times")] = 5,
+    smoke: Smoke = False, results_dir: ResultsDir = report.RESULTS_DIR,
+) -> None:  # fmt: skip
+    """The Patroni cluster (`planwise cluster up --nodes 3` first): recommendations on two
+    replicas vs the leader alone, inserts in sync vs async mode with the replay lag, and
+    the failover time over `--kills` kill -9 of the leader's postmaster."""
+    if smoke:
+        places, users, requests, seconds, rounds, kills = 2_000, 200, 200, 2.0, 1, 1
+    ha = HACluster(managed_cluster_settings("`planwise bench cluster` runs on its own cluster"))
+    values = cluster_bench.run(
+        ha, places=places, users=users, requests=requests, seconds=seconds, clients=clients,
+        write_rounds=rounds, kills=kills, progress=_say,
+    )  # fmt: skip
+    results = report.load(results_dir)
+    leader = ha.leader()
+    if leader is not None:
+        node = ha.node_cluster(int(leader["name"][4:])).settings
+        results["machine"] = describe(libpq_url(node.admin_url))
+    results["cluster"] = values
+    report.write(results_dir, results)
+    Session.show_figures(results, results_dir)

@@ -20,6 +20,7 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -68,6 +69,8 @@ class BenchDatabase:
     admin_url: str
     app_url: str
     settings: Settings
+    cluster_dir: Path | None = None
+    """The server's directory when it is not the managed cluster's (a Patroni member)."""
 
     @property
     def port(self) -> int:
@@ -94,8 +97,8 @@ def bench_database(settings: Settings, name: str = DEFAULT_DATABASE) -> BenchDat
     )
 
 
-def running_cluster(settings: Settings) -> Cluster:
-    cluster = Cluster(settings)
+def running_cluster(settings: Settings, directory: Path | None = None) -> Cluster:
+    cluster = Cluster(settings, directory)
     if not cluster.running:
         raise PlanwiseError("the managed cluster is not running: `planwise db up` first")
     return cluster
@@ -103,7 +106,7 @@ def running_cluster(settings: Settings) -> Cluster:
 
 def create_database(db: BenchDatabase, *, fresh: bool) -> None:
     """Create (or re-create) the database and migrate it to head, role passwords set."""
-    cluster = running_cluster(db.settings)
+    cluster = running_cluster(db.settings, db.cluster_dir)
     if fresh:
         cluster.drop_database(db.name)
     cluster.prepare_database(db.name)
@@ -117,7 +120,7 @@ def scratch_database(db: BenchDatabase, suffix: str) -> tuple[Cluster, str, str]
     """A new, empty `<bench database>_<suffix>` (PostGIS ready): (cluster, name, admin URL).
     The caller drops it with `cluster.drop_database(name)` when done."""
     name = f"{db.name}_{suffix}"
-    cluster = running_cluster(db.settings)
+    cluster = running_cluster(db.settings, db.cluster_dir)
     cluster.drop_database(name)
     cluster.prepare_database(name)
     return cluster, name, on_database(db.admin_url, name)
@@ -129,7 +132,7 @@ def connect_admin(db: BenchDatabase, **kwargs: Any) -> psycopg.Connection[tuple[
 
 def loaded_meta(db: BenchDatabase) -> dict[str, Any] | None:
     """What `load` recorded in the database, or None if it holds no complete load."""
-    cluster = running_cluster(db.settings)
+    cluster = running_cluster(db.settings, db.cluster_dir)
     with cluster.admin_connect() as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db.name,)).fetchone():
             return None

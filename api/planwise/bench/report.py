@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -206,6 +207,41 @@ def _backup_figures(scope: str, section: dict[str, Any]) -> list[Figure]:
     return figures
 
 
+def _cores(cpu: dict[str, float]) -> str:
+    return ", ".join(f"{name} {cores:.2f}" for name, cores in sorted(cpu.items()))
+
+
+def _cluster_figures(section: dict[str, Any]) -> list[Figure]:
+    """`bench cluster`: one Patroni cluster, its figures side by side."""
+    scope = f"cluster of {section['members']}, {_size_label(section['places'])}"
+    reads, writes, failover = section["reads"], section["writes"], section["failover"]
+    leader, replicas = reads["leader"], reads["replicas"]
+    lag = [run["replay_lag"] for mode in ("async", "sync") for run in writes[mode]]
+    lag_max = max((item.get("max_ms", 0) for item in lag), default=0)
+    lag_bytes = max((item.get("max_bytes", 0) for item in lag), default=0)
+    lag_median = statistics.median(item.get("median_ms", 0) for item in lag) if lag else 0
+    return [
+        Figure(scope, f"recommendations/s, {reads['clients']} clients: two replicas / the "
+               "leader alone", f"{replicas['queries_per_second']:,.0f} / "
+               f"{leader['queries_per_second']:,.0f} = {reads['ratio']}x"),
+        Figure(scope, "CPU cores used per member (postmaster's process tree): leader "
+               "alone; two replicas", f"{_cores(leader['cpu_cores_per_member'])}; "
+               f"{_cores(replicas['cpu_cores_per_member'])}"),
+        Figure(scope, f"inserts/s on the leader, {writes['clients']} clients: sync / async "
+               "(median of rounds)", f"{writes['median_tps']['sync']:,.0f} / "
+               f"{writes['median_tps']['async']:,.0f} = {writes['sync_over_async']}x"),
+        Figure(scope, "standbys' replay lag during the inserts, median / max",
+               f"{lag_median:.1f} / {lag_max:.1f} ms (max {lag_bytes:,} bytes)"),
+        Figure(scope, f"failover: kill -9 of the leader to a new leader, median / max of "
+               f"{len(failover['kills'])}", f"{failover['leader_seconds']['median']:.1f} / "
+               f"{failover['leader_seconds']['max']:.1f} s", "≤ 30 s",
+               failover["leader_seconds"]["max"] <= 30),
+        Figure(scope, "failover: kill -9 to the first write through the read-write URL "
+               "(RTO), median / max", f"{failover['writes_again_seconds']['median']} / "
+               f"{failover['writes_again_seconds']['max']} s"),
+    ]  # fmt: skip
+
+
 def figures(results: dict[str, Any]) -> list[Figure]:
     table: list[Figure] = []
     runs = results.get("runs", {})
@@ -272,6 +308,8 @@ def figures(results: dict[str, Any]) -> list[Figure]:
                 scope, "same file again, nothing changes (places/s)",
                 f"{_rate(again['places_per_second'])} ({again['seconds']:.1f} s)",
             ))  # fmt: skip
+    if "cluster" in results:
+        table += _cluster_figures(results["cluster"])
     return table
 
 
@@ -285,7 +323,7 @@ def _sections(results: dict[str, Any]) -> str:
         f"{_size_label(int(size))}: {', '.join(run)}"
         for size, run in sorted(results.get("runs", {}).items(), key=lambda item: int(item[0]))
     ]
-    parts += [name for name in ("import", "backup") if name in results]
+    parts += [name for name in ("import", "backup", "cluster") if name in results]
     return "; ".join(parts) or "none"
 
 
@@ -341,6 +379,13 @@ NOTES = (
     "every tenth city (`<database>_dense`: ten times the places per city), interleaved "
     "in one run; 'previous SQL' is the recommendation as it was before migration "
     "b8c9d0e1f2a3, installed into the bench schema from the migrations' text.",
+    "Cluster (`bench cluster`): three Patroni members on this one machine; pgbench runs "
+    "the recommendation script on the leader alone, then with the same clients split over "
+    "the two replicas at once; inserts of 100-byte rows on the leader alternate async and "
+    "sync mode; replay lag is sampled from the leader's pg_stat_replication every 0.25 s; "
+    "failover times are from kill -9 of the leader's postmaster to Patroni naming another "
+    "leader, and to the first insert through the read-write URL acknowledged by the new "
+    "leader (the old leader's orphaned backends may acknowledge a few more at first).",
     "Data: places clustered around 381 real cities (54.8°S to 70.7°N) by population, in "
     "crawl order (pages of 20 nearby places), 34 categories, ratings ~ N(4.2, 0.45), review "
     "counts log-normal; 100,000 users with 5 preferences; see `planwise/bench/world.py`.",

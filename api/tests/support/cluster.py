@@ -1,12 +1,18 @@
 """A two-member Patroni cluster (`planwise cluster up --nodes 2 --sync`) for a test module,
-and the settings of an API whose DATABASE_URL is the cluster's read-write URL."""
+the settings of an API whose DATABASE_URL is the cluster's read-write URL, and a realtime
+subscriber to that API's place changes (PlaceEvents)."""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import json
+import math
 import os
 import re
+import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,12 +23,14 @@ import httpx
 import psycopg
 import pytest
 from pydantic import SecretStr
+from realtime import AsyncRealtimeClient, RealtimeSubscribeStates
 
 from planwise.config import Settings
 from planwise.ops.cluster.patroni import HACluster
 from tests.support.accounts import PASSWORD
 from tests.support.cli import planwise
 from tests.support.databases import TEST_JWT_SECRET, TEST_SUPABASE_JWT_SECRET
+from tests.support.live import LiveServer
 
 
 @dataclass
@@ -107,3 +115,123 @@ def account_headers(
 def admin_headers(http: httpx.Client, admin_url: str) -> dict[str, str]:
     """A new administrator through the API."""
     return account_headers(http, admin_url, f"ha_admin_{os.getpid()}", admin=True)
+
+
+class Writer(threading.Thread):
+    """Inserts numbered rows into ha_probe through `url`, reconnecting on any error; keeps
+    the numbers the server acknowledged (committed: autocommit)."""
+
+    def __init__(self, url: str, **connect: Any) -> None:
+        super().__init__(daemon=True)
+        self.url = url
+        self.connect = connect
+        self.acknowledged: list[int] = []
+        self.ack_times: list[float] = []
+        self.failures = 0
+        self.last_ack_at = 0.0
+        self.stop = threading.Event()
+
+    def outage(self, since: float, until: float = math.inf) -> float:
+        """The longest time without an acknowledged write from 1 s before `since`."""
+        times = [at for at in self.ack_times if since - 1 < at < until]
+        return max(later - earlier for earlier, later in itertools.pairwise(times))
+
+    def run(self) -> None:
+        number = 0
+        while not self.stop.is_set():
+            try:
+                with psycopg.connect(
+                    self.url, connect_timeout=2, autocommit=True, **self.connect
+                ) as conn:
+                    while not self.stop.is_set():
+                        number += 1
+                        conn.execute("INSERT INTO ha_probe (n) VALUES (%s)", (number,))
+                        self.acknowledged.append(number)
+                        self.last_ack_at = time.monotonic()
+                        self.ack_times.append(self.last_ack_at)
+            except psycopg.Error:
+                self.failures += 1
+                time.sleep(0.1)
+
+
+class ApiWriter(threading.Thread):
+    """Creates places one by one through the live API (`PUT /places/ha-N`, an admin),
+    keeping each response's status and time."""
+
+    def __init__(self, http: httpx.Client, headers: dict[str, str]) -> None:
+        super().__init__(daemon=True)
+        self.http = http
+        self.headers = headers
+        self.responses: list[tuple[float, int, str]] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        number = 0
+        while not self.stop.is_set():
+            number += 1
+            place_id = f"ha-{number}"
+            body = {"name": f"HA {number}", "lat": 48.85, "lng": 2.35, "types": ["museum"]}
+            status = self.http.put(f"/places/{place_id}", json=body, headers=self.headers)
+            self.responses.append((time.monotonic(), status.status_code, place_id))
+
+    def acknowledged(self) -> set[str]:
+        return {place for _, code, place in self.responses if code in (200, 201)}
+
+    def outage(self, since: float, until: float = math.inf) -> float:
+        """The longest time without a successful write from 1 s before `since`."""
+        times = [at for at, code, _ in self.responses
+                 if since - 1 < at < until and code in (200, 201)]  # fmt: skip
+        return max(later - earlier for earlier, later in itertools.pairwise(times))
+
+    def served_again(self, since: float) -> float | None:
+        """When the first write after `since` succeeded."""
+        return min((at for at, code, _ in self.responses if at > since and code in (200, 201)),
+                   default=None)  # fmt: skip
+
+
+class PlaceEvents(threading.Thread):
+    """A realtime subscriber to `place` INSERTs on the live API (the official `realtime`
+    client in a thread of its own), keeping the id of every place it was told about."""
+
+    def __init__(self, realtime_url: str, token: str) -> None:
+        super().__init__(daemon=True)
+        self.realtime_url = realtime_url
+        self.token = token
+        self.received: list[str] = []
+        self.subscribed = threading.Event()
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        asyncio.run(self._listen())
+
+    async def _listen(self) -> None:
+        client = AsyncRealtimeClient(self.realtime_url, self.token, max_retries=1, timeout=5)
+        channel = client.channel("ha-places")
+        channel.on_postgres_changes(
+            "INSERT", table="place",
+            callback=lambda payload: self.received.append(payload["data"]["record"]["id"]),
+        )  # fmt: skip
+        await channel.subscribe(
+            lambda state, _error: (
+                self.subscribed.set() if state == RealtimeSubscribeStates.SUBSCRIBED else None
+            )
+        )
+        while not self.stop.is_set():
+            await asyncio.sleep(0.05)
+        await client.close()
+
+    def wait_for(self, ids: set[str], seconds: float = 15) -> set[str]:
+        """The ids of `ids` not received within `seconds`."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not ids <= set(self.received):
+            time.sleep(0.05)
+        return ids - set(self.received)
+
+
+def place_events(live: LiveServer, http: httpx.Client, admin_url: str) -> PlaceEvents:
+    """A subscribed PlaceEvents thread, as a new user of the API."""
+    headers = account_headers(http, admin_url, f"ha_subscriber_{uuid.uuid4().hex[:8]}")
+    events = PlaceEvents(live.realtime_url, headers["Authorization"].removeprefix("Bearer "))
+    events.start()
+    assert events.subscribed.wait(10), "the realtime subscription did not start"
+    return events

@@ -6,7 +6,9 @@ or the `/var/tmp` fallback, `planwise.db.cluster.default_cluster_dir`), and runs
 
     cluster/etcd/            etcd's data; etcd.log, etcd.pid beside it
     cluster/nodeN/           one member: patroni.yml (0600), data/, patroni.log,
-                             patroni.pid, and the member's admin socket
+                             patroni.pid, the member's admin socket and its Patroni
+                             callback (on_role_change.sh)
+    cluster/pgbouncer/       `planwise pgbouncer up`'s files, when it runs here
 
 Ports derive from PLANWISE_PG_PORT (P): member N's PostgreSQL listens on P+10+N, its
 Patroni REST API on P+30+N; etcd's clients use P+50 and its peer P+51. So at most 9
@@ -19,6 +21,7 @@ import json
 import os
 import pwd
 import secrets
+import shlex
 import shutil
 import signal
 import subprocess
@@ -45,6 +48,9 @@ from planwise.db.cluster import (
     running_as_root,
 )
 from planwise.errors import PlanwiseError
+from planwise.ops.pgbouncer.pooler import DATABASES_FILE, PgBouncer, databases_section
+from planwise.ops.pitr.conf import STANZA, Layout, PgHost
+from planwise.ops.pitr.pgbackrest import ARCHIVE_TIMEOUT_SECONDS, PGBACKREST, Pitr
 
 SCOPE = "planwise"
 REPLICATION_USER = "replicator"
@@ -57,6 +63,24 @@ LEADER_ROLES = ("leader", "master", "primary")
 TTL = 20
 LOOP_WAIT = 2
 RETRY_TIMEOUT = 5
+CALLBACK = "on_role_change.sh"
+CALLBACK_SCRIPT = """#!/bin/sh
+# Written by `planwise cluster up`. Patroni runs it (as on_role_change and on_start) with
+# the action, the member's new role and the scope. On the member that now leads, a
+# running PgBouncer's [databases] entry is pointed at this member and PgBouncer reloads.
+[ "$2" = master ] || [ "$2" = primary ] || exit 0
+dir={directory}
+[ -s "$dir/pgbouncer.pid" ] || exit 0
+# Patroni calls it right after `pg_ctl promote`: wait (up to 10 s) until writes are taken.
+i=0
+while [ "$({psql} -h {socket} -p {port} -d postgres -XAtc 'SELECT pg_is_in_recovery()' \\
+        2>/dev/null)" != f ] && [ $i -lt 100 ]; do
+    sleep 0.1; i=$((i + 1))
+done
+[ $i -lt 100 ] || exit 1  # never point PgBouncer at a member that does not take writes
+printf '%s' {section} > "$dir/{databases}.tmp" && mv "$dir/{databases}.tmp" "$dir/{databases}" \\
+    && kill -HUP "$(cat "$dir/pgbouncer.pid")"
+"""
 
 
 @dataclass(frozen=True)
@@ -179,9 +203,9 @@ class HACluster:
             shutil.chown(path, CLUSTER_OS_USER, CLUSTER_OS_USER)
         path.chmod(mode)
 
-    def _write_private(self, path: Path, text: str) -> None:
+    def _write_private(self, path: Path, text: str, mode: int = 0o600) -> None:
         path.write_text(text, encoding="utf-8")
-        path.chmod(0o600)
+        path.chmod(mode)
         if running_as_root():
             shutil.chown(path, CLUSTER_OS_USER, CLUSTER_OS_USER)
 
@@ -233,6 +257,10 @@ class HACluster:
                             "max_wal_senders": 10,
                             "max_replication_slots": 10,
                             "wal_keep_size": "128MB",
+                            # On from the start, so that `pitr setup` needs no restart and
+                            # whichever member leads archives (see archive_command).
+                            "archive_mode": "on",
+                            "archive_timeout": ARCHIVE_TIMEOUT_SECONDS,
                         },
                     },
                 },
@@ -261,6 +289,10 @@ class HACluster:
                         "password": replication_password,
                     },
                 },
+                "callbacks": {
+                    "on_role_change": shlex.quote(str(node / CALLBACK)),
+                    "on_start": shlex.quote(str(node / CALLBACK)),
+                },
                 "parameters": {
                     "unix_socket_directories": str(node),
                     "shared_preload_libraries": "pg_stat_statements",
@@ -268,6 +300,7 @@ class HACluster:
                     "track_io_timing": "on",
                     "shared_buffers": "128MB",
                     "password_encryption": "scram-sha-256",
+                    "archive_command": self.archive_command(index),
                 },
                 # The socket's directory is 0700: OS-level access control, as `db up`.
                 "pg_hba": [
@@ -279,6 +312,70 @@ class HACluster:
             "tags": {"nofailover": False, "noloadbalance": False, "clonefrom": False},
         }
         return json.dumps(config, indent=2)  # JSON is YAML, which Patroni reads
+
+    def callback_script(self, index: int) -> str:
+        """Patroni's callback for member `index`: PgBouncer follows the leader.
+
+        Patroni calls it on the member it has just promoted (a failover or a switchover),
+        so no watcher process is needed; PgBouncer's reload closes its server connections
+        to the old leader as they are released and opens new ones to this member."""
+        return CALLBACK_SCRIPT.format(
+            directory=shlex.quote(str(self.pgbouncer_dir)),
+            section=shlex.quote(databases_section(self.pg_port(index))),
+            psql=shlex.quote(str(PG_BIN / "psql")),
+            socket=shlex.quote(str(self.node_dir(index))),
+            port=self.pg_port(index),
+            databases=DATABASES_FILE,
+        )
+
+    @property
+    def pgbackrest_dir(self) -> Path:
+        return self.root / "pgbackrest"
+
+    def archive_command(self, index: int) -> str:
+        """pgBackRest's archive-push with the cluster's one config (`pitr setup` writes it)
+        and this member's own data directory, spool and lock paths; until that config
+        exists, segments are let go unarchived (there is no backup to replay them onto)."""
+        config = self.pgbackrest_dir / "pgbackrest.conf"
+        node = self.node_dir(index)
+        push = [
+            PGBACKREST, f"--config={config}", f"--stanza={STANZA}",
+            f"--pg1-path={node / 'data'}", f"--spool-path={node / 'pgbackrest-spool'}",
+            f"--lock-path={node / 'pgbackrest-lock'}", "archive-push",
+        ]  # fmt: skip
+        return f"test ! -f {shlex.quote(str(config))} || {shlex.join(push)} %p"
+
+    def pitr(self) -> Pitr:
+        """pgBackRest for the cluster: pg1..pgN are the members (pgBackRest finds the
+        primary itself), the repository and config in `pgbackrest_dir`."""
+        indexes = self.node_indexes()
+        if not indexes:
+            raise PlanwiseError("no cluster configured: run `planwise cluster up`")
+        leader = self.leader()
+        if leader is None:
+            raise PlanwiseError("the cluster has no running leader")
+        first, *others = indexes
+        layout = Layout(
+            directory=self.pgbackrest_dir,
+            data_dir=self.node_dir(first) / "data",
+            socket_dir=self.node_dir(first),
+            pg_port=self.pg_port(first),
+            others=tuple(
+                PgHost(self.node_dir(i) / "data", self.node_dir(i), self.pg_port(i)) for i in others
+            ),
+        )
+        return Pitr(self.node_cluster(int(leader["name"][4:])), layout)
+
+    @property
+    def pgbouncer_dir(self) -> Path:
+        return self.root / "pgbouncer"
+
+    def pgbouncer(self) -> PgBouncer:
+        """PgBouncer for this cluster: its files in `pgbouncer_dir`, pointed at the leader
+        (or, with none, at the first member, for `down` and `status`)."""
+        leader = self.leader()
+        index = int(leader["name"][4:]) if leader else self.node_indexes()[0]
+        return PgBouncer(self.settings, self.node_cluster(index), self.pgbouncer_dir)
 
     # -- processes ----------------------------------------------------------------------
     def _spawn(self, command: list[str], pid_file: Path, log_file: Path) -> None:
@@ -472,7 +569,8 @@ class HACluster:
                 node / "patroni.yml",
                 self.patroni_config(index, sync=sync, replication_password=password),
             )
-        self._set_synchronous_mode(sync)
+            self._write_private(node / CALLBACK, self.callback_script(index), 0o700)
+        self.set_synchronous_mode(sync)
         for index in range(1, nodes + 1):
             if self.start_node(index):
                 done.append(
@@ -500,7 +598,7 @@ class HACluster:
             return False
         return not sync or nodes == 1 or any(m.role == "sync standby" for m in members)
 
-    def _set_synchronous_mode(self, sync: bool) -> None:
+    def set_synchronous_mode(self, sync: bool) -> None:
         """`bootstrap.dcs` counts only at the first start: a running cluster's DCS config
         is changed through Patroni's REST API."""
         for index in self.node_indexes():

@@ -1,4 +1,6 @@
-"""`planwise pgbouncer up|down|status` for the managed cluster.
+"""`planwise pgbouncer up|down|status` for the managed cluster, or for the Patroni
+cluster (`planwise cluster up`) when one is configured: then PgBouncer points at its
+leader, and the leader's Patroni callback re-points it after a failover or switchover.
 
 Exit codes: 0 done / running; 1 failed (or, for `status`, running but not accepting TCP
 connections on its port); 3 not running (`status`).
@@ -12,6 +14,7 @@ from rich.table import Table
 from planwise.cli_support import console, managed_cluster_settings
 from planwise.db.cluster import Cluster
 from planwise.errors import PlanwiseError
+from planwise.ops.cluster.patroni import HACluster
 from planwise.ops.pgbouncer.pooler import PgBouncer, accepts_tcp
 
 app = typer.Typer(no_args_is_help=True, help="PgBouncer (transaction pooling) in front of it.")
@@ -22,6 +25,9 @@ def bouncer() -> PgBouncer:
         "use its own pooler (on Supabase: the transaction-mode pooler URL, with "
         "DATABASE_PGBOUNCER=true)"
     )
+    ha = HACluster(settings)
+    if ha.node_indexes():
+        return ha.pgbouncer()
     return PgBouncer(settings, Cluster(settings))
 
 

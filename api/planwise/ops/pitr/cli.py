@@ -1,5 +1,6 @@
-"""`planwise pitr setup|backup|info|restore|server|repo-host-config` (pgBackRest, managed
-cluster only).
+"""`planwise pitr setup|backup|info|restore|server|repo-host-config` (pgBackRest) for the
+managed cluster, or for the Patroni cluster configured in this checkout (setup, backup
+from a standby, info; not restore).
 
 Exit codes: 0 done; 1 failed; 3 not confirmed.
 """
@@ -18,6 +19,7 @@ from rich.table import Table
 
 from planwise.cli_support import confirm_or_abort, console, managed_cluster_settings
 from planwise.db.cluster import Cluster
+from planwise.ops.cluster.patroni import HACluster
 from planwise.ops.pitr.conf import RepoHostFiles
 from planwise.ops.pitr.pgbackrest import Pitr, parse_target
 from planwise.progress import steps
@@ -33,6 +35,9 @@ def pitr() -> Pitr:
         "WAL archiving and point-in-time recovery are the host's job there (on Supabase: "
         "the PITR add-on). `planwise backup` still takes verified logical backups of it."
     )
+    ha = HACluster(settings)
+    if ha.node_indexes():
+        return ha.pitr()
     return Pitr(Cluster(settings))
 
 

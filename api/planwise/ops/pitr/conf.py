@@ -26,13 +26,24 @@ COMPRESS_TYPE = "zst"
 
 
 @dataclass(frozen=True)
+class PgHost:
+    """Another member of a Patroni cluster on this host: pg2, pg3… in pgbackrest.conf."""
+
+    data_dir: Path
+    socket_dir: Path
+    port: int
+
+
+@dataclass(frozen=True)
 class Layout:
-    """Where this host keeps pgBackRest's files, and where the cluster is."""
+    """Where this host keeps pgBackRest's files, and where the cluster is (pg1; on a
+    Patroni cluster, member 1, and the other members in `others`)."""
 
     directory: Path
     data_dir: Path
     socket_dir: Path
     pg_port: int
+    others: tuple[PgHost, ...] = ()
 
     @property
     def config(self) -> Path:
@@ -137,6 +148,16 @@ def render_local(settings: Settings, layout: Layout) -> str:
         f"pg1-socket-path={layout.socket_dir}",
         "pg1-user=postgres",
     ]
+    for number, host in enumerate(layout.others, 2):
+        lines += [
+            f"pg{number}-path={host.data_dir}",
+            f"pg{number}-port={host.port}",
+            f"pg{number}-socket-path={host.socket_dir}",
+            f"pg{number}-user=postgres",
+        ]
+    if layout.others:
+        # pgBackRest finds the primary among the pgN itself; backups copy from a standby.
+        lines.insert(lines.index(f"[{STANZA}]") + 1, "backup-standby=y")
     return "\n".join(lines) + "\n"
 
 

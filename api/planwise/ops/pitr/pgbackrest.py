@@ -38,10 +38,13 @@ BACKUP_TYPES = ("full", "diff", "incr")
 
 
 class Pitr:
-    def __init__(self, cluster: Cluster) -> None:
+    def __init__(self, cluster: Cluster, layout: Layout | None = None) -> None:
+        """`cluster` is the managed cluster, or a Patroni cluster's leader; then `layout`
+        lists every member and archiving is in Patroni's hands (`patroni` is True)."""
         self.cluster = cluster
         self.settings = cluster.settings
-        self.layout = Layout(
+        self.patroni = layout is not None
+        self.layout = layout or Layout(
             directory=cluster.directory / "pgbackrest",
             data_dir=cluster.data_dir,
             socket_dir=cluster.directory,
@@ -88,7 +91,10 @@ class Pitr:
         )
 
     def needs_restart(self) -> bool:
-        """True when `setup` would change the archiving settings (and so restart)."""
+        """True when `setup` would change the archiving settings (and so restart). On a
+        Patroni cluster archiving is on from `cluster up`: never."""
+        if self.patroni:
+            return False
         current = self.settings_file.read_text() if self.settings_file.exists() else ""
         return current != self._archiving()
 
@@ -114,7 +120,7 @@ class Pitr:
     def setup(self) -> list[str]:
         """Repositories, archiving settings, restart if they changed, stanza, check."""
         if not self.cluster.running:
-            raise PlanwiseError("the managed cluster is not running: `planwise db up` first")
+            raise PlanwiseError("the database server is not running: `planwise db up` first")
         done = []
         self._prepare()
         if self.needs_restart():
@@ -130,7 +136,15 @@ class Pitr:
         elif self.settings.pitr_repo2_type == "s3":
             where += f", repo2 s3://{self.settings.pitr_repo2_s3_bucket} (encrypted)"
         done.append(f"stanza {STANZA!r} ready, archiving to every repository checked: {where}")
+        if self.patroni:
+            done.append("every member archives with this config once it leads; backups are "
+                        "taken from a standby (backup-standby)")  # fmt: skip
         return done
+
+    def check(self) -> None:
+        """`pgbackrest check`: WAL reaches every repository from the current primary."""
+        self._require_setup()
+        self._run("check")
 
     def _require_setup(self) -> None:
         if not self.configured:
@@ -236,6 +250,11 @@ class Pitr:
 
         Returns the seconds it took and notes (a repository re-created afterwards…).
         """
+        if self.patroni:
+            raise PlanwiseError(
+                "pitr restore works on the single managed cluster: a Patroni cluster is "
+                "restored by bootstrapping a new one from the backup (not supported here)"
+            )
         notes = []
         if not self.configured:
             self._prepare()
