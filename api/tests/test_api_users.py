@@ -127,7 +127,7 @@ def test_a_remembered_token_still_expires_and_only_its_key_verifies_it(
         assert [client.get(path, headers=headers).status_code for path in paths] == [200, 200]
         assert decode_access_token(api_settings, token).subject == account.id
     other = api_settings.model_copy(update={"jwt_secret": SecretStr("another-secret-" * 3)})
-    with pytest.raises(InvalidToken, match="(?i)signature"):
+    with pytest.raises(InvalidToken, match=r"(?i)signature"):
         decode_access_token(other, token)
     time.sleep(max(0.0, now + 2 - time.time()) + 0.05)
     for path in paths:
