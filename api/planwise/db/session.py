@@ -44,12 +44,16 @@ def read_in_autocommit(engine: Engine, read: Callable[[Connection], T]) -> T:
     BEGIN, no COMMIT: one round trip per statement). A read whose connection turns out to
     be dead is run once more on a fresh one (the first failure invalidates the pool): it
     wrote nothing, so running it again is safe."""
+    return _retried_once_if_dead(lambda: _autocommit(engine, read))
+
+
+def _retried_once_if_dead(attempt: Callable[[], T]) -> T:
     try:
-        return _autocommit(engine, read)
+        return attempt()
     except DBAPIError as error:
         if not error.connection_invalidated:
             raise
-    return _autocommit(engine, read)
+    return attempt()
 
 
 def _autocommit(engine: Engine, read: Callable[[Connection], T]) -> T:
@@ -64,12 +68,7 @@ def read_driver_in_autocommit(engine: Engine, read: Callable[[psycopg.Connection
     for a hot read it costs more than the statement (README Performance). psycopg's errors
     are raised as SQLAlchemy raises them (`DBAPIError`), so they answer the same, and a
     dead connection is retried once, as there."""
-    try:
-        return _driver_autocommit(engine, read)
-    except DBAPIError as error:
-        if not error.connection_invalidated:
-            raise
-    return _driver_autocommit(engine, read)
+    return _retried_once_if_dead(lambda: _driver_autocommit(engine, read))
 
 
 def _driver_autocommit(engine: Engine, read: Callable[[psycopg.Connection[Any]], T]) -> T:
