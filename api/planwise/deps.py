@@ -35,7 +35,9 @@ Responses = dict[int | str, dict[str, Any]]
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl=f"{API_PREFIX}/auth/token", auto_error=False)
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
+    """Async, as every dependency that neither blocks nor waits here: FastAPI runs a sync
+    one in the thread pool, a hop that costs more than the work (README Performance)."""
     settings: Settings = request.app.state.settings
     return settings
 
@@ -52,7 +54,7 @@ def get_session(request: Request) -> Iterator[Session]:
         read_routing(request).wrote(*writer)
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
 
@@ -136,7 +138,7 @@ def get_current_user(
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
-def get_verified_token(
+async def get_verified_token(
     settings: SettingsDep, token: Annotated[str | None, Depends(oauth2_scheme)]
 ) -> AccessToken:
     """A bearer token, verified without asking the database (the route's one statement
@@ -152,7 +154,7 @@ def get_verified_token(
 VerifiedToken = Annotated[AccessToken, Depends(get_verified_token)]
 
 
-def get_read_engine(request: Request, token: VerifiedToken) -> Engine:
+async def get_read_engine(request: Request, token: VerifiedToken) -> Engine:
     """For a read-only route owning no transaction: the read engine (DATABASE_READ_URL),
     or the primary engine for a bearer who wrote a moment ago (read-your-writes)."""
     return read_routing(request).engine_for(token_reader(token))

@@ -7,8 +7,10 @@ import time
 import jwt
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from planwise.config import ConfigError, Settings
+from planwise.users.security import InvalidToken, decode_access_token
 from tests.support.accounts import PASSWORD, Account, login, new_account, new_admin, put_place
 from tests.support.databases import TEST_JWT_SECRET, DatabaseUnderTest, connect
 
@@ -107,6 +109,30 @@ def test_validly_signed_tokens_naming_no_possible_user_are_401(
     response = client.get(path, headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 401, response.text
     assert "names no Planwise user" in response.json()["detail"]
+
+
+def test_a_remembered_token_still_expires_and_only_its_key_verifies_it(
+    client: TestClient, api_settings: Settings
+) -> None:
+    """Verified tokens are remembered by their text and keys (`decode_access_token`): the
+    token accepted a moment ago is refused once its `exp` has passed, on the hot path and
+    the others, and its bytes are no token for an app with another JWT_SECRET."""
+    account = new_account(client, "remembered")
+    now = int(time.time())
+    token = jwt.encode({"sub": str(account.id), "aud": "authenticated", "iat": now,
+                        "exp": now + 2}, TEST_JWT_SECRET, algorithm="HS256")  # fmt: skip
+    headers = {"Authorization": f"Bearer {token}"}
+    paths = ("/users/me", "/recommendations?lat=0&lng=0")
+    for _ in range(2):  # the second time from memory
+        assert [client.get(path, headers=headers).status_code for path in paths] == [200, 200]
+        assert decode_access_token(api_settings, token).subject == account.id
+    other = api_settings.model_copy(update={"jwt_secret": SecretStr("another-secret-" * 3)})
+    with pytest.raises(InvalidToken, match=r"(?i)signature"):
+        decode_access_token(other, token)
+    time.sleep(max(0.0, now + 2 - time.time()) + 0.05)
+    for path in paths:
+        refused = client.get(path, headers=headers)
+        assert refused.status_code == 401 and "expired" in refused.json()["detail"], path
 
 
 def test_update_profile_and_password(client: TestClient) -> None:

@@ -7,7 +7,8 @@ locations from the same request pairs the SQL benchmark uses
 recommendation transaction at the same concurrency: the ceiling the API could reach.
 
 CPU time is read from /proc for the API's processes and for the PostgreSQL backends of the
-bench database, so the report says where each request's CPU goes.
+bench database, so the report says where each request's CPU goes, and so is the largest
+resident size an API process (a worker, with one worker the server itself) reached.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from typing import Any
 from planwise.bench import pgbench, sql
 from planwise.bench.data import BenchDatabase, request_rows
 from planwise.bench.machine import load_average
-from planwise.config import REPO_ROOT
+from planwise.config import PLANWISE_HOME, REPO_ROOT
 from planwise.errors import PlanwiseError
 from planwise.users.security import create_access_token
 
@@ -63,9 +64,13 @@ def _get(url: str, token: str | None = None, timeout: float = 5) -> tuple[int, b
         return int(error.code), error.read()
 
 
-def _process_cpu(select: Callable[[str, int], bool]) -> dict[int, float]:
-    """CPU seconds (utime + stime) of each process `select(cmdline, process group)` picks."""
-    found: dict[int, float] = {}
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+
+
+def _process_stats(select: Callable[[str, int], bool]) -> dict[int, tuple[float, int]]:
+    """CPU seconds (utime + stime) and resident bytes of each process `select(cmdline,
+    process group)` picks."""
+    found: dict[int, tuple[float, int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -76,12 +81,14 @@ def _process_cpu(select: Callable[[str, int], bool]) -> dict[int, float]:
             continue  # exited meanwhile
         fields = stat[stat.rindex(")") + 2 :].split()
         if select(cmdline, int(fields[2])):
-            found[int(entry.name)] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+            cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+            found[int(entry.name)] = (cpu, int(fields[21]) * PAGE_BYTES)
     return found
 
 
 class CpuMeter:
-    """CPU used by a set of processes over a measurement, short-lived ones included.
+    """CPU used by a set of processes over a measurement, short-lived ones included, and
+    the largest resident size each reached.
 
     PostgreSQL backends come and go with the API's overflow connections, so /proc is read
     every half second and each process's last reading kept; a process born during the
@@ -92,15 +99,22 @@ class CpuMeter:
         self._select = select
         self._first: dict[int, float] = {}
         self._last: dict[int, float] = {}
+        self._peak_rss: dict[int, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def _read(self) -> dict[int, float]:
+        stats = _process_stats(self._select)
+        for pid, (_cpu, rss) in stats.items():
+            self._peak_rss[pid] = max(rss, self._peak_rss.get(pid, 0))
+        return {pid: cpu for pid, (cpu, _rss) in stats.items()}
+
     def _run(self) -> None:
         while not self._stop.wait(0.5):
-            self._last.update(_process_cpu(self._select))
+            self._last.update(self._read())
 
     def __enter__(self) -> CpuMeter:
-        self._first = _process_cpu(self._select)
+        self._first = self._read()
         self._last = dict(self._first)
         self._thread.start()
         return self
@@ -108,23 +122,33 @@ class CpuMeter:
     def __exit__(self, *_exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self._last.update(_process_cpu(self._select))
+        self._last.update(self._read())
 
     @property
     def seconds(self) -> float:
         return sum(last - self._first.get(pid, 0.0) for pid, last in self._last.items())
 
+    @property
+    def peak_rss_bytes(self) -> int:
+        """The largest resident size any one of the processes reached (read each 0.5 s)."""
+        return max(self._peak_rss.values(), default=0)
+
 
 @contextmanager
-def serving(db: BenchDatabase, *, workers: int, log_path: Path) -> Iterator[tuple[str, int]]:
+def serving(
+    db: BenchDatabase, *, workers: int, log_path: Path, code: Path | None = None
+) -> Iterator[tuple[str, int]]:
     """`planwise serve` on a free port against the bench database; yields (base URL,
-    process group)."""
+    process group). `code`: the `api/` directory of another checkout to serve instead of
+    this one (a `git worktree` of main, for a before/after on the same data)."""
     env = {
         **os.environ,
         "DATABASE_URL": db.app_url,
         "MIGRATION_DATABASE_URL": db.admin_url,
         "JWT_SECRET": db.settings.jwt_secret.get_secret_value(),
     }
+    if code is not None:  # that checkout's code with this one's cluster and settings
+        env |= {"PYTHONPATH": str(code.resolve()), "PLANWISE_HOME": str(PLANWISE_HOME)}
     with serve_subprocess(env, log_path, "--workers", str(workers)) as served:
         yield served
 
@@ -205,9 +229,11 @@ def run(
     connections: tuple[int, ...] = (1, 8, 32),
     workers: int = 1,
     work_dir: Path,
+    code: Path | None = None,
     progress: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """req/s and p50/p99 of the API at each connection count, and pgbench's tps there."""
+    """req/s and p50/p99 of the API at each connection count, and pgbench's tps there;
+    `code` as in `serving`."""
     if wrk_path() is None:
         return {"skipped": "not measured: wrk not installed (`make install` installs it)"}
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -223,7 +249,10 @@ def run(
     requests_file.chmod(0o600)
     variables = {**sql.VARIABLES, "requests": str(requests)}
     results: dict[str, Any] = {"workers": workers, "levels": {}}
-    with serving(db, workers=workers, log_path=work_dir / "api-server.log") as (base, group):
+    if code is not None:
+        results["code"] = str(code)
+    log_path = work_dir / "api-server.log"
+    with serving(db, workers=workers, log_path=log_path, code=code) as (base, group):
         first = requests_file.read_text().split("\n", 1)[0].split()
         status, body = _get(f"{base}/api/v1/recommendations?lat={first[1]}&lng={first[2]}",
                             token=first[0])  # fmt: skip
@@ -248,6 +277,7 @@ def run(
             handled = max(api["requests"], 1)
             api["api_cpu_ms_per_request"] = round(api_cpu.seconds * 1000 / handled, 3)
             api["db_cpu_ms_per_request"] = round(db_cpu.seconds * 1000 / handled, 3)
+            api["api_peak_rss_mib"] = round(api_cpu.peak_rss_bytes / 1024**2, 1)
             api["load_average"] = [before, load_average()]
             if warmup > 0:
                 pgbench.run(db.app_url, sql.OURS_SCRIPT, clients=count, seconds=warmup,

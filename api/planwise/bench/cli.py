@@ -44,6 +44,7 @@ class Options:
     recall_samples: int = 200
     connections: tuple[int, ...] = (1, 8, 32)
     workers: int = 1
+    api_code: Path | None = None
     records: int = 1_000_000
     pitr: bool = True
     database: str = data.DEFAULT_DATABASE
@@ -162,7 +163,7 @@ def _api(session: Session) -> None:
     results = api_bench.run(
         session.db, seconds=options.seconds, warmup=options.warmup, requests=options.requests,
         connections=options.connections, workers=options.workers,
-        work_dir=options.work_dir, progress=_say,
+        work_dir=options.work_dir, code=options.api_code, progress=_say,
     )  # fmt: skip
     session.save("api", results)
 
@@ -250,6 +251,10 @@ def api_command(
     connections: Connections = "1,8,32", workers: Workers = 1, smoke: Smoke = False,
     database: Database = data.DEFAULT_DATABASE, results_dir: ResultsDir = report.RESULTS_DIR,
     work_dir: WorkDir = PLANWISE_HOME / "bench",
+    api_code: Annotated[Path | None, typer.Option(
+        exists=True, file_okay=False,
+        help="serve the api/ directory of another checkout (a git worktree of main: before)",
+    )] = None,
 ) -> None:  # fmt: skip
     """/api/v1/recommendations under wrk at 1, 8, 32 connections, next to pgbench."""
     session = Session(_options(smoke, places=None if smoke else places,
@@ -257,7 +262,7 @@ def api_command(
                                warmup=None if smoke else warmup,
                                connections=None if smoke else connections, workers=workers,
                                database=database, results_dir=results_dir,
-                               work_dir=work_dir))  # fmt: skip
+                               work_dir=work_dir, api_code=api_code))  # fmt: skip
     session.ensure_data()
     _api(session)
     session.show()

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
+import psycopg
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
@@ -43,14 +44,63 @@ def read_in_autocommit(engine: Engine, read: Callable[[Connection], T]) -> T:
     BEGIN, no COMMIT: one round trip per statement). A read whose connection turns out to
     be dead is run once more on a fresh one (the first failure invalidates the pool): it
     wrote nothing, so running it again is safe."""
+    return _retried_once_if_dead(lambda: _autocommit(engine, read))
+
+
+def _retried_once_if_dead(attempt: Callable[[], T]) -> T:
     try:
-        return _autocommit(engine, read)
+        return attempt()
     except DBAPIError as error:
         if not error.connection_invalidated:
             raise
-    return _autocommit(engine, read)
+    return attempt()
 
 
 def _autocommit(engine: Engine, read: Callable[[Connection], T]) -> T:
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         return read(connection)
+
+
+def read_driver_in_autocommit(engine: Engine, read: Callable[[psycopg.Connection[Any]], T]) -> T:
+    """As `read_in_autocommit`, with `read` given psycopg's own connection, checked out of
+    the engine's pool: the pool's checkout check (`discard_if_dropped`), its bounded wait
+    and its metrics stay, SQLAlchemy's per-statement layer (compiling, result rows) goes;
+    for a hot read it costs more than the statement (README Performance). psycopg's errors
+    are raised as SQLAlchemy raises them (`DBAPIError`), so they answer the same, and a
+    dead connection is retried once, as there."""
+    return _retried_once_if_dead(lambda: _driver_autocommit(engine, read))
+
+
+def _driver_autocommit(engine: Engine, read: Callable[[psycopg.Connection[Any]], T]) -> T:
+    try:
+        pooled = engine.raw_connection()
+    except psycopg.Error as error:  # no connection could be made
+        raise _wrapped(engine, error, None) from error
+    driver = cast(psycopg.Connection[Any], pooled.driver_connection)
+    try:
+        driver.autocommit = True
+        try:
+            return read(driver)
+        finally:
+            if not driver.closed:
+                driver.autocommit = False  # as the pool's other users expect it
+    except psycopg.Error as error:
+        wrapped = _wrapped(engine, error, driver)
+        if wrapped.connection_invalidated:
+            # What SQLAlchemy's Connection does on a disconnect: drop this connection and
+            # every one pooled before it (they likely died together); no public API.
+            engine.pool._invalidate(pooled, error)
+        raise wrapped from error
+    finally:
+        pooled.close()
+
+
+def _wrapped(
+    engine: Engine, error: psycopg.Error, connection: psycopg.Connection[Any] | None
+) -> DBAPIError:
+    invalidated = engine.dialect.is_disconnect(cast(Any, error), cast(Any, connection), None)
+    wrapped = DBAPIError.instance(
+        None, None, error, psycopg.Error, dialect=engine.dialect, connection_invalidated=invalidated
+    )
+    assert isinstance(wrapped, DBAPIError)
+    return wrapped

@@ -3,7 +3,7 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, HTTPException, Query, Response, status
 
-from planwise.db.session import read_in_autocommit
+from planwise.db.session import read_driver_in_autocommit
 from planwise.deps import ReadEngineDep, VerifiedToken, unauthorized
 from planwise.places.categories import CATEGORIES, KnownCategory
 from planwise.places.geo import MAX_RADIUS_KM
@@ -41,8 +41,9 @@ def get_recommendations(
     Distances are great-circle kilometres. With no preferences the list is empty and
     `hint` says how to set some.
 
-    The hot path: one statement in autocommit (the user check, RLS's acting user and the
-    query), and the body serialised once, by orjson, from what the database returned.
+    The hot path: one statement in autocommit on psycopg's own connection (the user
+    check, RLS's acting user and the query), and the body serialised once, by orjson,
+    from the rows the database returned.
     """
     params = service.recommendation_params(
         lat=lat,
@@ -53,11 +54,11 @@ def get_recommendations(
         category=category,
     )
     try:
-        result = read_in_autocommit(
-            engine, lambda connection: service.recommend_for(connection, token, params)
+        body = read_driver_in_autocommit(
+            engine, lambda connection: service.recommendation_body(connection, token, params)
         )
     except DeactivatedUser as error:
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail=str(error)) from None
     except TokenRefused as error:
         raise unauthorized(str(error)) from None
-    return Response(orjson.dumps(result.model_dump()), media_type="application/json")
+    return Response(orjson.dumps(body), media_type="application/json")

@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import psycopg
 from psycopg import errors as pg_errors
-from sqlalchemy import Connection, Row, RowMapping, text
+from sqlalchemy import Row, RowMapping, text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
@@ -45,12 +46,14 @@ FROM preference WHERE user_id = {ACTING_USER_SQL}
 """  # noqa: S608
 """Explains an empty result; run only then."""
 
-RECOMMEND_FOR = text(
-    "SELECT * FROM planwise_recommend_for(:user_id, :auth_user_id, :full_name, "
-    ":lat, :lng, :radius_km, :limit, :exclude_reviewed, :category, :issued_at, :session_id)"
+RECOMMEND_FOR = (
+    "SELECT * FROM planwise_recommend_for(%(user_id)s, %(auth_user_id)s, %(full_name)s, "
+    "%(lat)s, %(lng)s, %(radius_km)s, %(limit)s, %(exclude_reviewed)s, %(category)s, "
+    "%(issued_at)s, %(session_id)s)"
 )
-PREFERENCE_COUNTS_FOR = text(
-    "SELECT * FROM planwise_preference_counts_for(:user_id, :auth_user_id, :category)"
+"""psycopg's own placeholders: the API runs it on the driver's connection."""
+PREFERENCE_COUNTS_FOR = (
+    "SELECT * FROM planwise_preference_counts_for(%(user_id)s, %(auth_user_id)s, %(category)s)"
 )
 
 NO_ACTING_USER = "app.user_id is not set in this transaction: call set_acting_user() first"
@@ -146,10 +149,11 @@ def _result(
     )
 
 
-def _raise_refusal(error: DBAPIError) -> None:
+def _raise_refusal(error: DBAPIError | psycopg.Error) -> None:
     """The request's bounds or its user, refused by the database, as Python errors."""
-    if isinstance(error.orig, pg_errors.InvalidParameterValue):
-        raise ValueError(error.orig.diag.message_primary) from None
+    orig = error.orig if isinstance(error, DBAPIError) else error
+    if isinstance(orig, pg_errors.InvalidParameterValue):
+        raise ValueError(orig.diag.message_primary) from None
     raise_token_refusal(error)
 
 
@@ -175,19 +179,53 @@ def _item(row: RowMapping) -> Recommendation:
     )
 
 
-def recommend_for(
-    connection: Connection, token: AccessToken, params: Mapping[str, Any]
-) -> RecommendationResult:
-    """As `recommend`, for the user a verified token names, in one statement on an
-    autocommit connection (`planwise_recommend_for`, migrations a7b8c9d0e1f2 and
-    f3a4b5c6d7e8): the token's resolution (user gone, deactivated, or the token ended by
-    a password change or logout), RLS's acting user and the query in one round trip.
-    `params` are `recommendation_params`. Raises a `TokenRefused`. An empty list costs a
-    second statement, for its hint."""
+def recommendation_body(
+    connection: psycopg.Connection[Any], token: AccessToken, params: Mapping[str, Any]
+) -> dict[str, Any]:
+    """As `recommend`, for the user a verified token names, as the response body
+    (`RecommendationResult`'s shape), in one statement on an autocommit connection
+    (`planwise_recommend_for`, migrations a7b8c9d0e1f2 and f3a4b5c6d7e8): the token's
+    resolution (user gone, deactivated, or the token ended by a password change or
+    logout), RLS's acting user and the query in one round trip. `params` are
+    `recommendation_params`. Raises a `TokenRefused`. An empty list costs a second
+    statement, for its hint.
+
+    The rows become the body's dicts directly, with no pydantic model per row: the row
+    type (`recommend_places_row`) fixes every column's type, so the JSON is the same."""
     bound = {**params, **token_parameters(token.subject, token.issued_at, token.session_id)}
     try:
-        rows = connection.execute(RECOMMEND_FOR, bound).mappings().all()
-    except DBAPIError as error:
+        with connection.cursor() as cursor:
+            rows = cursor.execute(RECOMMEND_FOR, bound).fetchall()
+            if rows:
+                return {"items": [_body_item(row) for row in rows], "hint": None}
+            counts = cursor.execute(PREFERENCE_COUNTS_FOR, bound).fetchone()
+    except psycopg.Error as error:
         _raise_refusal(error)
         raise
-    return _result(rows, params, lambda: connection.execute(PREFERENCE_COUNTS_FOR, bound).one())
+    assert counts is not None  # an aggregate: always one row
+    return {"items": [], "hint": _hint(counts[0], counts[1], params)}
+
+
+def _body_item(row: tuple[Any, ...]) -> dict[str, Any]:
+    """One `recommend_places_row` (columns in the type's order) as a `Recommendation`."""
+    (id_, name, lat, lng, category, rating, total, types, description, distance_km,
+     preference, rating_component, popularity, proximity, score) = row  # fmt: skip
+    return {
+        "id": id_,
+        "name": name,
+        "lat": lat,
+        "lng": lng,
+        "category": category,
+        "rating": rating,
+        "user_ratings_total": total,
+        "types": types.split(",") if types else [],
+        "description": description,
+        "distance_km": distance_km,
+        "score": score,
+        "components": {
+            "preference": preference,
+            "rating": rating_component,
+            "popularity": popularity,
+            "proximity": proximity,
+        },
+    }

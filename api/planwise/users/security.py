@@ -9,6 +9,7 @@ would carry ("authenticated"), while the Planwise role (user/admin) is read from
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -171,11 +172,43 @@ def _session_id(claims: dict[str, Any]) -> uuid.UUID | None:
     return None if session is None else uuid.UUID(str(session))
 
 
+VERIFIED_TOKENS_KEPT = 10_000
+"""Verified access tokens remembered per process (a few MB at most)."""
+_verified: dict[tuple[str, str, str | None], AccessToken] = {}
+_verified_lock = threading.Lock()
+
+
 def decode_access_token(settings: Settings, token: str) -> AccessToken:
     """The Planwise user id our token names, or the Supabase user a Supabase token names.
 
     Ours carry a numeric `sub`, Supabase's a uuid, so the two are told apart even when
-    JWT_SECRET and SUPABASE_JWT_SECRET are the same key."""
+    JWT_SECRET and SUPABASE_JWT_SECRET are the same key.
+
+    A token verified once is remembered by its exact text and the keys that verified it,
+    until its `exp`: the same bytes under the same keys verify the same way, and PyJWT's
+    decoding costs about 0.2 ms a request. Only expiry changes with time, and is checked
+    on every use (valid while `exp` is later than now, as PyJWT has it). Whether the
+    token's user may act (gone, deactivated, ended by a password change or a logout) is
+    the database's answer on every request, never remembered here."""
+    jwt_secret = settings.jwt_secret.get_secret_value()
+    supabase_secret = settings.supabase_jwt_secret
+    key = (token, jwt_secret, supabase_secret.get_secret_value() if supabase_secret else None)
+    known = _verified.get(key)
+    if known is not None and known.expires_at > time.time():
+        return known
+    access = _decode_access_token(settings, token)
+    with _verified_lock:  # API worker threads verify too
+        if len(_verified) >= VERIFIED_TOKENS_KEPT:
+            now = time.time()
+            for stale in [k for k, seen in _verified.items() if seen.expires_at <= now]:
+                del _verified[stale]
+            while len(_verified) >= VERIFIED_TOKENS_KEPT:  # the oldest first
+                del _verified[next(iter(_verified))]
+        _verified[key] = access
+    return access
+
+
+def _decode_access_token(settings: Settings, token: str) -> AccessToken:
     supabase_secret = settings.supabase_jwt_secret
     try:
         claims = _access_claims(token, settings.jwt_secret)

@@ -228,12 +228,14 @@ def act_for_token(
     return user
 
 
-def raise_token_refusal(error: DBAPIError) -> None:
-    """`planwise_resolve_token`'s refusals (also raised inside `planwise_recommend_for`)
-    as the typed `TokenRefused`; anything else returns, for the caller to re-raise."""
-    refusal = REFUSALS.get(str(getattr(error.orig, "sqlstate", "")))
+def raise_token_refusal(error: DBAPIError | pg_errors.Error) -> None:
+    """`planwise_resolve_token`'s refusals (also raised inside `planwise_recommend_for`),
+    as SQLAlchemy or psycopg raised them, as the typed `TokenRefused`; anything else
+    returns, for the caller to re-raise."""
+    orig = error.orig if isinstance(error, DBAPIError) else error
+    refusal = REFUSALS.get(str(getattr(orig, "sqlstate", "")))
     if refusal is not None:
-        diag = getattr(error.orig, "diag", None)
+        diag = getattr(orig, "diag", None)
         raise refusal(str(getattr(diag, "message_primary", "") or refusal.__doc__)) from None
 
 
