@@ -17,6 +17,7 @@ import httpx
 import psycopg
 import pytest
 from pydantic import SecretStr
+from sqlalchemy.engine import make_url
 
 from planwise.config import Settings
 from planwise.ops.cluster.patroni import HACluster
@@ -32,11 +33,21 @@ class RunningCluster:
     ha: HACluster
     output: str = ""
     cleaned: list[bool] = field(default_factory=list)
+    urls: dict[tuple[str, ...], str] = field(default_factory=dict)
 
     def url(self, *args: str) -> str:
-        result = planwise("cluster", "url", *args, **self.env)
-        assert result.returncode == 0, result.stderr
-        return result.stdout.strip()
+        """`planwise cluster url ARGS`, asked once (it stays the same while the cluster runs)."""
+        if args not in self.urls:
+            result = planwise("cluster", "url", *args, **self.env)
+            assert result.returncode == 0, result.stderr
+            self.urls[args] = result.stdout.strip()
+        return self.urls[args]
+
+    def member_url(self, member: dict[str, object]) -> str:
+        """The owner's URL of this one member (a single host: `backup` takes no other)."""
+        url = make_url(self.url("--as", "admin"))
+        one = url.set(host=str(member["host"]), port=int(str(member["port"])), query={})
+        return one.render_as_string(hide_password=False)
 
     def members(self) -> list[dict[str, object]]:
         result = planwise("cluster", "status", "--json", **self.env)
