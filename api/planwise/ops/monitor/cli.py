@@ -175,7 +175,8 @@ def _print_replication(replication: dict[str, Any] | None) -> None:
              f"{replay['lag_seconds'] or 0:.1f} s behind"
              + (" (paused)" if replay["paused"] else ""), highlight=False)  # fmt: skip
     else:
-        show(f"Replication: a leader on timeline {replication['timeline']}", highlight=False)
+        show(f"Replication: a primary on timeline {replication['timeline']}, "
+             f"{len(replication['standbys'])} standbys connected", highlight=False)  # fmt: skip
     if replication["standbys"]:
         show(_table("Standbys", replication["standbys"],
                     ["name", "state", "sync_state", "sent_lag_bytes", "write_lag_bytes",

@@ -295,9 +295,14 @@ def collect(
     if report["wraparound"] is not None:
         report["wraparound"]["fraction_used"] = report["wraparound"]["xid_age"] / XID_LIMIT
     report["sequences"] = read("sequences", [], rows(SEQUENCES_SQL))
+    # planwise_replication() comes with migration 8d9e0f1a2b3c: a database not migrated
+    # yet gets no replication part rather than no report.
+    migrated = read("replication", False, scalar(
+        "SELECT to_regprocedure('public.planwise_replication()') IS NOT NULL"
+    ))  # fmt: skip
     report["replication"] = read(
         "replication", None, scalar("SELECT public.planwise_replication()")
-    )
+    ) if migrated else None  # fmt: skip
     report["backups"] = _backup_facts(backup_dir)
     report["tables_not_sized"] = [
         entry["table"] for entry in [*report["tables"], *report["indexes"]]
