@@ -102,6 +102,11 @@ class Settings(BaseSettings):
     # `planwise cluster`: the Patroni members' streaming-replication role (generated into
     # .planwise/local.env by `cluster up` when unset).
     planwise_cluster_replication_password: SecretStr | None = None
+    # Patroni REST APIs of the monitored database's cluster, comma-separated
+    # (`http://10.0.0.1:8008,http://10.0.0.2:8008`): `monitor --check` then flags a cluster
+    # without a leader and members not running. Unset: the local `planwise cluster`'s,
+    # when the monitored server is one of its members.
+    patroni_url: str | None = Field(None, pattern=r"^https?://[^\s,]+(,https?://[^\s,]+)*$")
 
     # Named databases for `planwise migrate --env NAME`, as JSON:
     # MIGRATION_ENVIRONMENTS='{"staging": "postgresql://…", "production": "postgresql://…"}'

@@ -7,17 +7,22 @@ from PLANWISE_PG_PORT (member N on +10+N, Patroni REST +30+N, etcd +50 and +51).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import httpx
 import psycopg
 import pytest
 
 from planwise.config import Settings
+from planwise.db import migrations
+from tests.support.accounts import PASSWORD
 from tests.support.cli import planwise
 from tests.support.cluster import (
     ApiWriter,
@@ -61,6 +66,23 @@ def test_up_gives_the_same_database_as_make_db(ha_cluster: RunningCluster) -> No
             "app_read",
             True,
         )
+
+
+def test_migrate_status_on_the_cluster_is_at_head_and_the_standby_follows(
+    ha_cluster: RunningCluster,
+) -> None:
+    """`migrate status` against the cluster's read-write URL (the leader) reports the head;
+    the standby has the same alembic_version, through replication alone."""
+    head = migrations.head_revision()
+    environments = json.dumps({"cluster": ha_cluster.url("--as", "admin")})
+    result = planwise("migrate", "status", "--env", "cluster",
+                      MIGRATION_ENVIRONMENTS=environments, **ha_cluster.env)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert f"at {head}, head {head}" in result.stdout and "nothing pending" in result.stdout
+    standby = next(m.as_dict() for m in ha_cluster.ha.members() if m.role != "leader")
+    with psycopg.connect(ha_cluster.member_url(standby), autocommit=True) as conn:
+        assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(head,)]
 
 
 def test_status_json_names_each_member(ha_cluster: RunningCluster) -> None:
@@ -148,7 +170,9 @@ def test_kill_9_of_the_leader_then_a_switchover_under_write_load(
     admin_url = ha_cluster.url("--as", "admin")
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute("CREATE TABLE ha_probe (n integer PRIMARY KEY)")
-    api_settings = ha_cluster.api_settings(settings)
+    api_settings = ha_cluster.api_settings(
+        settings, patroni_url=",".join(ha_cluster.ha.rest_urls())
+    )
     with serve(api_settings) as live, live.http() as http:
         subscribing = time.monotonic()
         events = place_events(live, http, admin_url)  # the realtime listener follows too
@@ -172,6 +196,8 @@ def test_kill_9_of_the_leader_then_a_switchover_under_write_load(
         assert f'switched over to "{failover.old["name"]}"' in switched.stdout
         switched_at = time.monotonic()
         wait_for_writes_after(switched_at, writer, api_writer)
+        replication = replication_once_streaming(http, api_writer.headers)
+        overview = console_overview(live.url, f"ha_admin_{os.getpid()}")
         time.sleep(1)
         writer.stop.set()
         api_writer.stop.set()
@@ -194,7 +220,7 @@ def test_kill_9_of_the_leader_then_a_switchover_under_write_load(
         f"{switched_at - switch_started:.1f} s, direct writes stopped for "
         f"{writer.outage(switch_started):.1f} s, API writes for "
         f"{api_writer.outage(switch_started):.1f} s. {len(writer.acknowledged)} direct writes "
-        f"({writer.failures} failures), API responses {dict(codes)}"
+        f"({len(writer.failures)} failures), API responses {dict(codes)}"
     )
     assert set(codes) <= {200, 201, 503}, codes
     failed = [at for at, code, _ in api_writer.responses if code not in (200, 201)]
@@ -204,6 +230,24 @@ def test_kill_9_of_the_leader_then_a_switchover_under_write_load(
         and not switch_started <= at <= served_after_switch
     ]  # fmt: skip
     assert not outside, f"{len(outside)} API failures outside the failover and the switchover"
+    direct_after = [at for at in writer.failures if at > writer.served_again(switched_at)]
+    assert not direct_after, f"{len(direct_after)} direct write failures after the switchover"
+    # The admin report (read as app_service) knows the new layout: the leader on the new
+    # timeline, the old one its streaming sync standby, Patroni's leader the same.
+    final = {str(m["name"]): m for m in ha_cluster.members()}
+    assert replication["in_recovery"] is False
+    assert replication["timeline"] == final[str(failover.old["name"])]["timeline"]
+    assert replication["timeline"] == old_timeline + 2
+    assert [(s["name"], s["sync_state"]) for s in replication["standbys"]] == [
+        (failover.new["name"], "sync")
+    ]
+    assert replication["patroni"]["leader"] == failover.old["name"]
+    # So does the console's Overview: its members with role and timeline, the rules green.
+    for name, role in ((failover.old["name"], "leader"), (failover.new["name"], "sync_standby")):
+        assert f"<td>{name}</td><td>{role}</td>" in overview
+    assert f"the leader, timeline {old_timeline + 2}" in overview
+    for rule in ("replication lag", "standbys streaming", "Patroni cluster"):
+        assert f'class="rule ok" data-rule="{rule}"' in overview, rule
     with psycopg.connect(admin_url, autocommit=True) as conn:
         assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (False,)
         assert conn.execute("SHOW port").fetchone() == (str(failover.old["port"]),)
@@ -218,6 +262,39 @@ def test_kill_9_of_the_leader_then_a_switchover_under_write_load(
     assert not unannounced, f"{len(unannounced)} places never announced, e.g. {unannounced}"
     repeated = [place for place, times in Counter(events.received).items() if times > 1]
     assert not repeated, f"announced twice: {repeated[:5]}"
+
+
+def replication_once_streaming(http: httpx.Client, headers: dict[str, str]) -> dict[str, Any]:
+    """`GET /admin/db`'s replication part once the leader has a streaming sync standby and
+    Patroni says so too (it records the sync standby, and a member's state, after
+    PostgreSQL has them)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        response = http.get("/admin/db", headers=headers)
+        if response.status_code == 200:
+            replication: dict[str, Any] = response.json()["replication"]
+            standbys = [(s["state"], s["sync_state"]) for s in replication["standbys"]]
+            patroni = sorted((m["role"], m["state"]) for m in replication["patroni"]["members"])
+            if standbys == [("streaming", "sync")] and patroni == [
+                ("leader", "running"),
+                ("sync_standby", "running"),
+            ]:
+                return replication
+        time.sleep(0.3)
+    pytest.fail("no sync standby streamed to the new leader within 30 s of the switchover")
+
+
+def console_overview(url: str, username: str) -> str:
+    """The console's Overview page, signed in through its form."""
+    with httpx.Client(base_url=url, timeout=10) as client:
+        token = re.search(r'name="csrf" value="([^"]+)"', client.get("/admin/login").text)
+        assert token is not None
+        signed = client.post("/admin/login", data={
+            "username": username, "password": PASSWORD, "csrf": token[1]})  # fmt: skip
+        assert signed.status_code == 303, signed.text
+        page = client.get("/admin/")
+        assert page.status_code == 200, page.text
+        return page.text
 
 
 def wait_for_writes_after(moment: float, writer: Writer, api_writer: ApiWriter) -> None:

@@ -1,7 +1,9 @@
 """Reads go to replicas: with DATABASE_READ_URL the cluster's prefer-standby URL, the
 recommendation statement and place reads run on the standby while writes stay on the
 leader, and a user who just wrote reads from the leader (read-your-writes), proven with
-the standby's replay paused so that a read there would miss the write.
+the standby's replay paused so that a read there would miss the write. Then, on the same
+cluster, what `monitor --check` says of a stopped standby and of a cluster without a
+leader, and the standby catching up.
 
 Two members (`cluster up --nodes 2 --sync`), ports derived from PLANWISE_PG_PORT as in
 tests/test_cluster.py.
@@ -9,8 +11,13 @@ tests/test_cluster.py.
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import subprocess
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,9 +25,11 @@ import psycopg
 import pytest
 
 from planwise.config import Settings
+from planwise.db.cluster import PG_BIN, as_cluster_user
 from tests.support.cli import planwise
 from tests.support.cluster import RunningCluster, Writer, account_headers, cluster_fixture
 from tests.support.live import serve
+from tests.test_monitor import RELAXED
 
 pytestmark = pytest.mark.slow
 
@@ -240,7 +249,7 @@ def test_pgbouncer_follows_the_leader_through_a_switchover(ha_cluster: RunningCl
             )
         print(
             f"PgBouncer: switchover {switched_at - switch_started:.1f} s, writes through it "
-            f"stopped for {writer.outage(switch_started):.1f} s ({writer.failures} failed "
+            f"stopped for {writer.outage(switch_started):.1f} s ({len(writer.failures)} failed "
             "attempts)"
         )
     finally:
@@ -292,3 +301,140 @@ def test_wal_is_archived_from_the_leader_and_after_a_switchover_from_the_new_one
     repository = ha_cluster.ha.pgbackrest_dir / "repo"
     archived = {path.name[:24] for path in repository.glob("archive/*/*/*/*")}
     assert {first_wal, new_wal} <= archived, (first_wal, new_wal, sorted(archived)[-5:])
+
+
+def monitor_env(ha_cluster: RunningCluster, url: str, backups: Path) -> dict[str, str]:
+    """`planwise monitor` against `url` (a member of the cluster), with a backup dir."""
+    return {**ha_cluster.env, "MIGRATION_DATABASE_URL": url, "BACKUP_DIR": str(backups)}
+
+
+def check(env: dict[str, str], *options: str) -> subprocess.CompletedProcess[str]:
+    return planwise("monitor", "--check", *RELAXED, *options, **env)
+
+
+def wait_for_members(
+    ha_cluster: RunningCluster, ready: Callable[[dict[str, dict[str, object]]], bool]
+) -> dict[str, dict[str, object]]:
+    """Polls what `cluster status --json` prints, in this process (no CLI start each time)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        members = {m.name: m.as_dict() for m in ha_cluster.ha.members()}
+        if ready(members):
+            return members
+        time.sleep(0.2)
+    pytest.fail(f"the cluster did not get there within 60 s: {ha_cluster.ha.members()}")
+
+
+def healthy(members: dict[str, dict[str, object]]) -> bool:
+    return len(members) == 2 and all(
+        m["state"] == ("running" if m["role"] == "leader" else "streaming") and m["lag_bytes"] == 0
+        for m in members.values()
+    )
+
+
+def data_dir(ha_cluster: RunningCluster, member: dict[str, object]) -> Path:
+    return ha_cluster.ha.node_dir(int(str(member["name"]).removeprefix("node"))) / "data"
+
+
+def stop_postgres(ha_cluster: RunningCluster, member: dict[str, object]) -> None:
+    """Fast shutdown of a member's PostgreSQL (SIGINT to its postmaster, which removes its
+    pid file last); with Patroni in maintenance mode nothing starts it again."""
+    assert isinstance(member["pid"], int)
+    os.kill(member["pid"], signal.SIGINT)
+    deadline = time.monotonic() + 30
+    while (data_dir(ha_cluster, member) / "postmaster.pid").exists():
+        assert time.monotonic() < deadline, "PostgreSQL did not stop within 30 s"
+        time.sleep(0.1)
+
+
+def test_check_flags_a_cluster_without_a_leader_then_a_stopped_replica_that_catches_up(
+    ha_cluster: RunningCluster, tmp_path: Path
+) -> None:
+    """Patroni paused, so nothing fails over and nothing is restarted behind our back.
+    The leader's PostgreSQL stopped: Patroni drops the leader key, and `monitor --check`
+    against the standby says the cluster has no leader and the standby's WAL receiver does
+    not stream; started again by hand, the leader takes its key back. Then the standby's
+    PostgreSQL stopped while the leader takes writes: `cluster status` shows it stopped,
+    `--check` names the rules (its slot not streamed from, WAL behind, a member not
+    running). Out of maintenance mode Patroni starts the standby, which catches up: the
+    rows there, lag 0, no replication rule left in `--check`."""
+    members = [m.as_dict() for m in ha_cluster.ha.members()]
+    leader = next(m for m in members if m["role"] == "leader")
+    standby = next(m for m in members if m["role"] != "leader")
+    admin_url = ha_cluster.url("--as", "admin")
+    env = monitor_env(ha_cluster, admin_url, tmp_path)
+    maintenance_mode(ha_cluster, True)
+    try:
+        stop_postgres(ha_cluster, leader)
+        deadline = time.monotonic() + 15
+        while ha_cluster.ha.leader() is not None:
+            assert time.monotonic() < deadline, "Patroni kept the leader key 15 s"
+            time.sleep(0.2)
+        leaderless = check(monitor_env(ha_cluster, ha_cluster.member_url(standby), tmp_path))
+        assert leaderless.returncode == 1, leaderless.stdout
+        for line in (
+            "PROBLEM Patroni cluster: the cluster has no running leader (Patroni is in "
+            "maintenance mode: nothing fails over)",
+            f"PROBLEM Patroni cluster: member {leader['name']} (replica) is stopped",
+            "PROBLEM standbys streaming: this standby's WAL receiver is ",
+        ):
+            assert line in leaderless.stdout, leaderless.stdout
+        start_postgres(ha_cluster, leader)
+        deadline = time.monotonic() + 20
+        while (back := ha_cluster.ha.leader()) is None:
+            assert time.monotonic() < deadline, "Patroni did not take the leader key back"
+            time.sleep(0.2)
+        assert back["name"] == leader["name"]
+
+        stop_postgres(ha_cluster, standby)
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute("SET synchronous_commit = local")  # the sync standby is gone
+            conn.execute(
+                "CREATE TABLE catch_up_probe AS "
+                "SELECT n, repeat('x', 200) AS pad FROM generate_series(1, 5000) n"
+            )
+        name = str(standby["name"])
+        wait_for_members(ha_cluster, lambda members: members[name]["state"] == "stopped")
+        status = planwise("cluster", "status", "--json", **ha_cluster.env)
+        assert status.returncode == 0  # a leader runs
+        stopped = next(m for m in map(json.loads, status.stdout.splitlines()) if m["name"] == name)
+        assert stopped["state"] == "stopped" and stopped["pid"] is None
+        assert stopped["lag_bytes"] != 0
+        flagged = check(env, "--replica-lag-bytes", "65536")
+        assert flagged.returncode == 1, flagged.stdout
+        lines = flagged.stdout.splitlines()
+        for start in (
+            f"PROBLEM standbys streaming: no standby streams from replication slot {name} (",
+            f"PROBLEM replication lag: the standby of slot {name} is gone, ",
+            f"PROBLEM Patroni cluster: member {name} (",  # (replica): no longer the sync one
+        ):
+            assert any(line.startswith(start) for line in lines), flagged.stdout
+        assert any(line.endswith(") is stopped") for line in lines), flagged.stdout
+    finally:
+        maintenance_mode(ha_cluster, False)  # Patroni starts the standby again
+    started = time.monotonic()
+    wait_for_members(ha_cluster, healthy)
+    print(f"the stopped standby streamed again, caught up, {time.monotonic() - started:.1f} s "
+          "after maintenance mode ended")  # fmt: skip
+    with psycopg.connect(ha_cluster.member_url(standby)) as conn:
+        assert conn.execute("SELECT count(*) FROM catch_up_probe").fetchone() == (5000,)
+    assert_green_but_for_the_backup(check(env, "--replica-lag-bytes", "65536"))
+
+
+def start_postgres(ha_cluster: RunningCluster, member: dict[str, object]) -> None:
+    """`pg_ctl start` of a member's PostgreSQL, as Patroni configured it."""
+    data = data_dir(ha_cluster, member)
+    started = subprocess.run(
+        as_cluster_user([str(PG_BIN / "pg_ctl"), "-D", str(data), "-w", "-t", "30",
+                         "-l", str(data.parent / "restart.log"), "start"]),
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert started.returncode == 0, started.stdout + started.stderr
+
+
+def assert_green_but_for_the_backup(result: subprocess.CompletedProcess[str]) -> None:
+    """`--check` finds nothing but the missing verified dump (a new cluster has none;
+    making and verifying one would double this test's time)."""
+    lines = result.stdout.splitlines()
+    assert result.returncode == 1 and lines, result.stdout
+    assert all(line.startswith("PROBLEM verified backup: ") for line in lines), result.stdout

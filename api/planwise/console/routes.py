@@ -180,6 +180,7 @@ def _report(request: Request, session: SessionDep) -> dict[str, Any]:
 @router.get("/")
 def overview(request: Request, session: SessionDep, admin: AdminDep) -> HTMLResponse:
     report = _report(request, session)
+    monitor.add_patroni(report, request.app.state.settings)
     rules = monitor.health(report, monitor.Thresholds())
     cache = {entry["kind"]: entry["ratio"] for entry in report["cache"]}
     connections = sum(entry["count"] for entry in report["connections"])

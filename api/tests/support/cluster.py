@@ -24,6 +24,7 @@ import psycopg
 import pytest
 from pydantic import SecretStr
 from realtime import AsyncRealtimeClient, RealtimeSubscribeStates
+from sqlalchemy.engine import make_url
 
 from planwise.config import Settings
 from planwise.ops.cluster.patroni import HACluster
@@ -40,11 +41,21 @@ class RunningCluster:
     ha: HACluster
     output: str = ""
     cleaned: list[bool] = field(default_factory=list)
+    urls: dict[tuple[str, ...], str] = field(default_factory=dict)
 
     def url(self, *args: str) -> str:
-        result = planwise("cluster", "url", *args, **self.env)
-        assert result.returncode == 0, result.stderr
-        return result.stdout.strip()
+        """`planwise cluster url ARGS`, asked once (it stays the same while the cluster runs)."""
+        if args not in self.urls:
+            result = planwise("cluster", "url", *args, **self.env)
+            assert result.returncode == 0, result.stderr
+            self.urls[args] = result.stdout.strip()
+        return self.urls[args]
+
+    def member_url(self, member: dict[str, object]) -> str:
+        """The owner's URL of this one member (a single host: `backup` takes no other)."""
+        url = make_url(self.url("--as", "admin"))
+        one = url.set(host=str(member["host"]), port=int(str(member["port"])), query={})
+        return one.render_as_string(hide_password=False)
 
     def members(self) -> list[dict[str, object]]:
         result = planwise("cluster", "status", "--json", **self.env)
@@ -127,7 +138,7 @@ class Writer(threading.Thread):
         self.connect = connect
         self.acknowledged: list[int] = []
         self.ack_times: list[float] = []
-        self.failures = 0
+        self.failures: list[float] = []
         self.last_ack_at = 0.0
         self.stop = threading.Event()
 
@@ -150,8 +161,12 @@ class Writer(threading.Thread):
                         self.last_ack_at = time.monotonic()
                         self.ack_times.append(self.last_ack_at)
             except psycopg.Error:
-                self.failures += 1
+                self.failures.append(time.monotonic())
                 time.sleep(0.1)
+
+    def served_again(self, since: float) -> float:
+        """When the first write after `since` was acknowledged."""
+        return min(at for at in self.ack_times if at > since)
 
 
 class ApiWriter(threading.Thread):

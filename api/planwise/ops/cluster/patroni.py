@@ -139,6 +139,19 @@ def _read_pid(path: Path) -> int | None:
     return pid if _pid_alive(pid) else None
 
 
+def fetch_cluster(urls: list[str], timeout: float = 2) -> dict[str, Any] | None:
+    """Patroni's `/cluster` from the first of these REST APIs that answers, or None."""
+    for url in urls:
+        try:
+            status, body = _http(f"{url.rstrip('/')}/cluster", timeout=timeout)
+        except OSError:
+            continue
+        if status == 200:
+            data: dict[str, Any] = json.loads(body)
+            return data
+    return None
+
+
 class HACluster:
     """Start, stop and inspect the Patroni cluster; `up` and `down` are idempotent."""
 
@@ -462,17 +475,13 @@ class HACluster:
         return True
 
     # -- the cluster as Patroni sees it -------------------------------------------------
+    def rest_urls(self) -> list[str]:
+        """Each configured member's Patroni REST API."""
+        return [f"http://127.0.0.1:{self.rest_port(index)}" for index in self.node_indexes()]
+
     def patroni_cluster(self) -> dict[str, Any] | None:
         """Patroni's `/cluster` from the first member that answers, or None."""
-        for index in self.node_indexes():
-            try:
-                status, body = _http(f"http://127.0.0.1:{self.rest_port(index)}/cluster", timeout=2)
-            except OSError:
-                continue
-            if status == 200:
-                data: dict[str, Any] = json.loads(body)
-                return data
-        return None
+        return fetch_cluster(self.rest_urls())
 
     def leader(self) -> dict[str, Any] | None:
         """The running leader's `/cluster` entry, or None."""

@@ -60,6 +60,8 @@ def report(
     wraparound_max_age: Annotated[int, typer.Option(min=0)] = 1_000_000_000,
     sequence_max_fraction: Annotated[float, typer.Option(min=0, max=1)] = 0.9,
     lock_wait_seconds: Annotated[float, typer.Option(min=0)] = 10.0,
+    replica_lag_bytes: Annotated[int, typer.Option(min=0)] = 16 * 1024**2,
+    replica_lag_seconds: Annotated[float, typer.Option(min=0)] = 30.0,
 ) -> None:
     """Show the five metrics (or check them against thresholds, for cron)."""
     if ctx.invoked_subcommand is not None:
@@ -70,7 +72,8 @@ def report(
         archive_lag_seconds=archive_lag_seconds, backup_max_age_hours=backup_max_age_hours,
         duplicate_index_min_bytes=duplicate_index_min_bytes, dead_tuple_ratio=dead_tuple_ratio,
         wraparound_max_age=wraparound_max_age, sequence_max_fraction=sequence_max_fraction,
-        lock_wait_seconds=lock_wait_seconds,
+        lock_wait_seconds=lock_wait_seconds, replica_lag_bytes=replica_lag_bytes,
+        replica_lag_seconds=replica_lag_seconds,
     )  # fmt: skip
     with _connect() as connection:
         data = monitor.collect(
@@ -79,15 +82,19 @@ def report(
     settings = get_settings()
     if settings.uses_managed_cluster or settings.database_pgbouncer:
         data["pgbouncer"] = monitor.pgbouncer_figures(settings)
-    found = monitor.problems(data, limits)
+    monitor.add_patroni(data, settings)
+    rules = monitor.health(data, limits)
     if as_json:
+        found = [line for rule in rules for line in rule.problems]
         console.print_json(json.dumps({**data, "problems": found}))
     elif not check:
         _print_report(data)
     if check:
-        for line in found:
-            console.print(f"[red]PROBLEM[/red] {line}", highlight=False, soft_wrap=True)
-        if found:
+        for rule in rules:
+            for line in rule.problems:
+                console.print(f"[red]PROBLEM[/red] {rule.name}: {line}", highlight=False,
+                              soft_wrap=True)  # fmt: skip
+        if not all(rule.ok for rule in rules):
             raise typer.Exit(1)
         console.print("all checks passed")
 
@@ -149,10 +156,39 @@ def _print_report(data: dict[str, Any]) -> None:
     show(f"WAL archiving: {archiver['archive_mode']}, {archiver['archived_count']} archived, "
          f"{archiver['failed_count']} failed, last {archiver['last_archived_time'] or '-'}",
          highlight=False)  # fmt: skip
+    _print_replication(data["replication"])
     backup = data["backups"]
     show(f"Newest verified backup: {backup['newest_verified'] or 'none'}"
          + (f" ({backup['age_hours']:.1f} h old)" if backup["age_hours"] is not None else ""),
          highlight=False)  # fmt: skip
+
+
+def _print_replication(replication: dict[str, Any] | None) -> None:
+    if replication is None:
+        return
+    show = console.print
+    if replication["in_recovery"]:
+        replay, receiver = replication["replay"], replication["receiver"] or {}
+        show(f"Replication: a standby on timeline {replication['timeline']}, WAL receiver "
+             f"{receiver.get('status', 'not running')} from {receiver.get('sender_host', '-')}:"
+             f"{receiver.get('sender_port', '-')}, replay {replay['lag_bytes']} bytes, "
+             f"{replay['lag_seconds'] or 0:.1f} s behind"
+             + (" (paused)" if replay["paused"] else ""), highlight=False)  # fmt: skip
+    else:
+        show(f"Replication: a primary on timeline {replication['timeline']}, "
+             f"{len(replication['standbys'])} standbys connected", highlight=False)  # fmt: skip
+    if replication["standbys"]:
+        show(_table("Standbys", replication["standbys"],
+                    ["name", "state", "sync_state", "sent_lag_bytes", "write_lag_bytes",
+                     "flush_lag_bytes", "replay_lag_bytes", "replay_lag_seconds"]))  # fmt: skip
+    if replication["slots"]:
+        show(_table("Replication slots", replication["slots"],
+                    ["name", "active", "retained_bytes", "wal_status"]))  # fmt: skip
+    patroni = replication.get("patroni")
+    if patroni:
+        columns = ["name", "role", "state", "host", "port", "timeline", "lag_bytes"]
+        show(_table(f"Patroni cluster (leader: {patroni['leader'] or 'none'})",
+                    patroni["members"], columns))  # fmt: skip
 
 
 @app.command()

@@ -28,6 +28,7 @@ from planwise.config import Settings
 from planwise.db.cluster import SUPERUSER
 from planwise.observability import PoolCollector
 from planwise.ops.backup import dumps as backups
+from planwise.ops.cluster.patroni import LEADER_ROLES, HACluster, fetch_cluster
 from planwise.ops.pgbouncer.pooler import Pool, admin_console
 
 SLOW_LIMIT = 10
@@ -71,6 +72,8 @@ class Thresholds:
     wraparound_max_age: int = 1_000_000_000  # of the 2^31 transaction IDs PostgreSQL has
     sequence_max_fraction: float = 0.9
     lock_wait_seconds: float = 10.0
+    replica_lag_bytes: int = 16 * 1024**2  # one WAL segment
+    replica_lag_seconds: float = 30.0
 
 
 XID_LIMIT = 2**31 - 1
@@ -292,6 +295,14 @@ def collect(
     if report["wraparound"] is not None:
         report["wraparound"]["fraction_used"] = report["wraparound"]["xid_age"] / XID_LIMIT
     report["sequences"] = read("sequences", [], rows(SEQUENCES_SQL))
+    # planwise_replication() comes with migration 8d9e0f1a2b3c: a database not migrated
+    # yet gets no replication part rather than no report.
+    migrated = read("replication", False, scalar(
+        "SELECT to_regprocedure('public.planwise_replication()') IS NOT NULL"
+    ))  # fmt: skip
+    report["replication"] = read(
+        "replication", None, scalar("SELECT public.planwise_replication()")
+    ) if migrated else None  # fmt: skip
     report["backups"] = _backup_facts(backup_dir)
     report["tables_not_sized"] = [
         entry["table"] for entry in [*report["tables"], *report["indexes"]]
@@ -458,6 +469,47 @@ def app_pool_figures(engine: Engine) -> dict[str, float]:
         family.name.removeprefix("planwise_db_pool_"): family.samples[0].value
         for family in PoolCollector(engine).collect()
     }
+
+
+LOOPBACK = (None, "127.0.0.1", "::1")
+"""Server addresses of a local member (None: connected through the Unix socket)."""
+
+
+def patroni_urls(settings: Settings, replication: dict[str, Any] | None) -> list[str]:
+    """The Patroni REST APIs of the monitored server's cluster: PATRONI_URL, else the local
+    `planwise cluster`'s when the server is one of its members (a loopback port of it)."""
+    if settings.patroni_url:
+        return settings.patroni_url.split(",")
+    if replication is None or replication["server_address"] not in LOOPBACK:
+        return []
+    cluster = HACluster(settings)
+    ports = {cluster.pg_port(index) for index in cluster.node_indexes()}
+    return cluster.rest_urls() if replication["server_port"] in ports else []
+
+
+def add_patroni(report: dict[str, Any], settings: Settings) -> None:
+    """`replication.patroni`: the cluster as Patroni's `/cluster` has it, when the server is
+    known to be in a Patroni cluster (`patroni_urls`); nothing otherwise."""
+    replication = report.get("replication")
+    urls = patroni_urls(settings, replication)
+    if replication is None or not urls:
+        return
+    data = fetch_cluster(urls)
+    members = [
+        {
+            "name": member.get("name"), "role": member.get("role"),
+            "state": member.get("state"), "host": member.get("host"),
+            "port": member.get("port"), "timeline": member.get("timeline"),
+            "lag_bytes": member["lag"] if isinstance(member.get("lag"), int) else None,
+        }
+        for member in (data or {}).get("members", [])
+    ]  # fmt: skip
+    leader = next((m["name"] for m in members
+                   if m["role"] in LEADER_ROLES and m["state"] == "running"), None)  # fmt: skip
+    replication["patroni"] = {
+        "urls": urls, "answered": data is not None, "paused": bool((data or {}).get("pause")),
+        "leader": leader, "members": members,
+    }  # fmt: skip
 
 
 def _growth(connection: Connection) -> list[dict[str, Any]]:
@@ -726,7 +778,72 @@ def health(report: dict[str, Any], limits: Thresholds) -> list[Rule]:
             f"<= {limits.backup_max_age_hours:g} h old",
             _backup_problems(report["backups"], limits),
         ),
+        *_replication_rules(report.get("replication"), limits),
     ]
+
+
+def _replication_rules(replication: dict[str, Any] | None, limits: Thresholds) -> list[Rule]:
+    """Lag, streaming and (when known) Patroni's view: only for a server that replicates
+    (a standby, a leader with standbys or slots) or is in a Patroni cluster."""
+    if not replication:
+        return []
+    patroni = replication.get("patroni")
+    standbys, standby = replication["standbys"], replication["in_recovery"]
+    slots = [] if standby else replication["slots"]  # a standby's slots serve no one yet
+    if not (standby or standbys or slots or patroni):
+        return []
+    max_bytes, max_seconds = limits.replica_lag_bytes, limits.replica_lag_seconds
+    lag: list[str] = []
+    streaming: list[str] = []
+    if standby:
+        replay, receiver = replication["replay"], replication["receiver"]
+        if replay["lag_bytes"] > max_bytes or (replay["lag_seconds"] or 0) > max_seconds:
+            lag.append(
+                f"this standby's replay is {replay['lag_bytes']} bytes, "
+                f"{replay['lag_seconds'] or 0:.1f} s behind what it received"
+                + (" (replay paused)" if replay["paused"] else "")
+            )
+        if receiver is None or receiver["status"] != "streaming":
+            upstream = f" from {receiver['sender_host']}:{receiver['sender_port']}" if (
+                receiver and receiver["sender_host"]) else ""  # fmt: skip
+            status = receiver["status"] if receiver else "not running"
+            streaming.append(f"this standby's WAL receiver is {status}{upstream}")
+    for entry in standbys:
+        behind, seconds = entry["replay_lag_bytes"] or 0, entry["replay_lag_seconds"] or 0
+        if behind > max_bytes or seconds > max_seconds:
+            lag.append(f"standby {entry['name']} replays {behind} bytes, {seconds:.1f} s behind")
+        if entry["state"] != "streaming":
+            streaming.append(f"standby {entry['name']} is in state {entry['state']}, not streaming")
+    for slot in slots:
+        if not slot["active"]:
+            streaming.append(f"no standby streams from replication slot {slot['name']} "
+                             f"({slot['retained_bytes']} bytes of WAL kept for it)")  # fmt: skip
+            if (slot["retained_bytes"] or 0) > max_bytes:
+                lag.append(f"the standby of slot {slot['name']} is gone, "
+                           f"{slot['retained_bytes']} bytes behind")  # fmt: skip
+    rules = [
+        Rule("replication lag", f"<= {max_bytes} bytes and <= {max_seconds:g} s behind", lag),
+        Rule("standbys streaming", "every standby and slot streaming", streaming),
+    ]
+    if patroni:
+        rules.append(Rule("Patroni cluster", "a running leader, every member running",
+                          _patroni_problems(patroni)))  # fmt: skip
+    return rules
+
+
+def _patroni_problems(patroni: dict[str, Any]) -> list[str]:
+    if not patroni["answered"]:
+        return [f"no Patroni REST API answers /cluster ({', '.join(patroni['urls'])})"]
+    found = [] if patroni["leader"] else [
+        "the cluster has no running leader"
+        + (" (Patroni is in maintenance mode: nothing fails over)" if patroni["paused"] else "")
+    ]  # fmt: skip
+    found += [
+        f"member {member['name']} ({member['role']}) is {member['state'] or 'in no state'}"
+        for member in patroni["members"]
+        if member["state"] not in ("running", "streaming")
+    ]
+    return found
 
 
 def problems(report: dict[str, Any], limits: Thresholds) -> list[str]:

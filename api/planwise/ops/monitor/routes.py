@@ -14,7 +14,8 @@ router = APIRouter(prefix="/admin", tags=["admin"])
 @router.get("/db")
 def database_report(request: Request, session: SessionDep, admin: AdminUser) -> dict[str, Any]:
     """The five database metrics (administrators), as `planwise monitor --json` shows them,
-    plus this API process's SQLAlchemy pool and, when it runs, our PgBouncer's pools.
+    plus this API process's SQLAlchemy pool, when it runs our PgBouncer's pools, and when
+    the database is in a Patroni cluster Patroni's view of its members.
 
     Read in the request's own transaction as the application role, not with the admin URL:
     the API then holds no superuser connection, and other roles' statements and sessions
@@ -30,5 +31,6 @@ def database_report(request: Request, session: SessionDep, admin: AdminUser) -> 
     }
     if settings.database_pgbouncer or settings.uses_managed_cluster:
         report["pgbouncer"] = monitor.pgbouncer_figures(settings)
+    monitor.add_patroni(report, settings)
     report["problems"] = monitor.problems(report, monitor.Thresholds())
     return report
