@@ -1,7 +1,7 @@
 """Replication as the monitoring report reads it: planwise_replication()
 
 Revision ID: 8d9e0f1a2b3c
-Revises: a4b5c6d7e8f9
+Revises: 2c3d4e5f6a7b
 Create Date: 2023-12-30 10:00:00
 
 `planwise monitor`, `GET /api/v1/admin/db` and the console show a server's place in
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "8d9e0f1a2b3c"
-down_revision: str | None = "a4b5c6d7e8f9"
+down_revision: str | None = "2c3d4e5f6a7b"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
