@@ -18,17 +18,19 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from psycopg.errors import QueryCanceled
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from planwise.config import Settings
-from planwise.db.cluster import SUPERUSER
+from planwise.db.cluster import SUPERUSER, Cluster
+from planwise.errors import PlanwiseError
 from planwise.observability import PoolCollector
 from planwise.ops.backup import dumps as backups
 from planwise.ops.pgbouncer.pooler import Pool, admin_console
+from planwise.ops.pitr.pgbackrest import Pitr
 
 SLOW_LIMIT = 10
 QUERY_CHARS = 200
@@ -72,6 +74,9 @@ class Thresholds:
     sequence_max_fraction: float = 0.9
     lock_wait_seconds: float = 10.0
 
+
+DEFAULTS = Thresholds()
+"""What /metrics applies (ops/prometheus/alerts.yml: the same figures)."""
 
 XID_LIMIT = 2**31 - 1
 
@@ -292,6 +297,9 @@ def collect(
     if report["wraparound"] is not None:
         report["wraparound"]["fraction_used"] = report["wraparound"]["xid_age"] / XID_LIMIT
     report["sequences"] = read("sequences", [], rows(SEQUENCES_SQL))
+    report["replication"] = read("replication", [], rows(
+        "SELECT standby, state, lag_bytes, lag_seconds FROM planwise_replication()"
+    ))  # fmt: skip
     report["backups"] = _backup_facts(backup_dir)
     report["tables_not_sized"] = [
         entry["table"] for entry in [*report["tables"], *report["indexes"]]
@@ -450,6 +458,30 @@ def pgbouncer_figures(settings: Settings) -> dict[str, Any] | None:
         })  # fmt: skip
         return figures
     return None
+
+
+PITR_INFO_TIMEOUT_SECONDS = 3.0
+"""`pgbackrest info` reads every repository (repo2 over TLS or S3): bounded, so that a
+scrape (Prometheus' default timeout: 10 s) answers with the database figures anyway."""
+
+
+def pitr_figures(settings: Settings) -> dict[str, Any]:
+    """The point-in-time restore window (`pgbackrest info`) once `planwise pitr setup` ran
+    on the managed cluster; otherwise, or when it cannot be read, `note` says why not."""
+    facts: dict[str, Any] = {"configured": False, "restore_window": None, "note": None}
+    if not settings.uses_managed_cluster:
+        facts["note"] = "not the managed cluster: point-in-time recovery is the host's job"
+        return facts
+    pitr = Pitr(Cluster(settings))
+    if not pitr.configured:
+        facts["note"] = "`planwise pitr setup` has not been run"
+        return facts
+    facts["configured"] = True
+    try:
+        facts["restore_window"] = pitr.info(timeout=PITR_INFO_TIMEOUT_SECONDS)["restore_window"]
+    except (PlanwiseError, OSError, ValueError, psycopg.Error) as error:
+        facts["note"] = f"pgbackrest info: {error}"
+    return facts
 
 
 def app_pool_figures(engine: Engine) -> dict[str, float]:
@@ -747,16 +779,22 @@ def _backup_problems(backup: dict[str, Any], limits: Thresholds) -> list[str]:
     return []
 
 
+def archive_failing(archiver: dict[str, Any]) -> bool:
+    """The last archiving attempt failed (none succeeded after it)."""
+    failed = _when(archiver["last_failed_time"])
+    archived = _when(archiver["last_archived_time"])
+    return failed is not None and (archived is None or failed > archived)
+
+
 def _archiving_problems(archiver: dict[str, Any], limits: Thresholds) -> list[str]:
     """Failing (the last attempt failed) or behind (segments waiting, none archived lately)."""
     if archiver["archive_mode"] == "off":
         return []
-    failed = _when(archiver["last_failed_time"])
     archived = _when(archiver["last_archived_time"])
-    if failed and (archived is None or failed > archived):
+    if archive_failing(archiver):
         return [
             f"WAL archiving is failing: {archiver['failed_count']} failures, last "
-            f"{archiver['last_failed_wal']} at {failed.isoformat()}"
+            f"{archiver['last_failed_wal']} at {archiver['last_failed_time']}"
         ]
     waiting = archiver["segments_waiting"]
     if waiting and archived:
@@ -795,16 +833,14 @@ class DatabaseCollector(Collector):
                 report = collect(connection, backup_dir=backup_dir)
         except Exception:  # a scrape must not fail because the database is down
             report = None
-        if (
-            report is not None
-            and self.settings is not None
-            and (self.settings.database_pgbouncer or self.settings.uses_managed_cluster)
-        ):
-            report["pgbouncer"] = pgbouncer_figures(self.settings)
+        if report is not None and self.settings is not None:
+            if self.settings.database_pgbouncer or self.settings.uses_managed_cluster:
+                report["pgbouncer"] = pgbouncer_figures(self.settings)
+            report["pitr"] = pitr_figures(self.settings)
         self._cached = (time.monotonic(), report)  # a failure is cached too: no retry storm
         return report
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[Metric]:
         report = self._report()
         up = GaugeMetricFamily("planwise_db_up", "1 when the database answered the last scrape")
         up.add_metric([], 1 if report else 0)
@@ -838,7 +874,10 @@ class DatabaseCollector(Collector):
         yield cache
         counts = {
             "unused_indexes": ("non-unique indexes never scanned", "unused_indexes"),
-            "long_running_queries": ("queries running longer than 60 s", "long_running"),
+            "long_running_queries": (
+                f"queries running longer than {DEFAULTS.long_query_seconds:g} s",
+                "long_running",
+            ),
             "lock_waits": ("sessions waiting for a lock", "lock_waits"),
             "mostly_sequential_tables": (
                 "tables over 1000 rows read mostly by sequential scans",
@@ -848,29 +887,152 @@ class DatabaseCollector(Collector):
         for name, (documentation, key) in counts.items():
             yield GaugeMetricFamily(f"planwise_db_{name}", documentation, value=len(report[key]))
         yield GaugeMetricFamily(
-            "planwise_db_slow_statements", "statements averaging > 20 ms over >= 100 calls",
+            "planwise_db_slow_statements", f"statements averaging > {DEFAULTS.slow_mean_ms:g} ms "
+            f"over >= {DEFAULTS.slow_min_calls} calls",
             value=report["slow_statement_count"],
         )  # fmt: skip
         yield from _maintenance_metrics(report)
+        yield from _check_metrics(report)
+        yield from _replication_metrics(report["replication"])
+        yield from _pitr_metrics(report.get("pitr"))
         yield from _pgbouncer_metrics(report.get("pgbouncer"))
+
+
+def _check_metrics(report: dict[str, Any]) -> Iterator[Metric]:
+    """What the `--check` rules compare with their thresholds, where the figures above
+    do not already carry it (ops/prometheus/alerts.yml applies the same thresholds)."""
+    yield GaugeMetricFamily(
+        "planwise_db_report_unread_parts",
+        "parts of the report not read within its time budget (lock or statement timeout)",
+        value=len(report["unavailable"]),
+    )
+    yield GaugeMetricFamily(
+        "planwise_db_tables_not_sized",
+        "tables and indexes whose size was not read (ACCESS EXCLUSIVE lock held or awaited)",
+        value=len(report["tables_not_sized"]),
+    )
+    yield GaugeMetricFamily(
+        "planwise_db_report_read_seconds",
+        "time the last report took to read",
+        value=report["read_seconds"],
+    )
+    hits = CounterMetricFamily(
+        "planwise_db_cache_blocks_hit", "block reads found in shared buffers", labels=["kind"]
+    )
+    reads = CounterMetricFamily(
+        "planwise_db_cache_blocks_read",
+        "block reads that went to the operating system",
+        labels=["kind"],
+    )
+    for entry in report["cache"]:
+        hits.add_metric([entry["kind"]], entry["hits"])
+        reads.add_metric([entry["kind"]], entry["reads"])
+    yield from (hits, reads)
+    yield GaugeMetricFamily(
+        "planwise_db_long_running_query_max_seconds",
+        f"longest running query among those over {DEFAULTS.long_query_seconds:g} s (0 when none)",
+        value=max((query["seconds"] for query in report["long_running"]), default=0),
+    )
+    duplicates = GaugeMetricFamily(
+        "planwise_db_duplicate_index_bytes",
+        "size of each index another index covers",
+        labels=["table", "index"],
+    )
+    for entry in report["duplicate_indexes"]:
+        if entry["bytes"] is not None:
+            duplicates.add_metric([entry["table"], entry["index"]], entry["bytes"])
+    yield duplicates
+    ratio = GaugeMetricFamily(
+        "planwise_db_dead_tuple_ratio",
+        "dead tuples as a fraction of the table's rows",
+        labels=["table"],
+    )
+    for entry in report["maintenance"]:
+        if entry["dead_ratio"] is not None:
+            ratio.add_metric([entry["table"]], entry["dead_ratio"])
+    yield ratio
+    archiver = report["archiver"]
+    if archiver["archive_mode"] not in (None, "off"):
+        yield GaugeMetricFamily(
+            "planwise_db_wal_archive_failing",
+            "1 when the last WAL archiving attempt failed",
+            value=archive_failing(archiver),
+        )
+
+
+def _replication_metrics(standbys: list[dict[str, Any]]) -> Iterator[Metric]:
+    """pg_stat_replication as planwise_replication() shows it to the API's role."""
+    yield GaugeMetricFamily(
+        "planwise_db_replication_members",
+        "standbys (and WAL receivers) connected to this server",
+        value=len(standbys),
+    )
+    streaming = GaugeMetricFamily(
+        "planwise_db_replication_streaming",
+        "1 when the standby streams (0: catching up, starting…)",
+        labels=["standby"],
+    )
+    lag_bytes = GaugeMetricFamily(
+        "planwise_db_replication_lag_bytes",
+        "WAL written here and not yet replayed by the standby",
+        labels=["standby"],
+    )
+    lag_seconds = GaugeMetricFamily(
+        "planwise_db_replication_lag_seconds",
+        "replay lag of the standby (0 once an idle standby caught up)",
+        labels=["standby"],
+    )
+    for standby in standbys:
+        name = [standby["standby"]]
+        streaming.add_metric(name, standby["state"] == "streaming")
+        if standby["lag_bytes"] is not None:
+            lag_bytes.add_metric(name, standby["lag_bytes"])
+        if standby["state"] is not None:  # NULL when the role may not see the details
+            lag_seconds.add_metric(name, standby["lag_seconds"] or 0)
+    yield from (streaming, lag_bytes, lag_seconds)
+
+
+def _pitr_metrics(pitr: dict[str, Any] | None) -> Iterator[Metric]:
+    if pitr is None:
+        return
+    yield GaugeMetricFamily(
+        "planwise_pitr_configured",
+        "1 when pgBackRest archives the managed cluster (`planwise pitr setup`)",
+        value=pitr["configured"],
+    )
+    window = pitr["restore_window"] or {}
+    for end in ("earliest", "latest"):
+        moment = _when(window.get(end))
+        if moment is not None:
+            yield GaugeMetricFamily(
+                f"planwise_pitr_restore_window_{end}_timestamp_seconds",
+                f"{end} moment a point-in-time restore can reach",
+                value=moment.timestamp(),
+            )
 
 
 def _maintenance_metrics(report: dict[str, Any]) -> Iterator[GaugeMetricFamily]:
     """Duplicate and invalid indexes, dead tuples, wraparound, sequences, lock waits,
     WAL archiving and the newest verified backup."""
-    yield GaugeMetricFamily("planwise_db_duplicate_indexes",
-                            "indexes another index on the same table covers",
-                            value=len(report["duplicate_indexes"]))  # fmt: skip
-    yield GaugeMetricFamily("planwise_db_invalid_indexes", "indexes marked invalid",
-                            value=len(report["invalid_indexes"]))  # fmt: skip
+    yield GaugeMetricFamily(
+        "planwise_db_duplicate_indexes",
+        "indexes another index on the same table covers",
+        value=len(report["duplicate_indexes"]),
+    )
+    yield GaugeMetricFamily(
+        "planwise_db_invalid_indexes",
+        "indexes marked invalid",
+        value=len(report["invalid_indexes"]),
+    )
     dead = GaugeMetricFamily("planwise_db_dead_tuples", "dead tuples by table", labels=["table"])
     for entry in report["maintenance"]:
         dead.add_metric([entry["table"]], entry["dead_tuples"])
     yield dead
     vacuumed = GaugeMetricFamily(
         "planwise_db_last_vacuum_timestamp_seconds",
-        "when the table was last vacuumed, by hand or by autovacuum", labels=["table"],
-    )  # fmt: skip
+        "when the table was last vacuumed, by hand or by autovacuum",
+        labels=["table"],
+    )
     for entry in report["maintenance"]:
         times = [_when(entry[key]) for key in ("last_vacuum", "last_autovacuum")]
         newest = max((moment for moment in times if moment), default=None)
@@ -879,44 +1041,57 @@ def _maintenance_metrics(report: dict[str, Any]) -> Iterator[GaugeMetricFamily]:
     yield vacuumed
     if report["wraparound"] is not None:
         wraparound = report["wraparound"]
-        yield GaugeMetricFamily("planwise_db_xid_age", "age of the oldest unfrozen "
-                                "transaction ID", value=wraparound["xid_age"])  # fmt: skip
-        yield GaugeMetricFamily("planwise_db_multixact_age", "age of the oldest multixact ID",
-                                value=report["wraparound"]["multixact_age"])  # fmt: skip
+        yield GaugeMetricFamily(
+            "planwise_db_xid_age",
+            "age of the oldest unfrozen transaction ID",
+            value=wraparound["xid_age"],
+        )
+        yield GaugeMetricFamily(
+            "planwise_db_multixact_age",
+            "age of the oldest multixact ID",
+            value=report["wraparound"]["multixact_age"],
+        )
     sequences = GaugeMetricFamily(
-        "planwise_db_sequence_used_ratio", "how far a sequence is towards its limit",
+        "planwise_db_sequence_used_ratio",
+        "how far a sequence is towards its limit",
         labels=["sequence"],
-    )  # fmt: skip
+    )
     for entry in report["sequences"]:
         if entry["fraction_used"] is not None:
-            sequences.add_metric([f"{entry['schema']}.{entry['sequence']}"],
-                                 entry["fraction_used"])  # fmt: skip
+            sequences.add_metric([f"{entry['schema']}.{entry['sequence']}"], entry["fraction_used"])
     yield sequences
     yield GaugeMetricFamily(
-        "planwise_db_lock_wait_max_seconds", "longest current wait for a heavyweight lock",
+        "planwise_db_lock_wait_max_seconds",
+        "longest current wait for a heavyweight lock",
         value=max((wait["seconds"] or 0 for wait in report["lock_waits"]), default=0),
-    )  # fmt: skip
+    )
     archiver = report["archiver"]
     if archiver["archive_mode"] not in (None, "off"):
-        yield GaugeMetricFamily("planwise_db_wal_archive_failed", "WAL segments that failed "
-                                "to archive (pg_stat_archiver)",
-                                value=archiver["failed_count"] or 0)  # fmt: skip
+        yield GaugeMetricFamily(
+            "planwise_db_wal_archive_failed",
+            "WAL segments that failed to archive (pg_stat_archiver)",
+            value=archiver["failed_count"] or 0,
+        )
         if archiver["segments_waiting"] is not None:
-            yield GaugeMetricFamily("planwise_db_wal_segments_waiting",
-                                    "completed WAL segments not archived yet",
-                                    value=archiver["segments_waiting"])  # fmt: skip
+            yield GaugeMetricFamily(
+                "planwise_db_wal_segments_waiting",
+                "completed WAL segments not archived yet",
+                value=archiver["segments_waiting"],
+            )
         archived = _when(archiver["last_archived_time"])
         if archived is not None:
             lag = (datetime.now(UTC) - archived).total_seconds()
-            yield GaugeMetricFamily("planwise_db_wal_archive_age_seconds",
-                                    "seconds since a WAL segment was last archived",
-                                    value=lag)  # fmt: skip
+            yield GaugeMetricFamily(
+                "planwise_db_wal_archive_age_seconds",
+                "seconds since a WAL segment was last archived",
+                value=lag,
+            )
     age = report["backups"]["age_hours"]
     yield GaugeMetricFamily(
         "planwise_backup_newest_verified_age_seconds",
         "age of the newest verified dump in BACKUP_DIR (+Inf when there is none)",
         value=float("inf") if age is None else age * 3600,
-    )  # fmt: skip
+    )
 
 
 def _pgbouncer_metrics(figures: dict[str, Any] | None) -> Iterator[GaugeMetricFamily]:
