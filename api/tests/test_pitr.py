@@ -22,13 +22,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from planwise.config import Settings
 from planwise.errors import PlanwiseError
 from planwise.ops.pitr.conf import Layout, render_local
 from tests.support.cli import PLANWISE, discard_cluster, planwise, steps_shown
+from tests.support.served import planwise_serve, serve_environment
+from tests.test_prometheus import CONDITIONAL
 
 PORT = 15493
 NET = os.getpid() % 200 + 20
@@ -409,6 +413,32 @@ def test_info_shows_the_restore_window_backups_and_archive_in_80_columns(
         assert re.search(rf"^\s*{item['repo']}\s+{item['label']}\s+full\s", shown.stdout, re.M)
     assert re.search(r"^\s*2\s+tls\s+ok, encrypted\s", shown.stdout, re.M), shown.stdout
     assert "repo2 WAL" in shown.stdout and re.search(r"^\s*failed\s+\d", shown.stdout, re.M)
+
+
+@pytest.mark.slow
+def test_metrics_show_the_restore_window_and_wal_archiving(
+    pitr_env: dict[str, str], tmp_path: Path
+) -> None:
+    """/metrics of an API on this archiving cluster: PITR configured, the restore window
+    `pitr info` shows, and the WAL archiving figures ops/prometheus/alerts.yml uses."""
+    env = serve_environment(None, tmp_path, **pitr_env)
+    window = info(pitr_env)["restore_window"]
+    with planwise_serve(env, tmp_path / "serve.log") as (base, _pid):
+        text = httpx.get(f"{base}/metrics", timeout=30).raise_for_status().text
+    samples = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if not sample.labels
+    }
+    assert isinstance(window, dict)
+    assert samples["planwise_pitr_configured"] == 1
+    earliest = samples["planwise_pitr_restore_window_earliest_timestamp_seconds"]
+    assert earliest == datetime.fromisoformat(window["earliest"]).timestamp()
+    latest = samples["planwise_pitr_restore_window_latest_timestamp_seconds"]
+    assert latest >= datetime.fromisoformat(window["latest"]).timestamp()
+    assert CONDITIONAL - set(samples) == set()
+    assert samples["planwise_db_wal_archive_failing"] == 0
 
 
 def test_bad_timestamps_are_refused(pitr_env: dict[str, str]) -> None:
