@@ -226,7 +226,6 @@ def scraped(api_db: DatabaseUnderTest, tmp_path_factory: pytest.TempPathFactory)
         conn.autocommit = True
         conn.execute("VACUUM db_size_sample")  # a table with a last vacuum time
     with wal_receiver(api_db, home / "wal"), planwise_serve(env, home / "serve.log") as (base, _):
-        time.sleep(0.5)  # the receiver's first status message
         httpx.get(f"{base}/health", timeout=10)  # a request: the latency histogram fills
         return httpx.get(f"{base}/metrics", timeout=10).raise_for_status().text
 

@@ -879,6 +879,14 @@ class DatabaseCollector(Collector):
                 "long_running",
             ),
             "lock_waits": ("sessions waiting for a lock", "lock_waits"),
+            "report_unread_parts": (
+                "parts of the report not read in its time budget (lock or statement timeout)",
+                "unavailable",
+            ),
+            "tables_not_sized": (
+                "tables and indexes whose size was not read (ACCESS EXCLUSIVE lock)",
+                "tables_not_sized",
+            ),
             "mostly_sequential_tables": (
                 "tables over 1000 rows read mostly by sequential scans",
                 "mostly_sequential",
@@ -901,16 +909,6 @@ class DatabaseCollector(Collector):
 def _check_metrics(report: dict[str, Any]) -> Iterator[Metric]:
     """What the `--check` rules compare with their thresholds, where the figures above
     do not already carry it (ops/prometheus/alerts.yml applies the same thresholds)."""
-    yield GaugeMetricFamily(
-        "planwise_db_report_unread_parts",
-        "parts of the report not read within its time budget (lock or statement timeout)",
-        value=len(report["unavailable"]),
-    )
-    yield GaugeMetricFamily(
-        "planwise_db_tables_not_sized",
-        "tables and indexes whose size was not read (ACCESS EXCLUSIVE lock held or awaited)",
-        value=len(report["tables_not_sized"]),
-    )
     yield GaugeMetricFamily(
         "planwise_db_report_read_seconds",
         "time the last report took to read",
@@ -1014,25 +1012,19 @@ def _pitr_metrics(pitr: dict[str, Any] | None) -> Iterator[Metric]:
 def _maintenance_metrics(report: dict[str, Any]) -> Iterator[GaugeMetricFamily]:
     """Duplicate and invalid indexes, dead tuples, wraparound, sequences, lock waits,
     WAL archiving and the newest verified backup."""
-    yield GaugeMetricFamily(
-        "planwise_db_duplicate_indexes",
-        "indexes another index on the same table covers",
-        value=len(report["duplicate_indexes"]),
-    )
-    yield GaugeMetricFamily(
-        "planwise_db_invalid_indexes",
-        "indexes marked invalid",
-        value=len(report["invalid_indexes"]),
-    )
+    yield GaugeMetricFamily("planwise_db_duplicate_indexes",
+                            "indexes another index on the same table covers",
+                            value=len(report["duplicate_indexes"]))  # fmt: skip
+    yield GaugeMetricFamily("planwise_db_invalid_indexes", "indexes marked invalid",
+                            value=len(report["invalid_indexes"]))  # fmt: skip
     dead = GaugeMetricFamily("planwise_db_dead_tuples", "dead tuples by table", labels=["table"])
     for entry in report["maintenance"]:
         dead.add_metric([entry["table"]], entry["dead_tuples"])
     yield dead
     vacuumed = GaugeMetricFamily(
         "planwise_db_last_vacuum_timestamp_seconds",
-        "when the table was last vacuumed, by hand or by autovacuum",
-        labels=["table"],
-    )
+        "when the table was last vacuumed, by hand or by autovacuum", labels=["table"],
+    )  # fmt: skip
     for entry in report["maintenance"]:
         times = [_when(entry[key]) for key in ("last_vacuum", "last_autovacuum")]
         newest = max((moment for moment in times if moment), default=None)
@@ -1041,57 +1033,44 @@ def _maintenance_metrics(report: dict[str, Any]) -> Iterator[GaugeMetricFamily]:
     yield vacuumed
     if report["wraparound"] is not None:
         wraparound = report["wraparound"]
-        yield GaugeMetricFamily(
-            "planwise_db_xid_age",
-            "age of the oldest unfrozen transaction ID",
-            value=wraparound["xid_age"],
-        )
-        yield GaugeMetricFamily(
-            "planwise_db_multixact_age",
-            "age of the oldest multixact ID",
-            value=report["wraparound"]["multixact_age"],
-        )
+        yield GaugeMetricFamily("planwise_db_xid_age", "age of the oldest unfrozen "
+                                "transaction ID", value=wraparound["xid_age"])  # fmt: skip
+        yield GaugeMetricFamily("planwise_db_multixact_age", "age of the oldest multixact ID",
+                                value=report["wraparound"]["multixact_age"])  # fmt: skip
     sequences = GaugeMetricFamily(
-        "planwise_db_sequence_used_ratio",
-        "how far a sequence is towards its limit",
+        "planwise_db_sequence_used_ratio", "how far a sequence is towards its limit",
         labels=["sequence"],
-    )
+    )  # fmt: skip
     for entry in report["sequences"]:
         if entry["fraction_used"] is not None:
-            sequences.add_metric([f"{entry['schema']}.{entry['sequence']}"], entry["fraction_used"])
+            sequences.add_metric([f"{entry['schema']}.{entry['sequence']}"],
+                                 entry["fraction_used"])  # fmt: skip
     yield sequences
     yield GaugeMetricFamily(
-        "planwise_db_lock_wait_max_seconds",
-        "longest current wait for a heavyweight lock",
+        "planwise_db_lock_wait_max_seconds", "longest current wait for a heavyweight lock",
         value=max((wait["seconds"] or 0 for wait in report["lock_waits"]), default=0),
-    )
+    )  # fmt: skip
     archiver = report["archiver"]
     if archiver["archive_mode"] not in (None, "off"):
-        yield GaugeMetricFamily(
-            "planwise_db_wal_archive_failed",
-            "WAL segments that failed to archive (pg_stat_archiver)",
-            value=archiver["failed_count"] or 0,
-        )
+        yield GaugeMetricFamily("planwise_db_wal_archive_failed", "WAL segments that failed "
+                                "to archive (pg_stat_archiver)",
+                                value=archiver["failed_count"] or 0)  # fmt: skip
         if archiver["segments_waiting"] is not None:
-            yield GaugeMetricFamily(
-                "planwise_db_wal_segments_waiting",
-                "completed WAL segments not archived yet",
-                value=archiver["segments_waiting"],
-            )
+            yield GaugeMetricFamily("planwise_db_wal_segments_waiting",
+                                    "completed WAL segments not archived yet",
+                                    value=archiver["segments_waiting"])  # fmt: skip
         archived = _when(archiver["last_archived_time"])
         if archived is not None:
             lag = (datetime.now(UTC) - archived).total_seconds()
-            yield GaugeMetricFamily(
-                "planwise_db_wal_archive_age_seconds",
-                "seconds since a WAL segment was last archived",
-                value=lag,
-            )
+            yield GaugeMetricFamily("planwise_db_wal_archive_age_seconds",
+                                    "seconds since a WAL segment was last archived",
+                                    value=lag)  # fmt: skip
     age = report["backups"]["age_hours"]
     yield GaugeMetricFamily(
         "planwise_backup_newest_verified_age_seconds",
         "age of the newest verified dump in BACKUP_DIR (+Inf when there is none)",
         value=float("inf") if age is None else age * 3600,
-    )
+    )  # fmt: skip
 
 
 def _pgbouncer_metrics(figures: dict[str, Any] | None) -> Iterator[GaugeMetricFamily]:
