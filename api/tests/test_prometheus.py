@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
+from psycopg import sql
 from sqlalchemy import create_engine, pool
 
 from planwise.db.cluster import PG_BIN
@@ -197,6 +199,12 @@ def test_replication_lag_per_standby_as_the_api_role_sees_it(
     assert streaming[0].value == 1
     assert samples["planwise_db_replication_lag_bytes"][0].value >= 0
     assert samples["planwise_db_replication_lag_seconds"][0].value >= 0
+    with connect(api_db.admin_url) as conn:  # the REST roles (and app_read) may not call it
+        for role in ("anon", "authenticated", "service_role", "app_read"):
+            conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute("SELECT * FROM planwise_replication()")
+            conn.rollback()
 
 
 def test_metrics_do_not_wait_behind_a_lock(api_db: DatabaseUnderTest) -> None:
