@@ -16,6 +16,7 @@ packages=(
   patroni                    # `planwise cluster`: automatic failover (Patroni 3.0)
   etcd-server                # `planwise cluster`: Patroni's store (etcd 3.4)
   etcd-client                # etcdctl, to look into that store
+  prometheus                 # promtool: tests/test_prometheus.py checks ops/prometheus/alerts.yml
 )
 
 missing=()

@@ -23,13 +23,17 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from sqlalchemy import create_engine, pool
 
 from planwise.config import Settings
 from planwise.db.cluster import PG_BIN, as_cluster_user
+from planwise.db.engine import sqlalchemy_url
+from planwise.ops.monitor.report import DatabaseCollector
 from tests.support.cli import planwise
 from tests.support.cluster import RunningCluster, Writer, account_headers, cluster_fixture
 from tests.support.live import serve
 from tests.test_monitor import RELAXED
+from tests.test_prometheus import STANDBY_ONLY
 
 pytestmark = pytest.mark.slow
 
@@ -419,6 +423,25 @@ def test_check_flags_a_cluster_without_a_leader_then_a_stopped_replica_that_catc
     with psycopg.connect(ha_cluster.member_url(standby)) as conn:
         assert conn.execute("SELECT count(*) FROM catch_up_probe").fetchone() == (5000,)
     assert_green_but_for_the_backup(check(env, "--replica-lag-bytes", "65536"))
+    standby_metrics = scrape(ha_cluster.member_url(standby))
+    for name in STANDBY_ONLY:
+        assert name in standby_metrics, name
+    assert standby_metrics["planwise_db_in_recovery"] == 1
+    assert standby_metrics["planwise_db_wal_receiver_streaming"] == 1
+
+
+def scrape(url: str) -> dict[str, float]:
+    """/metrics' database figures as the API would export them for `url` (first sample
+    of each)."""
+    engine = create_engine(sqlalchemy_url(url), poolclass=pool.NullPool)
+    try:
+        samples: dict[str, float] = {}
+        for family in DatabaseCollector(engine, cache_seconds=0).collect():
+            for sample in family.samples:
+                samples.setdefault(sample.name, sample.value)
+        return samples
+    finally:
+        engine.dispose()
 
 
 def start_postgres(ha_cluster: RunningCluster, member: dict[str, object]) -> None:

@@ -22,13 +22,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from planwise.config import Settings
 from planwise.errors import PlanwiseError
 from planwise.ops.pitr.conf import Layout, render_local
 from tests.support.cli import PLANWISE, discard_cluster, planwise, steps_shown
+from tests.support.served import planwise_serve, serve_environment
+from tests.test_prometheus import CONDITIONAL
 
 PORT = 15493
 NET = os.getpid() % 200 + 20
@@ -390,8 +394,10 @@ def test_retention_by_count_expires_older_full_backups(pitr_env: dict[str, str])
 
 
 def test_info_shows_the_restore_window_backups_and_archive_in_80_columns(
-    pitr_env: dict[str, str],
+    pitr_env: dict[str, str], tmp_path: Path
 ) -> None:
+    """`pitr info` in 80 columns; and /metrics of an API on this archiving cluster: PITR
+    configured, the same restore window, the WAL archiving figures alerts.yml uses."""
     shown = planwise("pitr", "info", **{**pitr_env, "COLUMNS": "80"})
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
@@ -409,6 +415,25 @@ def test_info_shows_the_restore_window_backups_and_archive_in_80_columns(
         assert re.search(rf"^\s*{item['repo']}\s+{item['label']}\s+full\s", shown.stdout, re.M)
     assert re.search(r"^\s*2\s+tls\s+ok, encrypted\s", shown.stdout, re.M), shown.stdout
     assert "repo2 WAL" in shown.stdout and re.search(r"^\s*failed\s+\d", shown.stdout, re.M)
+
+    roles = planwise("db", "roles", **pitr_env)  # as `make db` does: app_service can log in
+    assert roles.returncode == 0, roles.stdout + roles.stderr
+    env = serve_environment(None, tmp_path, **pitr_env)
+    with planwise_serve(env, tmp_path / "serve.log") as (base, _pid):
+        text = httpx.get(f"{base}/metrics", timeout=30).raise_for_status().text
+    samples = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if not sample.labels
+    }
+    assert samples["planwise_pitr_configured"] == 1
+    earliest_seconds = samples["planwise_pitr_restore_window_earliest_timestamp_seconds"]
+    assert earliest_seconds == datetime.fromisoformat(window["earliest"]).timestamp()
+    latest_seconds = samples["planwise_pitr_restore_window_latest_timestamp_seconds"]
+    assert latest_seconds >= datetime.fromisoformat(window["latest"]).timestamp()
+    assert CONDITIONAL - set(samples) == set()
+    assert samples["planwise_db_wal_archive_failing"] == 0
 
 
 def test_bad_timestamps_are_refused(pitr_env: dict[str, str]) -> None:

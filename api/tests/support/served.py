@@ -14,13 +14,22 @@ from tests.support.databases import TEST_JWT_SECRET, TEST_SUPABASE_JWT_SECRET, D
 __all__ = ["free_port", "planwise_serve", "serve_environment"]
 
 
-def serve_environment(database: DatabaseUnderTest, home: Path, **extra: str) -> dict[str, str]:
-    """What `planwise serve` needs over `database`: this process's environment, the
-    database's URLs, the test secrets, test mode and files under `home`; `extra` on top."""
+def serve_environment(
+    database: DatabaseUnderTest | None, home: Path, **extra: str
+) -> dict[str, str]:
+    """What `planwise serve` needs over `database` (None: the managed cluster `extra`'s
+    PLANWISE_HOME and PLANWISE_PG_PORT name): this process's environment, the database's
+    URLs, the test secrets, test mode and files under `home`; `extra` on top."""
+    urls = (
+        {"DATABASE_URL": database.app_url, "MIGRATION_DATABASE_URL": database.admin_url}
+        if database
+        else {}
+    )
+    inherited = {name: value for name, value in os.environ.items()
+                 if name not in ("DATABASE_URL", "MIGRATION_DATABASE_URL")}  # fmt: skip
     return {
-        **os.environ,
-        "DATABASE_URL": database.app_url,
-        "MIGRATION_DATABASE_URL": database.admin_url,
+        **inherited,
+        **urls,
         "JWT_SECRET": TEST_JWT_SECRET,
         "SUPABASE_JWT_SECRET": TEST_SUPABASE_JWT_SECRET,
         "PLANWISE_ENV": "test",

@@ -18,18 +18,20 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from psycopg.errors import QueryCanceled
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from planwise.config import Settings
-from planwise.db.cluster import SUPERUSER
+from planwise.db.cluster import SUPERUSER, Cluster
+from planwise.errors import PlanwiseError
 from planwise.observability import PoolCollector
 from planwise.ops.backup import dumps as backups
 from planwise.ops.cluster.patroni import LEADER_ROLES, HACluster, fetch_cluster
 from planwise.ops.pgbouncer.pooler import Pool, admin_console
+from planwise.ops.pitr.pgbackrest import Pitr
 
 SLOW_LIMIT = 10
 QUERY_CHARS = 200
@@ -75,6 +77,9 @@ class Thresholds:
     replica_lag_bytes: int = 16 * 1024**2  # one WAL segment
     replica_lag_seconds: float = 30.0
 
+
+DEFAULTS = Thresholds()
+"""What /metrics applies (ops/prometheus/alerts.yml: the same figures)."""
 
 XID_LIMIT = 2**31 - 1
 
@@ -461,6 +466,30 @@ def pgbouncer_figures(settings: Settings) -> dict[str, Any] | None:
         })  # fmt: skip
         return figures
     return None
+
+
+PITR_INFO_TIMEOUT_SECONDS = 3.0
+"""`pgbackrest info` reads every repository (repo2 over TLS or S3): bounded, so that a
+scrape (Prometheus' default timeout: 10 s) answers with the database figures anyway."""
+
+
+def pitr_figures(settings: Settings) -> dict[str, Any]:
+    """The point-in-time restore window (`pgbackrest info`) once `planwise pitr setup` ran
+    on the managed cluster; otherwise, or when it cannot be read, `note` says why not."""
+    facts: dict[str, Any] = {"configured": False, "restore_window": None, "note": None}
+    if not settings.uses_managed_cluster:
+        facts["note"] = "not the managed cluster: point-in-time recovery is the host's job"
+        return facts
+    pitr = Pitr(Cluster(settings))
+    if not pitr.configured:
+        facts["note"] = "`planwise pitr setup` has not been run"
+        return facts
+    facts["configured"] = True
+    try:
+        facts["restore_window"] = pitr.info(timeout=PITR_INFO_TIMEOUT_SECONDS)["restore_window"]
+    except (PlanwiseError, OSError, ValueError, psycopg.Error) as error:
+        facts["note"] = f"pgbackrest info: {error}"
+    return facts
 
 
 def app_pool_figures(engine: Engine) -> dict[str, float]:
@@ -864,16 +893,22 @@ def _backup_problems(backup: dict[str, Any], limits: Thresholds) -> list[str]:
     return []
 
 
+def archive_failing(archiver: dict[str, Any]) -> bool:
+    """The last archiving attempt failed (none succeeded after it)."""
+    failed = _when(archiver["last_failed_time"])
+    archived = _when(archiver["last_archived_time"])
+    return failed is not None and (archived is None or failed > archived)
+
+
 def _archiving_problems(archiver: dict[str, Any], limits: Thresholds) -> list[str]:
     """Failing (the last attempt failed) or behind (segments waiting, none archived lately)."""
     if archiver["archive_mode"] == "off":
         return []
-    failed = _when(archiver["last_failed_time"])
     archived = _when(archiver["last_archived_time"])
-    if failed and (archived is None or failed > archived):
+    if archive_failing(archiver):
         return [
             f"WAL archiving is failing: {archiver['failed_count']} failures, last "
-            f"{archiver['last_failed_wal']} at {failed.isoformat()}"
+            f"{archiver['last_failed_wal']} at {archiver['last_failed_time']}"
         ]
     waiting = archiver["segments_waiting"]
     if waiting and archived:
@@ -912,16 +947,14 @@ class DatabaseCollector(Collector):
                 report = collect(connection, backup_dir=backup_dir)
         except Exception:  # a scrape must not fail because the database is down
             report = None
-        if (
-            report is not None
-            and self.settings is not None
-            and (self.settings.database_pgbouncer or self.settings.uses_managed_cluster)
-        ):
-            report["pgbouncer"] = pgbouncer_figures(self.settings)
+        if report is not None and self.settings is not None:
+            if self.settings.database_pgbouncer or self.settings.uses_managed_cluster:
+                report["pgbouncer"] = pgbouncer_figures(self.settings)
+            report["pitr"] = pitr_figures(self.settings)
         self._cached = (time.monotonic(), report)  # a failure is cached too: no retry storm
         return report
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[Metric]:
         report = self._report()
         up = GaugeMetricFamily("planwise_db_up", "1 when the database answered the last scrape")
         up.add_metric([], 1 if report else 0)
@@ -955,8 +988,19 @@ class DatabaseCollector(Collector):
         yield cache
         counts = {
             "unused_indexes": ("non-unique indexes never scanned", "unused_indexes"),
-            "long_running_queries": ("queries running longer than 60 s", "long_running"),
+            "long_running_queries": (
+                f"queries running longer than {DEFAULTS.long_query_seconds:g} s",
+                "long_running",
+            ),
             "lock_waits": ("sessions waiting for a lock", "lock_waits"),
+            "report_unread_parts": (
+                "parts of the report not read in its time budget (lock or statement timeout)",
+                "unavailable",
+            ),
+            "tables_not_sized": (
+                "tables and indexes whose size was not read (ACCESS EXCLUSIVE lock)",
+                "tables_not_sized",
+            ),
             "mostly_sequential_tables": (
                 "tables over 1000 rows read mostly by sequential scans",
                 "mostly_sequential",
@@ -965,11 +1009,159 @@ class DatabaseCollector(Collector):
         for name, (documentation, key) in counts.items():
             yield GaugeMetricFamily(f"planwise_db_{name}", documentation, value=len(report[key]))
         yield GaugeMetricFamily(
-            "planwise_db_slow_statements", "statements averaging > 20 ms over >= 100 calls",
+            "planwise_db_slow_statements", f"statements averaging > {DEFAULTS.slow_mean_ms:g} ms "
+            f"over >= {DEFAULTS.slow_min_calls} calls",
             value=report["slow_statement_count"],
         )  # fmt: skip
         yield from _maintenance_metrics(report)
+        yield from _check_metrics(report)
+        yield from _replication_metrics(report["replication"])
+        yield from _pitr_metrics(report.get("pitr"))
         yield from _pgbouncer_metrics(report.get("pgbouncer"))
+
+
+def _check_metrics(report: dict[str, Any]) -> Iterator[Metric]:
+    """What the `--check` rules compare with their thresholds, where the figures above
+    do not already carry it (ops/prometheus/alerts.yml applies the same thresholds)."""
+    yield GaugeMetricFamily(
+        "planwise_db_report_read_seconds",
+        "time the last report took to read",
+        value=report["read_seconds"],
+    )
+    hits = CounterMetricFamily(
+        "planwise_db_cache_blocks_hit", "block reads found in shared buffers", labels=["kind"]
+    )
+    reads = CounterMetricFamily(
+        "planwise_db_cache_blocks_read",
+        "block reads that went to the operating system",
+        labels=["kind"],
+    )
+    for entry in report["cache"]:
+        hits.add_metric([entry["kind"]], entry["hits"])
+        reads.add_metric([entry["kind"]], entry["reads"])
+    yield from (hits, reads)
+    yield GaugeMetricFamily(
+        "planwise_db_long_running_query_max_seconds",
+        f"longest running query among those over {DEFAULTS.long_query_seconds:g} s (0 when none)",
+        value=max((query["seconds"] for query in report["long_running"]), default=0),
+    )
+    duplicates = GaugeMetricFamily(
+        "planwise_db_duplicate_index_bytes",
+        "size of each index another index covers",
+        labels=["table", "index"],
+    )
+    for entry in report["duplicate_indexes"]:
+        if entry["bytes"] is not None:
+            duplicates.add_metric([entry["table"], entry["index"]], entry["bytes"])
+    yield duplicates
+    ratio = GaugeMetricFamily(
+        "planwise_db_dead_tuple_ratio",
+        "dead tuples as a fraction of the table's rows",
+        labels=["table"],
+    )
+    for entry in report["maintenance"]:
+        if entry["dead_ratio"] is not None:
+            ratio.add_metric([entry["table"]], entry["dead_ratio"])
+    yield ratio
+    archiver = report["archiver"]
+    if archiver["archive_mode"] not in (None, "off"):
+        yield GaugeMetricFamily(
+            "planwise_db_wal_archive_failing",
+            "1 when the last WAL archiving attempt failed",
+            value=archive_failing(archiver),
+        )
+
+
+def _replication_metrics(replication: dict[str, Any] | None) -> Iterator[Metric]:
+    """Streaming replication as planwise_replication() shows it to the API's role: on a
+    leader its standbys, on a standby its own replay (nothing before migration 8d9e0f1a2b3c)."""
+    standbys = replication["standbys"] if replication else []
+    yield GaugeMetricFamily(
+        "planwise_db_replication_members",
+        "standbys (and WAL receivers) connected to this server",
+        value=len(standbys),
+    )
+    streaming = GaugeMetricFamily(
+        "planwise_db_replication_streaming",
+        "1 when the standby streams (0: catching up, starting…)",
+        labels=["standby"],
+    )
+    lag_bytes = GaugeMetricFamily(
+        "planwise_db_replication_lag_bytes",
+        "WAL written here and not yet replayed by the standby",
+        labels=["standby"],
+    )
+    lag_seconds = GaugeMetricFamily(
+        "planwise_db_replication_lag_seconds",
+        "replay lag of the standby (0 once an idle standby caught up)",
+        labels=["standby"],
+    )
+    for standby in standbys:
+        name = [standby["name"] or "unnamed"]
+        streaming.add_metric(name, standby["state"] == "streaming")
+        # A WAL receiver that replays nothing (pg_receivewal): what it flushed or wrote.
+        behind = {
+            unit: next((standby[f"{stage}_lag_{unit}"] for stage in ("replay", "flush", "write")
+                        if standby[f"{stage}_lag_{unit}"] is not None), None)
+            for unit in ("bytes", "seconds")
+        }  # fmt: skip
+        if behind["bytes"] is not None:
+            lag_bytes.add_metric(name, behind["bytes"])
+        # PostgreSQL has no lag time until the standby's first reply after new WAL: 0 then.
+        lag_seconds.add_metric(name, behind["seconds"] or 0)
+    yield from (streaming, lag_bytes, lag_seconds)
+    if replication is None:
+        return
+    yield GaugeMetricFamily(
+        "planwise_db_in_recovery", "1 on a standby, 0 on a primary",
+        value=replication["in_recovery"],
+    )  # fmt: skip
+    yield GaugeMetricFamily(
+        "planwise_db_timeline", "the server's WAL timeline", value=replication["timeline"]
+    )
+    slots = GaugeMetricFamily(
+        "planwise_db_replication_slot_active",
+        "1 when a standby streams from the physical replication slot",
+        labels=["slot"],
+    )
+    for slot in [] if replication["in_recovery"] else replication["slots"]:
+        slots.add_metric([slot["name"]], slot["active"])
+    yield slots
+    replay = replication.get("replay")
+    if replay is not None:
+        receiver = replication["receiver"]
+        yield GaugeMetricFamily(
+            "planwise_db_wal_receiver_streaming", "on a standby: 1 when its WAL receiver streams",
+            value=receiver is not None and receiver["status"] == "streaming",
+        )  # fmt: skip
+        yield GaugeMetricFamily(
+            "planwise_db_replay_lag_bytes", "on a standby: WAL received and not replayed yet",
+            value=replay["lag_bytes"] or 0,
+        )  # fmt: skip
+        yield GaugeMetricFamily(
+            "planwise_db_replay_lag_seconds",
+            "on a standby: since the last replayed transaction, while WAL waits to be replayed",
+            value=replay["lag_seconds"] or 0,
+        )
+
+
+def _pitr_metrics(pitr: dict[str, Any] | None) -> Iterator[Metric]:
+    if pitr is None:
+        return
+    yield GaugeMetricFamily(
+        "planwise_pitr_configured",
+        "1 when pgBackRest archives the managed cluster (`planwise pitr setup`)",
+        value=pitr["configured"],
+    )
+    window = pitr["restore_window"] or {}
+    for end in ("earliest", "latest"):
+        moment = _when(window.get(end))
+        if moment is not None:
+            yield GaugeMetricFamily(
+                f"planwise_pitr_restore_window_{end}_timestamp_seconds",
+                f"{end} moment a point-in-time restore can reach",
+                value=moment.timestamp(),
+            )
 
 
 def _maintenance_metrics(report: dict[str, Any]) -> Iterator[GaugeMetricFamily]:

@@ -58,11 +58,14 @@ class Pitr:
     def _command(self, *arguments: str) -> list[str]:
         return [PGBACKREST, f"--config={self.config}", f"--stanza={STANZA}", *arguments]
 
-    def _run(self, *arguments: str) -> str:
-        result = subprocess.run(
-            as_cluster_user(self._command(*arguments)), capture_output=True, text=True,
-            check=False,
-        )  # fmt: skip
+    def _run(self, *arguments: str, timeout: float | None = None) -> str:
+        try:
+            result = subprocess.run(
+                as_cluster_user(self._command(*arguments)), capture_output=True, text=True,
+                check=False, timeout=timeout,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired as error:
+            raise PlanwiseError(f"pgbackrest {arguments[-1]} took over {timeout:g} s") from error
         if result.returncode != 0:
             message = (result.stderr or result.stdout).strip()
             raise PlanwiseError(f"pgbackrest {arguments[-1]} failed: {message}")
@@ -190,10 +193,11 @@ class Pitr:
             strict=True,
         ))  # fmt: skip
 
-    def info(self) -> dict[str, Any]:
-        """Backups per repository, archived WAL, archiver status and the restore window."""
+    def info(self, timeout: float | None = None) -> dict[str, Any]:
+        """Backups per repository, archived WAL, archiver status and the restore window;
+        `timeout` bounds pgBackRest's part (monitoring must not hang on a slow repository)."""
         self._require_setup()
-        stanzas = json.loads(self._run("--output=json", "info"))
+        stanzas = json.loads(self._run("--output=json", "info", timeout=timeout))
         stanza = stanzas[0] if stanzas else {}
         backups = [
             {
