@@ -227,6 +227,7 @@ def test_pgbouncer_follows_the_leader_through_a_switchover(ha_cluster: RunningCl
         old = leader_port(ha_cluster)
         databases = ha_cluster.ha.pgbouncer_dir / "databases.ini"
         assert f"port={old}" in databases.read_text()
+        wait_for_members(ha_cluster, switchable)  # before the load: lag 0 is part of it
         writer = Writer(pooled_url, prepare_threshold=None)
         writer.start()
         time.sleep(1)
@@ -296,6 +297,7 @@ def test_wal_is_archived_from_the_leader_and_after_a_switchover_from_the_new_one
     before = leader_port(ha_cluster)
     count, first_wal = archiver(ha_cluster)
     assert count >= 1 and first_wal is not None, "the leader archived nothing"
+    wait_for_members(ha_cluster, switchable)
     assert "Successfully switched over" in ha_cluster.ha.switchover(None)
     assert leader_port(ha_cluster) != before
     ha_cluster.ha.pitr().check()
@@ -334,6 +336,12 @@ def healthy(members: dict[str, dict[str, object]]) -> bool:
         m["state"] == ("running" if m["role"] == "leader" else "streaming") and m["lag_bytes"] == 0
         for m in members.values()
     )
+
+
+def switchable(members: dict[str, dict[str, object]]) -> bool:
+    """Healthy with a sync standby: Patroni refuses a switchover in synchronous mode until
+    the member that last led (a switchover ago) is the sync standby again."""
+    return healthy(members) and any(m["role"] == "sync standby" for m in members.values())
 
 
 def data_dir(ha_cluster: RunningCluster, member: dict[str, object]) -> Path:
