@@ -15,18 +15,24 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import psycopg
 import pytest
 
 from planwise.errors import PlanwiseError
 from planwise.places.categories import CATEGORIES, PRIORITY, category_for
 from planwise.places.importer import (
     MAX_OVERVIEW_LENGTH,
+    REBUILD_MIN_RECORDS,
+    REBUILD_NOTICE,
     ImportReport,
     Rejection,
     SourceRecord,
+    expected_records,
     import_places,
     import_records,
+    rebuild_policy,
 )
+from planwise.places.indexes import REBUILT_INDEXES, SECONDARY_INDEXES, index_definitions
 from tests.support.cli import PLANWISE
 from tests.support.databases import DatabaseUnderTest, connect
 
@@ -416,6 +422,103 @@ def test_duplicates_across_batches_are_counted_once(import_db: DatabaseUnderTest
     }
 
 
+# -- indexes dropped for a large import and built again -----------------------------------
+
+
+def place_indexes(db: DatabaseUnderTest) -> dict[str, tuple[str, str | None]]:
+    with connect(db.admin_url) as conn:
+        return index_definitions(conn, SECONDARY_INDEXES)
+
+
+def test_a_rebuilding_import_ends_with_the_migrated_indexes(
+    import_db: DatabaseUnderTest, tmp_path: Path
+) -> None:
+    """Definitions and comments (b8c9d0e1f2a3's downgrade reads one) as migrated."""
+    migrated = place_indexes(import_db)
+    assert sorted(migrated) == sorted(SECONDARY_INDEXES)
+    assert migrated["ix_place_category_location"][1]  # the comment that must survive
+    path = write_lines(tmp_path / "big.jsonl", [google_place(f"big-{n}") for n in range(5)])
+    report = import_places(import_db.admin_url, [path], progress=False, rebuild_indexes=True)
+    assert (report.inserted, report.rebuilt_indexes) == (5, REBUILT_INDEXES)
+    assert 0 < report.index_seconds < report.seconds
+    assert place_indexes(import_db) == migrated
+    with connect(import_db.admin_url) as conn:  # the rebuilt indexes serve queries
+        conn.execute("SET enable_seqscan = off")
+        plan = conn.execute(
+            "EXPLAIN SELECT id FROM place WHERE category = 'museum' AND "
+            "ST_SetSRID(ST_MakePoint(lng, lat), 4326) && ST_MakeEnvelope(2, 48, 3, 49, 4326)"
+        ).fetchall()
+    assert "idx_place" in str(plan)
+
+
+def test_a_failed_rebuilding_import_keeps_the_indexes_and_readers_waited(
+    import_db: DatabaseUnderTest,
+) -> None:
+    """The drop is in the import's transaction: a reader meanwhile waits for its lock (here
+    it gives up after 50 ms), and the failure rolls the drop back with the rows."""
+    migrated = place_indexes(import_db)
+    probes: list[str] = []
+
+    def records() -> Any:
+        yield SourceRecord("test", 1, google_place("failed-1"))
+        yield SourceRecord("test", 2, google_place("failed-2"))
+        with connect(import_db.admin_url) as reader:
+            reader.execute("SET lock_timeout = '50ms'")
+            try:
+                reader.execute("SELECT count(*) FROM place").fetchone()
+            except psycopg.errors.LockNotAvailable:
+                probes.append("waited")
+        raise KeyboardInterrupt  # as if interrupted in the middle
+
+    with connect(import_db.admin_url) as conn:
+        with pytest.raises(KeyboardInterrupt):
+            import_records(conn, records(), batch_size=1, rebuild_indexes=True)
+        conn.rollback()
+    assert probes == ["waited"]
+    assert place_indexes(import_db) == migrated
+    assert rows(import_db, "failed-") == {}
+
+
+def test_the_rebuild_is_decided_by_the_first_batch(import_db: DatabaseUnderTest) -> None:
+    """New or changed rows (a share of the table, enough of them) pay for a rebuild;
+    a re-import of unchanged places writes nothing and keeps the indexes."""
+    with connect(import_db.admin_url) as conn:
+        existing = int(conn.execute("SELECT count(*) FROM place").fetchone()[0])  # type: ignore[index]
+        large = max(REBUILD_MIN_RECORDS, 2 * existing)
+        pays = rebuild_policy(conn, large)
+        assert pays(1000, 1000, 1000)  # all new
+        assert pays(1000, 0, 1000)  # all changed
+        assert not pays(1000, 0, 0)  # a no-change re-import
+        assert not rebuild_policy(conn, REBUILD_MIN_RECORDS - 1)(1000, 1000, 1000)
+        assert not rebuild_policy(conn, 1000 * (existing + 1))(1000, 1, 1)  # few new
+
+    seen: list[tuple[int, int, int]] = []
+
+    def policy(sampled: int, inserted: int, written: int) -> bool:
+        seen.append((sampled, inserted, written))
+        return True
+
+    records = [SourceRecord("test", n, google_place(f"decide-{n}")) for n in range(3)]
+    with connect(import_db.admin_url) as conn:
+        report = import_records(conn, records, batch_size=2, rebuild_indexes=policy)
+        conn.commit()
+    assert (seen, report.inserted, report.rebuilt_indexes) == ([(2, 2, 2)], 3, REBUILT_INDEXES)
+    with connect(import_db.admin_url) as conn:  # nothing new: the policy says keep
+        report = import_records(
+            conn, records, batch_size=2, rebuild_indexes=rebuild_policy(conn, large)
+        )
+        conn.commit()
+    assert (report.unchanged, report.rebuilt_indexes) == (3, ())
+
+
+def test_expected_records_counts_place_ids_across_chunks(tmp_path: Path) -> None:
+    places = [google_place(f"count-{n}", name="x" * 150) for n in range(8000)]  # > 2 MB
+    lines = write_lines(tmp_path / "count.jsonl", places)
+    document = write_json(tmp_path / "count.json", {"results": places[:10]})
+    assert lines.stat().st_size > 2 << 20
+    assert expected_records([lines, document]) == 8010
+
+
 # -- the command ---------------------------------------------------------------------------
 
 
@@ -434,9 +537,11 @@ def planwise(db: DatabaseUnderTest, *args: str) -> subprocess.CompletedProcess[s
 
 def test_cli_exit_codes(import_db: DatabaseUnderTest, tmp_path: Path) -> None:
     good = write_json(tmp_path / "good.json", {"results": [google_place("cli-1")]})
-    clean = planwise(import_db, "places", "import", "--no-progress", str(good))
+    clean = planwise(import_db, "places", "import", "--no-progress", "--rebuild-indexes", str(good))
     assert clean.returncode == 0, clean.stderr
     assert "inserted" in clean.stdout and "Rejected" not in clean.stdout
+    assert " ".join(REBUILD_NOTICE.split()[:6]) in " ".join(clean.stdout.split())
+    assert "indexes rebuilt" in clean.stdout
 
     mixed = write_lines(
         tmp_path / "mixed.jsonl", [google_place("cli-2"), google_place("cli-3", rating=7)]

@@ -35,6 +35,9 @@ def print_report(report: ImportReport) -> None:
     summary.add_row("rejected", f"{len(report.rejected):,}")
     summary.add_row("seconds", f"{report.seconds:.2f}")
     summary.add_row("places/s", f"{report.rate:,.0f}")
+    if report.rebuilt_indexes:
+        summary.add_row("indexes rebuilt", ", ".join(report.rebuilt_indexes))
+        summary.add_row("index build seconds", f"{report.index_seconds:.2f}")
     console.print(summary)
     if report.rejected:
         shown = report.rejected[:SHOW_REJECTED]
@@ -60,12 +63,26 @@ def import_(
         ),
     ],
     progress: Annotated[bool, typer.Option(help="show a progress bar on stderr")] = True,
+    rebuild_indexes: Annotated[
+        bool | None,
+        typer.Option(
+            "--rebuild-indexes/--keep-indexes",
+            help="drop place's secondary indexes and build them again before the commit "
+            "(faster for a large import; place is locked until the commit), or maintain "
+            "them row by row. Default: rebuild when the import brings at least half of "
+            "the table's rows and 50,000 records or more",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Import Google Places API results in one transaction; re-importing changes nothing.
 
     Bad records are listed and skipped (exit code 4); the others are imported.
     """
-    report = import_places(get_settings().admin_url, files, progress=progress)
+    report = import_places(
+        get_settings().admin_url, files, progress=progress, rebuild_indexes=rebuild_indexes,
+        announce=lambda message: console.print(escape(message)),
+    )  # fmt: skip
     print_report(report)
     if report.rejected:
         raise typer.Exit(EXIT_REJECTED)
