@@ -22,15 +22,12 @@ from planwise.errors import PlanwiseError
 from planwise.places.categories import CATEGORIES, PRIORITY, category_for
 from planwise.places.importer import (
     MAX_OVERVIEW_LENGTH,
-    REBUILD_MIN_RECORDS,
     REBUILD_NOTICE,
     ImportReport,
     Rejection,
     SourceRecord,
-    expected_records,
     import_places,
     import_records,
-    rebuild_policy,
 )
 from planwise.places.indexes import REBUILT_INDEXES, SECONDARY_INDEXES, index_definitions
 from tests.support.cli import PLANWISE
@@ -442,6 +439,7 @@ def test_a_rebuilding_import_ends_with_the_migrated_indexes(
     assert (report.inserted, report.rebuilt_indexes) == (5, REBUILT_INDEXES)
     assert 0 < report.index_seconds < report.seconds
     assert place_indexes(import_db) == migrated
+    assert run(import_db, path).rebuilt_indexes == ()  # by default: maintained row by row
     with connect(import_db.admin_url) as conn:  # the rebuilt indexes serve queries
         conn.execute("SET enable_seqscan = off")
         plan = conn.execute(
@@ -477,46 +475,6 @@ def test_a_failed_rebuilding_import_keeps_the_indexes_and_readers_waited(
     assert probes == ["waited"]
     assert place_indexes(import_db) == migrated
     assert rows(import_db, "failed-") == {}
-
-
-def test_the_rebuild_is_decided_by_the_first_batch(import_db: DatabaseUnderTest) -> None:
-    """New or changed rows (a share of the table, enough of them) pay for a rebuild;
-    a re-import of unchanged places writes nothing and keeps the indexes."""
-    with connect(import_db.admin_url) as conn:
-        existing = int(conn.execute("SELECT count(*) FROM place").fetchone()[0])  # type: ignore[index]
-        large = max(REBUILD_MIN_RECORDS, 2 * existing)
-        pays = rebuild_policy(conn, large)
-        assert pays(1000, 1000, 1000)  # all new
-        assert pays(1000, 0, 1000)  # all changed
-        assert not pays(1000, 0, 0)  # a no-change re-import
-        assert not rebuild_policy(conn, REBUILD_MIN_RECORDS - 1)(1000, 1000, 1000)
-        assert not rebuild_policy(conn, 1000 * (existing + 1))(1000, 1, 1)  # few new
-
-    seen: list[tuple[int, int, int]] = []
-
-    def policy(sampled: int, inserted: int, written: int) -> bool:
-        seen.append((sampled, inserted, written))
-        return True
-
-    records = [SourceRecord("test", n, google_place(f"decide-{n}")) for n in range(3)]
-    with connect(import_db.admin_url) as conn:
-        report = import_records(conn, records, batch_size=2, rebuild_indexes=policy)
-        conn.commit()
-    assert (seen, report.inserted, report.rebuilt_indexes) == ([(2, 2, 2)], 3, REBUILT_INDEXES)
-    with connect(import_db.admin_url) as conn:  # nothing new: the policy says keep
-        report = import_records(
-            conn, records, batch_size=2, rebuild_indexes=rebuild_policy(conn, large)
-        )
-        conn.commit()
-    assert (report.unchanged, report.rebuilt_indexes) == (3, ())
-
-
-def test_expected_records_counts_place_ids_across_chunks(tmp_path: Path) -> None:
-    places = [google_place(f"count-{n}", name="x" * 150) for n in range(8000)]  # > 2 MB
-    lines = write_lines(tmp_path / "count.jsonl", places)
-    document = write_json(tmp_path / "count.json", {"results": places[:10]})
-    assert lines.stat().st_size > 2 << 20
-    assert expected_records([lines, document]) == 8010
 
 
 # -- the command ---------------------------------------------------------------------------

@@ -17,10 +17,10 @@ id, seq DESC`, across batches because they are merged in order. Merged ids are n
 second temporary table so that a place touched by several batches is counted once.
 Everything is one transaction.
 
-An import that writes many rows relative to the table (`rebuild_policy`, judged after its
-first batch) drops `place`'s secondary indexes in that transaction and builds them again
-before the commit (`planwise.places.indexes`): readers and writers of `place` wait for the
-commit meanwhile, and a failed import rolls the drop back with everything else.
+On request (`rebuild_indexes`), the import drops `place`'s cheap-to-build secondary
+indexes in that transaction and builds them again before the commit
+(`planwise.places.indexes`): readers and writers of `place` wait for the commit meanwhile,
+and a failed import rolls the drop back with everything else.
 
 The demo data generator goes through `import_records` too, so it is validated and
 merged exactly as real Google data is.
@@ -65,16 +65,6 @@ MAX_INT4 = 2**31 - 1
 JSON_LINES_SUFFIXES = frozenset({".jsonl", ".ndjson"})
 PROGRESS_EVERY = 8192
 """Records between progress updates: often enough to look live, rarely enough to cost ~0."""
-
-REBUILD_SHARE = 0.5
-"""Rebuild the indexes when the import writes (inserts or updates) at least this share of
-the table's rows after it (README, Performance: measured break-even)."""
-REBUILD_MIN_RECORDS = 50_000
-"""Below this many written rows, maintaining the indexes costs seconds at most: not worth
-locking readers out."""
-RebuildPolicy = Callable[[int, int, int], bool]
-"""(rows staged in the first batch, of them inserted, of them inserted or updated) →
-whether to drop and rebuild the indexes for the rest of the import."""
 
 BATCH_SIZE = 25_000
 """Staged rows per COPY and merge: large enough that round trips cost nothing, small
@@ -124,9 +114,6 @@ of it for every batch, which makes the import quadratic; and compiling a 25,000-
 statement (JIT) costs more than it saves."""
 COPY_STAGING = sql.SQL("COPY {} (seq, {}) FROM STDIN").format(_STAGING, _COLUMNS)
 TRUNCATE_STAGING = sql.SQL("TRUNCATE {}").format(_STAGING)
-SAMPLE_TOUCHED = sql.SQL("SELECT count(*) FILTER (WHERE inserted), count(*) FROM {}").format(
-    _TOUCHED
-)
 DROP_TEMPORARY = sql.SQL("DROP TABLE {}, {}").format(_STAGING, _TOUCHED)
 
 
@@ -424,28 +411,25 @@ def import_records(
     records: Iterable[SourceRecord | Rejection],
     *,
     batch_size: int = BATCH_SIZE,
-    rebuild_indexes: bool | RebuildPolicy = False,
+    rebuild_indexes: bool = False,
     rebuilt: tuple[str, ...] = REBUILT_INDEXES,
 ) -> ImportReport:
     """Stage and merge place records in the connection's current transaction.
 
     `records` may carry Rejections found while reading (invalid JSON): they are counted
-    and reported. `rebuild_indexes`: True drops the `rebuilt` indexes first, a policy
-    decides after the first batch (if more follow); dropped indexes are built again at the
-    end, in this transaction. The caller commits (or rolls back: nothing is kept then, the
-    indexes included).
+    and reported. `rebuild_indexes`: drop the `rebuilt` indexes first and build them again
+    at the end, in this transaction. The caller commits (or rolls back: nothing is kept
+    then, the indexes included).
     """
     started = perf_counter()
     report = ImportReport()
     batches = _Batches(records, report.rejected)
-    dropped = drop_indexes(conn, rebuilt) if rebuild_indexes is True else {}
-    decide = None if isinstance(rebuild_indexes, bool) else rebuild_indexes
+    dropped = drop_indexes(conn, rebuilt) if rebuild_indexes else {}
     with conn.cursor() as cursor:
         cursor.execute(MERGE_PLANNING)
         cursor.execute(CREATE_STAGING)
         cursor.execute(CREATE_TOUCHED)
         rows, repeats = batches.next(batch_size)
-        first_batch = len(rows)
         while rows:
             with cursor.copy(COPY_STAGING) as copy:
                 write_row = copy.write_row
@@ -457,11 +441,6 @@ def import_records(
                 cursor.execute(MERGE_STAGING_LAST_WINS if repeats else MERGE_STAGING)
                 cursor.execute(TRUNCATE_STAGING)
                 rows, repeats = batches.next(batch_size)
-            if decide is not None and rows:
-                inserted, written = cursor.execute(SAMPLE_TOUCHED).fetchone() or (0, 0)
-                if decide(first_batch, inserted, written):
-                    dropped = drop_indexes(conn, rebuilt)
-            decide = None
         if dropped:
             index_started = perf_counter()
             build_indexes(conn, dropped)
@@ -616,48 +595,18 @@ def _progress_bar(console: Console) -> Progress:
     )
 
 
-def expected_records(paths: list[Path]) -> int:
-    """About how many places the files hold: every Google place object has one `place_id`
-    key, whatever the file's shape (0.1 s per 300 MB from the page cache)."""
-    key, count = b'"place_id"', 0
-    for path in paths:
-        with path.open("rb") as handle:
-            tail = b""
-            while chunk := handle.read(1 << 20):
-                data = tail + chunk
-                count += data.count(key)
-                tail = data[-(len(key) - 1) :]  # a key cut by the chunk's end is counted once
-    return count
-
-
-def rebuild_policy(conn: psycopg.Connection[Any], expected: int) -> RebuildPolicy:
-    """Whether dropping and rebuilding the secondary indexes beats maintaining them, for
-    an import of about `expected` records whose first batch shows how many are new or
-    changed (a re-import of unchanged places writes nothing and keeps them)."""
-    row = conn.execute("SELECT reltuples FROM pg_class WHERE oid = 'public.place'::regclass")
-    existing = float(row.fetchone()[0])  # type: ignore[index]
-    if existing < 0:  # never vacuumed nor analyzed: count
-        existing = float(conn.execute("SELECT count(*) FROM place").fetchone()[0])  # type: ignore[index]
-
-    def pays(sampled: int, inserted: int, written: int) -> bool:
-        new, writes = expected * inserted / sampled, expected * written / sampled
-        return writes >= REBUILD_MIN_RECORDS and writes >= REBUILD_SHARE * (existing + new)
-
-    return pays
-
-
 def import_places(
     admin_url: str,
     paths: list[Path],
     progress: bool = True,
-    rebuild_indexes: bool | None = None,
+    rebuild_indexes: bool = False,
     announce: Callable[[str], None] | None = None,
 ) -> ImportReport:
     """Import the files in one transaction as the owner (who may write `place`).
 
-    `rebuild_indexes`: None decides by `rebuild_policy`; `announce` is told what a
-    rebuild means (who waits, until when). Raises PlanwiseError, before touching the
-    database, if a file is missing.
+    `rebuild_indexes`: see `import_records`; `announce` is told first what it means (who
+    waits, until when). Raises PlanwiseError, before touching the database, if a file is
+    missing.
     """
     for path in paths:
         if not path.is_file():
@@ -667,41 +616,18 @@ def import_places(
     bar = _progress_bar(Console(stderr=True)) if progress else None
 
     with psycopg.connect(libpq_url(admin_url), application_name="planwise-import") as conn:
-        policy: bool | RebuildPolicy = (
-            rebuild_policy(conn, expected_records(paths))
-            if rebuild_indexes is None
-            else rebuild_indexes
-        )
-        if announce is not None:
-            policy = _announced(policy, announce)
+        if rebuild_indexes and announce is not None:
+            announce(REBUILD_NOTICE)
         with bar if bar is not None else nullcontext():
-            report = _import_files(conn, paths, bar, total_bytes, policy)
+            report = _import_files(conn, paths, bar, total_bytes, rebuild_indexes)
         conn.commit()
     return report
 
 
 REBUILD_NOTICE = (
-    "place's secondary indexes are dropped for this import and built again before the "
-    "commit: until then readers and writers of place wait (--keep-indexes to avoid)"
+    "place's indexes idx_place_location and idx_place_category are dropped for this import "
+    "and built again before the commit: until then readers and writers of place wait"
 )
-
-
-def _announced(
-    policy: bool | RebuildPolicy, announce: Callable[[str], None]
-) -> bool | RebuildPolicy:
-    """The policy, telling `announce` when it decides to rebuild."""
-    if policy is True:
-        announce(REBUILD_NOTICE)
-    if isinstance(policy, bool):
-        return policy
-
-    def told(sampled: int, inserted: int, written: int) -> bool:
-        decided = policy(sampled, inserted, written)
-        if decided:
-            announce(REBUILD_NOTICE)
-        return decided
-
-    return told
 
 
 def _import_files(
@@ -709,7 +635,7 @@ def _import_files(
     paths: list[Path],
     bar: Progress | None,
     total_bytes: int,
-    rebuild_indexes: bool | RebuildPolicy,
+    rebuild_indexes: bool,
 ) -> ImportReport:
     # Sorts (a batch's DISTINCT ON, the final distinct count) stay in memory.
     conn.execute("SET LOCAL work_mem = '64MB'")
