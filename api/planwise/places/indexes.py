@@ -1,7 +1,8 @@
 """Dropping `place`'s secondary indexes for a bulk load and building them again.
 
-Building an index once over the loaded table beats maintaining it row by row (a GiST
-insertion per row, with its WAL; a build writes its pages once). The definitions come
+Building an index once over the loaded table can beat maintaining it row by row (a build
+writes its pages once; a sorted GiST build or a btree sort is much cheaper than one
+insertion per row). The definitions come
 from `pg_indexes`, i.e. from what the migrations created (one source of truth), and are
 replayed verbatim with the indexes' comments (b8c9d0e1f2a3's downgrade reads one), so the
 schema ends exactly as migrated. The importer and the bench's loader both use this.
@@ -21,9 +22,10 @@ from psycopg import sql
 from planwise.errors import PlanwiseError
 
 REBUILT_INDEXES = ("idx_place_location", "idx_place_category")
-"""What an import rebuilds: indexes whose build costs a fraction of their row-by-row
-maintenance (a sorted GiST build on the PostGIS point, a btree), measured in server CPU
-per 300,000 places: 0.5 s to build both against 1.5-2 s to maintain them."""
+"""What `places import --rebuild-indexes` rebuilds: indexes whose build costs a fraction
+of their row-by-row maintenance (a sorted GiST build on the PostGIS point, a btree),
+measured in server CPU per 300,000 places: 0.5 s to build both against 1.5-2 s to
+maintain them. Opt-in: the import's wall time did not reliably improve (README)."""
 SECONDARY_INDEXES = (*REBUILT_INDEXES, "ix_place_category_location")
 """Every secondary index of `place` (the primary key stays: the merge's ON CONFLICT and
 its anti-join need it). `ix_place_category_location` costs about as much to build as to
