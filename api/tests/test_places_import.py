@@ -15,18 +15,21 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import psycopg
 import pytest
 
 from planwise.errors import PlanwiseError
 from planwise.places.categories import CATEGORIES, PRIORITY, category_for
 from planwise.places.importer import (
     MAX_OVERVIEW_LENGTH,
+    REBUILD_NOTICE,
     ImportReport,
     Rejection,
     SourceRecord,
     import_places,
     import_records,
 )
+from planwise.places.indexes import REBUILT_INDEXES, SECONDARY_INDEXES, index_definitions
 from tests.support.cli import PLANWISE
 from tests.support.databases import DatabaseUnderTest, connect
 
@@ -416,6 +419,64 @@ def test_duplicates_across_batches_are_counted_once(import_db: DatabaseUnderTest
     }
 
 
+# -- indexes dropped for a large import and built again -----------------------------------
+
+
+def place_indexes(db: DatabaseUnderTest) -> dict[str, tuple[str, str | None]]:
+    with connect(db.admin_url) as conn:
+        return index_definitions(conn, SECONDARY_INDEXES)
+
+
+def test_a_rebuilding_import_ends_with_the_migrated_indexes(
+    import_db: DatabaseUnderTest, tmp_path: Path
+) -> None:
+    """Definitions and comments (b8c9d0e1f2a3's downgrade reads one) as migrated."""
+    migrated = place_indexes(import_db)
+    assert sorted(migrated) == sorted(SECONDARY_INDEXES)
+    assert migrated["ix_place_category_location"][1]  # the comment that must survive
+    path = write_lines(tmp_path / "big.jsonl", [google_place(f"big-{n}") for n in range(5)])
+    report = import_places(import_db.admin_url, [path], progress=False, rebuild_indexes=True)
+    assert (report.inserted, report.rebuilt_indexes) == (5, REBUILT_INDEXES)
+    assert 0 < report.index_seconds < report.seconds
+    assert place_indexes(import_db) == migrated
+    assert run(import_db, path).rebuilt_indexes == ()  # by default: maintained row by row
+    with connect(import_db.admin_url) as conn:  # the rebuilt indexes serve queries
+        conn.execute("SET enable_seqscan = off")
+        plan = conn.execute(
+            "EXPLAIN SELECT id FROM place WHERE category = 'museum' AND "
+            "ST_SetSRID(ST_MakePoint(lng, lat), 4326) && ST_MakeEnvelope(2, 48, 3, 49, 4326)"
+        ).fetchall()
+    assert "idx_place" in str(plan)
+
+
+def test_a_failed_rebuilding_import_keeps_the_indexes_and_readers_waited(
+    import_db: DatabaseUnderTest,
+) -> None:
+    """The drop is in the import's transaction: a reader meanwhile waits for its lock (here
+    it gives up after 50 ms), and the failure rolls the drop back with the rows."""
+    migrated = place_indexes(import_db)
+    probes: list[str] = []
+
+    def records() -> Any:
+        yield SourceRecord("test", 1, google_place("failed-1"))
+        yield SourceRecord("test", 2, google_place("failed-2"))
+        with connect(import_db.admin_url) as reader:
+            reader.execute("SET lock_timeout = '50ms'")
+            try:
+                reader.execute("SELECT count(*) FROM place").fetchone()
+            except psycopg.errors.LockNotAvailable:
+                probes.append("waited")
+        raise KeyboardInterrupt  # as if interrupted in the middle
+
+    with connect(import_db.admin_url) as conn:
+        with pytest.raises(KeyboardInterrupt):
+            import_records(conn, records(), batch_size=1, rebuild_indexes=True)
+        conn.rollback()
+    assert probes == ["waited"]
+    assert place_indexes(import_db) == migrated
+    assert rows(import_db, "failed-") == {}
+
+
 # -- the command ---------------------------------------------------------------------------
 
 
@@ -434,9 +495,11 @@ def planwise(db: DatabaseUnderTest, *args: str) -> subprocess.CompletedProcess[s
 
 def test_cli_exit_codes(import_db: DatabaseUnderTest, tmp_path: Path) -> None:
     good = write_json(tmp_path / "good.json", {"results": [google_place("cli-1")]})
-    clean = planwise(import_db, "places", "import", "--no-progress", str(good))
+    clean = planwise(import_db, "places", "import", "--no-progress", "--rebuild-indexes", str(good))
     assert clean.returncode == 0, clean.stderr
     assert "inserted" in clean.stdout and "Rejected" not in clean.stdout
+    assert " ".join(REBUILD_NOTICE.split()[:6]) in " ".join(clean.stdout.split())
+    assert "indexes rebuilt" in clean.stdout
 
     mixed = write_lines(
         tmp_path / "mixed.jsonl", [google_place("cli-2"), google_place("cli-3", rating=7)]

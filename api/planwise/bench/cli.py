@@ -46,6 +46,7 @@ class Options:
     workers: int = 1
     api_code: Path | None = None
     records: int = 1_000_000
+    import_rounds: int = importing.ROUNDS
     pitr: bool = True
     database: str = data.DEFAULT_DATABASE
     results_dir: Path = report.RESULTS_DIR
@@ -54,7 +55,8 @@ class Options:
     def smoke(self) -> Options:
         """Tiny sizes: checks the whole pipeline in well under a minute."""
         return replace(self, places=2_000, users=200, requests=200, seconds=2, warmup=0.5,
-                       recall_samples=20, connections=(1,), records=2_000, pitr=False)  # fmt: skip
+                       recall_samples=20, connections=(1,), records=2_000, import_rounds=1,
+                       pitr=False)  # fmt: skip
 
 
 Places = Annotated[int, typer.Option(min=1, help="places in the data set")]
@@ -69,6 +71,7 @@ RecallSamples = Annotated[int, typer.Option(min=1, help="requests checked agains
 Connections = Annotated[str, typer.Option(help="API connection counts, comma-separated")]
 Workers = Annotated[int, typer.Option(min=1, max=64, help="uvicorn workers of the API")]
 Records = Annotated[int, typer.Option(min=1, help="records in the import file")]
+Rounds = Annotated[int, typer.Option(min=1, help="alternating rounds of the import paths")]
 Pitr = Annotated[bool, typer.Option(help="also measure PITR (a cluster of its own)")]
 
 
@@ -171,7 +174,7 @@ def _api(session: Session) -> None:
 def _import(session: Session) -> None:
     options = session.options
     results = importing.run(session.db, records=options.records, work_dir=options.work_dir,
-                            progress=_say)  # fmt: skip
+                            rounds=options.import_rounds, progress=_say)  # fmt: skip
     session.save("import", results, per_size=False)
 
 
@@ -270,12 +273,13 @@ def api_command(
 
 @app.command("import")
 def import_command(
-    records: Records = 1_000_000, smoke: Smoke = False,
+    records: Records = 1_000_000, rounds: Rounds = importing.ROUNDS, smoke: Smoke = False,
     database: Database = data.DEFAULT_DATABASE, results_dir: ResultsDir = report.RESULTS_DIR,
     work_dir: WorkDir = PLANWISE_HOME / "bench",
 ) -> None:  # fmt: skip
     """`planwise places import` of a generated Google Places file, into a scratch database."""
     session = Session(_options(smoke, records=None if smoke else records, database=database,
+                               import_rounds=None if smoke else rounds,
                                results_dir=results_dir, work_dir=work_dir))  # fmt: skip
     data.create_database(session.db, fresh=False)
     _import(session)

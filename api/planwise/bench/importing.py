@@ -4,8 +4,10 @@ The file holds one Place Details `result` object per line (what a crawler saves)
 the same generator as the bench data (`planwise.bench.world`) and kept under the work
 directory for the next run. The command runs as a user runs it, in a subprocess, into
 a scratch database migrated to head (empty `place`, its indexes in place), which is
-dropped afterwards. Timed twice: the first import (all inserts) and a second one of the
-same file (nothing changes, the idempotent path).
+dropped afterwards. In alternating rounds (side by side, in one run): a first import as
+the command runs by default (every index maintained row by row), the same file again
+(nothing changes, the idempotent path), and a first import with `--rebuild-indexes`.
+Medians over the rounds.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from planwise.bench.data import BenchDatabase, scratch_database
 from planwise.db import migrations
 from planwise.errors import PlanwiseError
 
+ROUNDS = 2
+
 
 def places_file(work_dir: Path, records: int) -> Path:
     """The JSON Lines file of `records` places, generated unless already there."""
@@ -42,12 +46,13 @@ def places_file(work_dir: Path, records: int) -> Path:
     return path
 
 
-def _import(path: Path, admin_url: str) -> tuple[float, dict[str, str]]:
+def _import(path: Path, admin_url: str, *flags: str) -> dict[str, Any]:
+    """One `planwise places import` run: its summary's figures, and the command's time."""
     env = {**os.environ, "MIGRATION_DATABASE_URL": admin_url, "DATABASE_URL": admin_url,
            "COLUMNS": "200"}  # fmt: skip
     started = time.perf_counter()
     result = subprocess.run(
-        [str(PLANWISE), "places", "import", "--no-progress", str(path)],
+        [str(PLANWISE), "places", "import", "--no-progress", *flags, str(path)],
         capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, check=False,
     )  # fmt: skip
     seconds = time.perf_counter() - started
@@ -56,37 +61,61 @@ def _import(path: Path, admin_url: str) -> tuple[float, dict[str, str]]:
             f"places import failed:\n{result.stdout[-1500:]}{result.stderr[-1500:]}"
         )
     rows = dict(re.findall(r"[│|]\s*([a-z/ ()]+?)\s*[│|]\s*([\d,.]+)\s*[│|]", result.stdout))
-    return seconds, rows
+    figures = {key: float(value.replace(",", "")) for key, value in rows.items()}
+    return {
+        "places_per_second": int(figures["places/s"]),
+        "seconds": figures["seconds"],
+        "command_seconds": round(seconds, 2),
+        "inserted": int(figures.get("inserted", 0)),
+        "unchanged": int(figures.get("unchanged", 0)),
+        "index_build_seconds": figures.get("index build seconds"),
+    }
+
+
+def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return sorted(runs, key=lambda run: run["places_per_second"])[len(runs) // 2]
 
 
 def run(
-    db: BenchDatabase, *, records: int, work_dir: Path, progress: Callable[[str], None] = print
+    db: BenchDatabase,
+    *,
+    records: int,
+    work_dir: Path,
+    rounds: int = ROUNDS,
+    progress: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     progress(f"import: generating {records:,} Google Places records (once)")
     path = places_file(work_dir, records)
-    cluster, scratch, admin_url = scratch_database(db, "import")
-    try:
-        migrations.upgrade(admin_url)
-        progress(f"import: planwise places import {path.name} (fresh, then again)")
-        first_seconds, first = _import(path, admin_url)
-        again_seconds, again = _import(path, admin_url)
-    finally:
-        cluster.drop_database(scratch)
-    inserted = int(first.get("inserted", "0").replace(",", ""))
-    if inserted != records:
-        raise PlanwiseError(f"import inserted {inserted} of {records} records: {first}")
+    fresh: dict[str, list[dict[str, Any]]] = {"default": [], "rebuild_indexes": []}
+    again: list[dict[str, Any]] = []
+    for number in range(rounds):
+        for mode in ("rebuild_indexes", "default")[:: 1 if number % 2 == 0 else -1]:
+            cluster, scratch, admin_url = scratch_database(db, "import")
+            try:
+                migrations.upgrade(admin_url)
+                progress(f"import: round {number + 1}/{rounds}, fresh import ({mode})")
+                first = _import(
+                    path, admin_url, *(["--rebuild-indexes"] if mode != "default" else [])
+                )
+                if first["inserted"] != records:
+                    raise PlanwiseError(f"import inserted {first['inserted']} of {records}")
+                fresh[mode].append(first)
+                if mode == "default":
+                    progress(f"import: round {number + 1}/{rounds}, the same file again")
+                    again.append(_import(path, admin_url))
+            finally:
+                cluster.drop_database(scratch)
+    reimport = _median_run(again)
     return {
         "records": records,
         "file_bytes": path.stat().st_size,
-        "fresh": {
-            "places_per_second": int(first["places/s"].replace(",", "")),
-            "seconds": float(first["seconds"]),
-            "command_seconds": round(first_seconds, 2),
-        },
-        "reimport_unchanged": {
-            "places_per_second": int(again["places/s"].replace(",", "")),
-            "seconds": float(again["seconds"]),
-            "command_seconds": round(again_seconds, 2),
-            "unchanged": int(again.get("unchanged", "0").replace(",", "")),
+        "rounds": rounds,
+        "fresh": _median_run(fresh["default"]),
+        "fresh_rebuild_indexes": _median_run(fresh["rebuild_indexes"]),
+        "reimport_unchanged": reimport,
+        "runs": {
+            "fresh": fresh["default"],
+            "fresh_rebuild_indexes": fresh["rebuild_indexes"],
+            "reimport_unchanged": again,
         },
     }

@@ -17,6 +17,11 @@ id, seq DESC`, across batches because they are merged in order. Merged ids are n
 second temporary table so that a place touched by several batches is counted once.
 Everything is one transaction.
 
+On request (`rebuild_indexes`), the import drops `place`'s cheap-to-build secondary
+indexes in that transaction and builds them again before the commit
+(`planwise.places.indexes`): readers and writers of `place` wait for the commit meanwhile,
+and a failed import rolls the drop back with everything else.
+
 The demo data generator goes through `import_records` too, so it is validated and
 merged exactly as real Google data is.
 """
@@ -48,6 +53,7 @@ from rich.text import Text
 from planwise.db.engine import libpq_url
 from planwise.errors import PlanwiseError
 from planwise.places.categories import category_for
+from planwise.places.indexes import REBUILT_INDEXES, build_indexes, drop_indexes
 
 MAX_ID_LENGTH = 100
 MAX_NAME_LENGTH = 200
@@ -217,6 +223,10 @@ class ImportReport:
     """Valid records superseded by a later record with the same place_id."""
     rejected: list[Rejection] = field(default_factory=list)
     seconds: float = 0.0
+    rebuilt_indexes: tuple[str, ...] = ()
+    """Secondary indexes dropped for the load and built again before the commit."""
+    index_seconds: float = 0.0
+    """Of `seconds`, building them."""
 
     @property
     def imported(self) -> int:
@@ -401,15 +411,20 @@ def import_records(
     records: Iterable[SourceRecord | Rejection],
     *,
     batch_size: int = BATCH_SIZE,
+    rebuild_indexes: bool = False,
+    rebuilt: tuple[str, ...] = REBUILT_INDEXES,
 ) -> ImportReport:
     """Stage and merge place records in the connection's current transaction.
 
     `records` may carry Rejections found while reading (invalid JSON): they are counted
-    and reported. The caller commits (or rolls back: nothing is kept then).
+    and reported. `rebuild_indexes`: drop the `rebuilt` indexes first and build them again
+    at the end, in this transaction. The caller commits (or rolls back: nothing is kept
+    then, the indexes included).
     """
     started = perf_counter()
     report = ImportReport()
     batches = _Batches(records, report.rejected)
+    dropped = drop_indexes(conn, rebuilt) if rebuild_indexes else {}
     with conn.cursor() as cursor:
         cursor.execute(MERGE_PLANNING)
         cursor.execute(CREATE_STAGING)
@@ -426,6 +441,11 @@ def import_records(
                 cursor.execute(MERGE_STAGING_LAST_WINS if repeats else MERGE_STAGING)
                 cursor.execute(TRUNCATE_STAGING)
                 rows, repeats = batches.next(batch_size)
+        if dropped:
+            index_started = perf_counter()
+            build_indexes(conn, dropped)
+            report.rebuilt_indexes = tuple(dropped)
+            report.index_seconds = perf_counter() - index_started
         cursor.execute(COUNT_TOUCHED_DISTINCT if batches.repeated else COUNT_TOUCHED)
         counts = cursor.fetchone()
         cursor.execute(DROP_TEMPORARY)
@@ -575,10 +595,18 @@ def _progress_bar(console: Console) -> Progress:
     )
 
 
-def import_places(admin_url: str, paths: list[Path], progress: bool = True) -> ImportReport:
+def import_places(
+    admin_url: str,
+    paths: list[Path],
+    progress: bool = True,
+    rebuild_indexes: bool = False,
+    announce: Callable[[str], None] | None = None,
+) -> ImportReport:
     """Import the files in one transaction as the owner (who may write `place`).
 
-    Raises PlanwiseError, before touching the database, if a file is missing.
+    `rebuild_indexes`: see `import_records`; `announce` is told first what it means (who
+    waits, until when). Raises PlanwiseError, before touching the database, if a file is
+    missing.
     """
     for path in paths:
         if not path.is_file():
@@ -587,34 +615,50 @@ def import_places(admin_url: str, paths: list[Path], progress: bool = True) -> I
     total_bytes = sum(path.stat().st_size for path in paths)
     bar = _progress_bar(Console(stderr=True)) if progress else None
 
-    with (
-        bar if bar is not None else nullcontext(),
-        psycopg.connect(libpq_url(admin_url), application_name="planwise-import") as conn,
-    ):
-        # Sorts (a batch's DISTINCT ON, the final distinct count) stay in memory.
-        conn.execute("SET LOCAL work_mem = '64MB'")
-        if bar is None:
-            records: Iterable[SourceRecord | Rejection] = (
-                record for path in paths for record in read_file(path)
-            )
-            report = import_records(conn, records)
-        else:
-            task = bar.add_task("reading", total=total_bytes or 1, rows=0)
-
-            def advance(size: int) -> None:
-                bar.advance(task, size)
-
-            def tracked() -> Iterator[SourceRecord | Rejection]:
-                count = 0
-                for path in paths:
-                    for record in read_file(path, advance):
-                        count += 1
-                        if count % PROGRESS_EVERY == 0:
-                            bar.update(task, rows=count)
-                        yield record
-                bar.update(task, rows=count, completed=total_bytes or 1)
-
-            report = import_records(conn, tracked())
-            bar.update(task, description="done")
+    with psycopg.connect(libpq_url(admin_url), application_name="planwise-import") as conn:
+        if rebuild_indexes and announce is not None:
+            announce(REBUILD_NOTICE)
+        with bar if bar is not None else nullcontext():
+            report = _import_files(conn, paths, bar, total_bytes, rebuild_indexes)
         conn.commit()
+    return report
+
+
+REBUILD_NOTICE = (
+    "place's indexes idx_place_location and idx_place_category are dropped for this import "
+    "and built again before the commit: until then readers and writers of place wait"
+)
+
+
+def _import_files(
+    conn: psycopg.Connection[Any],
+    paths: list[Path],
+    bar: Progress | None,
+    total_bytes: int,
+    rebuild_indexes: bool,
+) -> ImportReport:
+    # Sorts (a batch's DISTINCT ON, the final distinct count) stay in memory.
+    conn.execute("SET LOCAL work_mem = '64MB'")
+    if bar is None:
+        records: Iterable[SourceRecord | Rejection] = (
+            record for path in paths for record in read_file(path)
+        )
+        return import_records(conn, records, rebuild_indexes=rebuild_indexes)
+    task = bar.add_task("reading", total=total_bytes or 1, rows=0)
+
+    def advance(size: int) -> None:
+        bar.advance(task, size)
+
+    def tracked() -> Iterator[SourceRecord | Rejection]:
+        count = 0
+        for path in paths:
+            for record in read_file(path, advance):
+                count += 1
+                if count % PROGRESS_EVERY == 0:
+                    bar.update(task, rows=count)
+                yield record
+        bar.update(task, rows=count, completed=total_bytes or 1, description="merging")
+
+    report = import_records(conn, tracked(), rebuild_indexes=rebuild_indexes)
+    bar.update(task, description="done")
     return report
