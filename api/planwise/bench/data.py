@@ -42,7 +42,7 @@ DEFAULT_DATABASE = "planwise_bench"
 DENSE_SUFFIX = "dense"
 """The density bench's dense data set lives in `<bench database>_dense`."""
 BENCH_PASSWORD = "planwise-bench"  # noqa: S105  (synthetic users of a throwaway database)
-DROPPED_INDEXES = ("idx_place_location", "idx_place_category", "ix_place_category_location")
+DROPPED_INDEXES = ("idx_place_location", "idx_place_category", "ix_place_category_band_location")
 """Rebuilt after the load: building an index once beats maintaining it row by row."""
 DEFAULT_USERS = 100_000
 DEFAULT_REQUESTS = 10_000
