@@ -100,7 +100,7 @@ def _density_figures(scope: str, section: dict[str, Any]) -> list[Figure]:
         scope, "preferred places within 5 km per request, median (min / max), sparse / dense",
         " / ".join(f"{c['median']:,} ({c['min']:,} / {c['max']:,})" for c in counts.values()),
     )]  # fmt: skip
-    names = {"ours": "Planwise", "previous": "previous SQL (before b8c9d0e1f2a3)"}
+    names = {"ours": "Planwise", "previous": "previous SQL (before 5a6b7c8d9e0f)"}
     for level in [f"c{count}" for count in section["clients"]]:
         clients = level[1:]
         for name, label in names.items():
@@ -340,7 +340,8 @@ NOTES = (
     "Density: the same recommendation on the 1M set and on one of the same size around "
     "every tenth city (`<database>_dense`: ten times the places per city), interleaved "
     "in one run; 'previous SQL' is the recommendation as it was before migration "
-    "b8c9d0e1f2a3, installed into the bench schema from the migrations' text.",
+    "5a6b7c8d9e0f (every preferred place in the circle scored), installed into the bench "
+    "schema from the migrations' text with its index built for the run.",
     "Data: places clustered around 381 real cities (54.8°S to 70.7°N) by population, in "
     "crawl order (pages of 20 nearby places), 34 categories, ratings ~ N(4.2, 0.45), review "
     "counts log-normal; 100,000 users with 5 preferences; see `planwise/bench/world.py`.",
