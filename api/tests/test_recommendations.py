@@ -323,7 +323,7 @@ def generic_plan(session: Session, params: dict[str, object]) -> str:
 
 def assert_candidates_index_only(plan: str) -> None:
     """Candidates of the user's categories only, index-only; the heap by primary key."""
-    scans = [line for line in plan.splitlines() if "ix_place_category_location" in line]
+    scans = [line for line in plan.splitlines() if "ix_place_category_band_location" in line]
     assert scans and all("Index Only Scan" in line for line in scans), plan
     assert "Seq Scan on place" not in plan and "idx_place_location" not in plan, plan
     heap = [line for line in plan.splitlines() if " on place " in line and "Index Only" not in line]
@@ -336,7 +336,7 @@ def test_candidates_come_from_the_category_location_index(
 ) -> None:
     """With statistics of the ~3 000 generated places (ANALYZE inside the test's
     transaction sees its own rows and is rolled back with it), the planner itself picks
-    the index-only scan of `ix_place_category_location` (and, with sequential scans
+    the index-only scans of `ix_place_category_band_location` (and, with sequential scans
     disabled, must be able to); the generic plan, which knows nothing of the box, has the
     same shape; the heap is read through the primary key, for the rows returned."""
     _city, lat, lng = PROBES[probe]

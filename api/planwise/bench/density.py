@@ -7,10 +7,10 @@ and the requests' shape unchanged. pgbench runs, on each, at 1 and 2 clients:
 
 - ours: the API's one statement (`sql.OURS_SCRIPT`, `planwise_recommend_for`);
 - previous: the same statement with the recommendation SQL as it was before migration
-  b8c9d0e1f2a3 (box candidates of every category from `idx_place_location`, measured as
-  geometries, category join afterwards, a custom plan per call), installed into the
-  `bench` schema from the migrations' own text, so every run shows that lever side by
-  side on the same data.
+  5a6b7c8d9e0f (every preferred place in the circle scored, from
+  `ix_place_category_location`), installed into the `bench` schema from the migrations'
+  own text, with that index built for the run and dropped afterwards, so every run shows
+  the lever side by side on the same data.
 
 The figure is dense / sparse latency (p50, p99) at each client count; the goal is ≤ 1.5x.
 What the work grows with is counted too: preferred places within 5 km per request.
@@ -33,6 +33,8 @@ SCRIPTS = {
     "ours": sql.OURS_SCRIPT,
     "previous": sql.OURS_SCRIPT.replace("planwise_recommend_for(", "bench.recommend_for_previous("),
 }
+PREVIOUS_PLACES = "20231227_b8c9d0e1f2a3_candidates_by_category_and_location.py"
+PREVIOUS_INDEX = "ix_place_category_location"
 CANDIDATE_SAMPLE = 100
 """Requests whose preferred places within 5 km are counted (index-served, cheap)."""
 
@@ -61,12 +63,12 @@ def _revision(filename: str) -> ModuleType:
 
 def previous_sql() -> str:
     """`bench.recommend_places_previous` and `bench.recommend_for_previous`: the request
-    as it ran before b8c9d0e1f2a3, from revisions 9b0c1d2e3f4a and a7b8c9d0e1f2."""
-    places = str(_revision("20231101_9b0c1d2e3f4a_supabase_compatibility.py").RECOMMEND_PLACES)
-    request = str(_revision("20231223_a7b8c9d0e1f2_recommendations_in_one_statement.py")
+    as it ran before 5a6b7c8d9e0f, from revisions b8c9d0e1f2a3 and f3a4b5c6d7e8."""
+    places = str(_revision(PREVIOUS_PLACES).RECOMMEND_PLACES)
+    request = str(_revision("20231228_f3a4b5c6d7e8_recommendations_honour_token_revocation.py")
                   .RECOMMEND_FOR)  # fmt: skip
     places = places.replace("recommend_places.", "recommend_places_previous.").replace(
-        "CREATE FUNCTION recommend_places(",
+        "CREATE OR REPLACE FUNCTION recommend_places(",
         "CREATE OR REPLACE FUNCTION bench.recommend_places_previous(",
         1,
     )
@@ -77,9 +79,19 @@ def previous_sql() -> str:
     return places + ";\n" + request
 
 
-def _install_previous(db: BenchDatabase) -> None:
+def _install_previous(db: BenchDatabase, progress: Callable[[str], None]) -> None:
+    """The previous SQL and the index it reads (the migrations' own text: no user input)."""
+    index = str(_revision(PREVIOUS_PLACES).CREATE_INDEX)
     with connect_admin(db, autocommit=True) as conn:
-        conn.execute(previous_sql())  # the migrations' own text: no user input
+        conn.execute(previous_sql())
+        progress(f"density: building the previous SQL's index in {db.name}")
+        conn.execute(index.replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS", 1))
+        conn.execute("ANALYZE place")
+
+
+def _drop_previous_index(db: BenchDatabase) -> None:
+    with connect_admin(db, autocommit=True) as conn:
+        conn.execute(f"DROP INDEX IF EXISTS {PREVIOUS_INDEX}")
 
 
 def _candidates(db: BenchDatabase) -> dict[str, int]:
@@ -105,19 +117,23 @@ def run(
     previous) so a change in the machine's load hits both alike; dense / sparse ratios."""
     databases = {"sparse": sparse, "dense": dense}
     results: dict[str, Any] = {}
-    for label, db in databases.items():
-        _install_previous(db)
-        results[label] = {"database": db.name, "candidates_within_5km": _candidates(db),
-                          **{name: {} for name in SCRIPTS}}  # fmt: skip
-    variables = {**sql.VARIABLES, "requests": str(requests)}
-    for count in clients:
+    try:
         for label, db in databases.items():
-            for name, script in SCRIPTS.items():
-                progress(f"density: {label}, {name}, {count} client(s), {seconds:g} s")
-                results[label][name][f"c{count}"] = measure(
-                    db, script, clients=count, seconds=seconds, warmup=warmup,
-                    variables=variables,
-                )  # fmt: skip
+            _install_previous(db, progress)
+            results[label] = {"database": db.name, "candidates_within_5km": _candidates(db),
+                              **{name: {} for name in SCRIPTS}}  # fmt: skip
+        variables = {**sql.VARIABLES, "requests": str(requests)}
+        for count in clients:
+            for label, db in databases.items():
+                for name, script in SCRIPTS.items():
+                    progress(f"density: {label}, {name}, {count} client(s), {seconds:g} s")
+                    results[label][name][f"c{count}"] = measure(
+                        db, script, clients=count, seconds=seconds, warmup=warmup,
+                        variables=variables,
+                    )  # fmt: skip
+    finally:
+        for db in databases.values():
+            _drop_previous_index(db)
     ratios: dict[str, Any] = {}
     for name in SCRIPTS:
         for count in clients:

@@ -101,7 +101,7 @@ def _density_figures(scope: str, section: dict[str, Any]) -> list[Figure]:
         scope, "preferred places within 5 km per request, median (min / max), sparse / dense",
         " / ".join(f"{c['median']:,} ({c['min']:,} / {c['max']:,})" for c in counts.values()),
     )]  # fmt: skip
-    names = {"ours": "Planwise", "previous": "previous SQL (before b8c9d0e1f2a3)"}
+    names = {"ours": "Planwise", "previous": "previous SQL (before 5a6b7c8d9e0f)"}
     for level in [f"c{count}" for count in section["clients"]]:
         clients = level[1:]
         for name, label in names.items():
@@ -397,7 +397,8 @@ NOTES = (
     "Density: the same recommendation on the 1M set and on one of the same size around "
     "every tenth city (`<database>_dense`: ten times the places per city), interleaved "
     "in one run; 'previous SQL' is the recommendation as it was before migration "
-    "b8c9d0e1f2a3, installed into the bench schema from the migrations' text.",
+    "5a6b7c8d9e0f (every preferred place in the circle scored), installed into the bench "
+    "schema from the migrations' text with its index built for the run.",
     "Cluster (`bench cluster`): three Patroni members on this one machine; pgbench runs "
     "the recommendation script on the leader alone, then with the same clients split over "
     "the two replicas at once; inserts of 100-byte rows on the leader alternate async and "

@@ -15,10 +15,12 @@ class Place(SQLModel, table=True):
     __table_args__ = (
         Index("idx_place_location", text(PLACE_POINT_SQL), postgresql_using="gist"),
         Index("idx_place_category", "category"),
-        # Recommendation candidates, index-only (migration b8c9d0e1f2a3, btree_gist).
+        # Recommendation candidates by category, static band and location, index-only
+        # (migrations b8c9d0e1f2a3 and 5a6b7c8d9e0f, btree_gist).
         Index(
-            "ix_place_category_location",
+            "ix_place_category_band_location",
             "category",
+            text("planwise_static_band(rating, user_ratings_total)"),
             text("point(lng, lat)"),
             postgresql_using="gist",
             postgresql_include=["lat", "lng", "rating", "user_ratings_total", "id"],
