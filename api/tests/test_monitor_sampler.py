@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import Connection, create_engine, pool, text
 
 from planwise.config import Settings
+from planwise.console import routes as console
 from planwise.db.engine import sqlalchemy_url
 from planwise.ops.monitor import sampler
 from tests.support.databases import DatabaseUnderTest, connect
@@ -86,6 +87,22 @@ def test_one_claim_per_interval_and_old_samples_pruned(
     assert recorded.rows_written == by_hand.rows_written > by_hand.sizes
     assert recorded.rows_pruned == 4 and recorded.duration_ms > 0
     assert recorded.archived_count is None  # archive_mode is off here
+
+
+def test_a_long_history_is_charted_in_at_most_about_200_steps(
+    admin_connections: list[Connection],
+) -> None:
+    """14 days sampled every 5 minutes (4032 samples) is about 200 points, not 4032."""
+    connection = admin_connections[0]
+    connection.execute(text(
+        "INSERT INTO connection_sample (sampled_at, state, count) SELECT now() - n * "
+        "interval '5 minutes', 'charted', n % 7 FROM generate_series(0, 4031) AS n"
+    ))  # fmt: skip
+    points = [row for row in connection.execute(text(console.CONNECTION_STATES_SQL))
+              if row[0] == "charted"]  # fmt: skip
+    connection.rollback()
+    assert 190 <= len(points) <= 202, len(points)
+    assert max(row[2] for row in points) == 6  # the peak of each step
 
 
 def test_a_failed_run_is_logged_not_raised(
