@@ -491,16 +491,16 @@ def _plan(connection: Connection, query: str) -> tuple[dict[str, Any] | None, st
 
 
 SAMPLES_SQL = binned(
-    "SELECT relation, sampled_at, bytes FROM db_size_sample "
+    "SELECT relation, sampled_at, bytes FROM db_size_sample "  # noqa: S608  (constants)
     "WHERE (relation = 'database' OR relation IN ("
-    "    SELECT relation FROM db_size_sample"
-    "    WHERE relation <> 'database' AND sampled_at > now() - interval '90 days'"
-    "    GROUP BY relation ORDER BY max(bytes) DESC LIMIT 5))"
+    f"    SELECT relation FROM ({monitor.SAMPLED_SIZES_SQL}) sizes"
+    "    WHERE relation <> 'database' ORDER BY newest_bytes DESC LIMIT 5))"
     "  AND sampled_at > now() - interval '90 days'",
     "max(bytes)",
     "relation",
 )
-"""The database and its five largest sampled tables over the last 90 days."""
+"""The database and its five largest tables (by their newest sample) over the last 90
+days."""
 
 
 def _samples(session: Session, query: str, **params: Any) -> list[Any]:

@@ -460,7 +460,7 @@ def app_pool_figures(engine: Engine) -> dict[str, float]:
     }
 
 
-GROWTH_SQL = """
+SAMPLED_SIZES_SQL = """
     WITH RECURSIVE relations AS (
         (SELECT relation FROM db_size_sample ORDER BY relation LIMIT 1)
         UNION ALL
@@ -468,8 +468,8 @@ GROWTH_SQL = """
                 ORDER BY s.relation LIMIT 1)
         FROM relations r WHERE r.relation IS NOT NULL
     )
-    SELECT r.relation, oldest.sampled_at AS since, newest.bytes - oldest.bytes AS grown_bytes,
-           extract(epoch FROM newest.sampled_at - oldest.sampled_at) / 86400 AS days
+    SELECT r.relation, oldest.sampled_at AS oldest_at, oldest.bytes AS oldest_bytes,
+           newest.sampled_at AS newest_at, newest.bytes AS newest_bytes
     FROM relations r
     CROSS JOIN LATERAL (SELECT sampled_at, bytes FROM db_size_sample s
                         WHERE s.relation = r.relation ORDER BY relation, sampled_at LIMIT 1
@@ -477,12 +477,17 @@ GROWTH_SQL = """
     CROSS JOIN LATERAL (SELECT sampled_at, bytes FROM db_size_sample s
                         WHERE s.relation = r.relation
                         ORDER BY relation DESC, sampled_at DESC LIMIT 1) newest
-    WHERE newest.sampled_at > oldest.sampled_at
 """
-"""Each relation's oldest and newest sample, read from the (relation, sampled_at) index
-(a skip scan over the relations; ordered by both columns so that the planner does not
-walk the sampled_at index instead): the API's sampler leaves ~670 000 rows in 90 days, which
-aggregating took 1 s of every report."""
+"""Each sampled relation's oldest and newest sample, read from the (relation, sampled_at)
+index (a skip scan over the relations; ordered by both columns so that the planner does
+not walk the sampled_at index instead): the API's sampler leaves ~670 000 rows in 90
+days, which aggregating took 1 s of every report."""
+
+GROWTH_SQL = (
+    "SELECT relation, oldest_at AS since, newest_bytes - oldest_bytes AS grown_bytes, "  # noqa: S608
+    "extract(epoch FROM newest_at - oldest_at) / 86400 AS days "
+    f"FROM ({SAMPLED_SIZES_SQL}) sizes WHERE newest_at > oldest_at"
+)
 
 
 def _growth(connection: Connection) -> list[dict[str, Any]]:
