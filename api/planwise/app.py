@@ -31,6 +31,7 @@ from planwise.http_limits import ClientSlots, Limits, RequestLimits
 from planwise.observability import Metrics, MetricsMiddleware
 from planwise.ops.monitor.report import DatabaseCollector
 from planwise.ops.monitor.routes import router as admin_router
+from planwise.ops.monitor.sampler import ScheduledSampler
 from planwise.places.routes import router as places_router
 from planwise.preferences.routes import router as preferences_router
 from planwise.realtime import Realtime
@@ -119,12 +120,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     metrics.registry.register(DatabaseCollector(engine, settings))
     expected_revision = head_revision()
     realtime = Realtime(settings, engine)
+    sampler = ScheduledSampler(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         bound_thread_waits(settings.api_worker_threads, settings.database_pool_timeout)
         await realtime.start()
+        sampler.start()
         yield
+        sampler.stop()
         await realtime.stop()
         read_routing.dispose()
         engine.dispose()

@@ -219,6 +219,16 @@ class Settings(BaseSettings):
     metrics_access: Literal["public", "credential", "off"] = "public"
     ops_credential: SecretStr | None = None
 
+    # The API's own sampler (`planwise monitor sample` every this many seconds, as
+    # MIGRATION_DATABASE_URL's role; 0 = off). Unset: 300, except under PLANWISE_ENV=test,
+    # whose many short-lived servers must not sample behind a test's back. Samples older
+    # than their retention are deleted by the sampler in the same run: sizes
+    # (db_size_sample) after MONITOR_SIZE_RETENTION_DAYS, statements, connections and
+    # archiving after MONITOR_SAMPLE_RETENTION_DAYS.
+    monitor_sample_interval_seconds: float | None = Field(None, ge=0, le=86_400)
+    monitor_size_retention_days: float = Field(90, gt=0, le=36_500)
+    monitor_sample_retention_days: float = Field(14, gt=0, le=36_500)
+
     # Passwords of the login roles created by the roles migration (`planwise db roles`).
     app_service_password: SecretStr | None = None
     app_read_password: SecretStr | None = None
@@ -287,6 +297,13 @@ class Settings(BaseSettings):
         if self.database_statement_timeout_ms == 0:
             return None
         return self.database_statement_timeout_ms / 1000 + 2
+
+    @property
+    def sample_interval_seconds(self) -> float:
+        """MONITOR_SAMPLE_INTERVAL_SECONDS, else 300 (0 under PLANWISE_ENV=test)."""
+        if self.monitor_sample_interval_seconds is not None:
+            return self.monitor_sample_interval_seconds
+        return 0.0 if self.planwise_env == "test" else 300.0
 
     @property
     def backup_directory(self) -> Path:

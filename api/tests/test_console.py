@@ -19,6 +19,7 @@ from sqlalchemy import create_engine, pool
 
 from planwise.db.engine import sqlalchemy_url
 from planwise.ops.monitor import report as monitor
+from planwise.ops.monitor import sampler
 from tests.support.accounts import PASSWORD
 from tests.support.cli import planwise
 from tests.support.databases import DatabaseUnderTest, connect
@@ -170,17 +171,38 @@ def test_an_admin_signs_in_and_reads_every_page(page: Page, console: Console) ->
     assert charts.nth(1).locator("circle.point").count() >= 2
     page.screenshot(path=str(ARTIFACTS / "console-space.png"), full_page=True)
 
+    for _ in range(2):  # two sampler runs: sessions by state at two moments
+        _sample_statements(console, everything=True)
+    page.click("nav >> text=Connections")
+    expect(page.locator("h1")).to_have_text("Connections and API")
+    states = page.locator("#states svg.chart")
+    assert states.locator("circle.point").count() >= 2
+    assert states.locator("polyline").count() >= 1
+    primary = page.locator('#pools tr[data-engine^="primary"]')
+    assert primary.locator("td").nth(1).inner_text() == "20"  # DATABASE_POOL_SIZE
+    latency = page.locator("#latency svg.chart rect.bar")
+    assert latency.count() == 13  # the histogram's 12 buckets and above them
+    heights = [float(latency.nth(n).get_attribute("height") or 0) for n in range(13)]
+    assert any(heights), heights  # this worker answered requests: some bar has height
+    assert page.locator("#sampler td", has_text="by hand").count() == 2
+    page.screenshot(path=str(ARTIFACTS / "console-connections.png"), full_page=True)
+
     page.click("nav >> text=Backups")
     dump = page.locator("#dumps tr[data-name^=backup_]")
     assert dump.count() == 1
     assert dump.locator(".verification").inner_text() == "not verified"
     assert "off" in page.locator("#wal").inner_text()
+    assert "no samples yet" in page.locator("#archive-lag").inner_text()  # archiving off
 
 
-def _sample_statements(console: Console) -> None:
+def _sample_statements(console: Console, *, everything: bool = False) -> None:
+    """A statement sample, or with `everything` a whole sampler run."""
     engine = create_engine(sqlalchemy_url(console.db.admin_url), poolclass=pool.NullPool)
     with engine.connect() as connection:
-        monitor.sample_statements(connection)
+        if everything:
+            sampler.sample(connection, size_retention_days=90, sample_retention_days=14)
+        else:
+            monitor.sample_statements(connection)
         connection.commit()
     engine.dispose()
 

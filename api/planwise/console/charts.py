@@ -97,6 +97,41 @@ def line_chart(
     return _trusted("".join(parts))
 
 
+def bar_chart(title: str, bars: Sequence[tuple[str, float]], *, unit: str = "requests") -> Markup:
+    """Vertical bars, one per (label, value), each a `<rect class="bar">` with a
+    `<title>`; the value axis starts at 0 and its top is labelled."""
+    label = escape(title)
+    high = max((value for _, value in bars), default=0.0)
+    if not high:
+        return _trusted(
+            f'<svg class="chart" role="img" viewBox="0 0 {WIDTH} 40" aria-label="{label}">'
+            f'<text x="10" y="25" class="empty">{label}: nothing recorded yet</text></svg>'
+        )
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    step = plot_w / len(bars)
+    parts = [
+        f'<svg class="chart" role="img" viewBox="0 0 {WIDTH} {HEIGHT}" aria-label="{label}">',
+        f"<title>{label}</title>",
+        f'<line class="axis" x1="{LEFT}" y1="{TOP + plot_h}" x2="{WIDTH - RIGHT}" '
+        f'y2="{TOP + plot_h}"/>',
+        f'<text class="tick" x="{LEFT - 4}" y="{TOP + 8}" text-anchor="end">'
+        f"{escape(f'{high:g}')}</text>",
+        f'<text class="tick" x="{LEFT - 4}" y="{TOP + plot_h}" text-anchor="end">0</text>',
+    ]
+    for number, (name, value) in enumerate(bars):
+        tall = round(value / high * plot_h, 1)
+        x = round(LEFT + number * step + step * 0.1, 1)
+        parts.append(
+            f'<rect class="bar series-0" x="{x}" y="{round(TOP + plot_h - tall, 1)}" '
+            f'width="{round(step * 0.8, 1)}" height="{tall}"><title>{escape(name)}: '
+            f"{escape(f'{value:g}')} {escape(unit)}</title></rect>"
+            f'<text class="tick" x="{round(x + step * 0.4, 1)}" y="{HEIGHT - 8}" '
+            f'text-anchor="middle">{escape(name)}</text>'
+        )
+    parts.append("</svg>")
+    return _trusted("".join(parts))
+
+
 def bar(fraction: float | None) -> Markup:
     """A small horizontal gauge for a fraction in [0, 1]."""
     if fraction is None:

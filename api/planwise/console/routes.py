@@ -10,6 +10,7 @@ on a page of their own and logged (logger `planwise.console`).
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +28,7 @@ from sqlmodel import Session
 from planwise.console import charts
 from planwise.console import session as console_session
 from planwise.deps import SessionDep, SettingsDep
+from planwise.observability import Metrics
 from planwise.ops.backup import dumps as dump_files
 from planwise.ops.monitor import report as monitor
 from planwise.users import throttle
@@ -51,6 +53,7 @@ PAGES = (
     ("live", "/admin/live", "Live"),
     ("queries", "/admin/queries", "Queries"),
     ("space", "/admin/space", "Space"),
+    ("connections", "/admin/connections", "Connections"),
     ("backups", "/admin/backups", "Backups"),
 )
 EXPLAINABLE = ("select", "with", "insert", "update", "delete", "values", "table")
@@ -58,6 +61,23 @@ EXPLAIN_TIMEOUT_MS = 2000
 HISTORY_HEIGHT = 110
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
+
+CHART_STEPS = 200
+"""At most about this many points per series of a chart over time."""
+
+
+def binned(recent: str, aggregates: str, group: str | None = None) -> str:
+    """SQL over the rows of `recent` (a query with `sampled_at`) binned into CHART_STEPS
+    steps of the time they span: one row per (`group`,) step with `aggregates`, so a chart
+    stays small whatever the sampling interval, and a short history keeps every sample.
+    All arguments are this module's constants."""
+    lead = f"{group}, " if group else ""
+    return (
+        f"WITH recent AS ({recent}), step AS (SELECT make_interval(secs => greatest("  # noqa: S608
+        f"extract(epoch FROM now() - min(sampled_at)) / {CHART_STEPS}, 0.001)) AS width "
+        f"FROM recent) SELECT {lead}date_bin(width, sampled_at, TIMESTAMPTZ '2000-01-01') "
+        f"AS at, {aggregates} FROM recent, step GROUP BY {lead}at ORDER BY {lead}at"
+    )
 
 
 def install(app: FastAPI) -> None:
@@ -354,18 +374,20 @@ def queries(
     })  # fmt: skip
 
 
-HISTORY_SQL = """
-    SELECT queryid::text, sampled_at, calls, total_exec_ms FROM statement_sample
-    WHERE queryid = ANY(CAST(:queryids AS bigint[])) AND sampled_at > now() - interval '14 days'
-    ORDER BY queryid, sampled_at
-"""
-"""The listed statements' samples (`planwise monitor sample`) of the last 14 days."""
+HISTORY_SQL = binned(
+    "SELECT queryid::text AS queryid, sampled_at, calls, total_exec_ms FROM statement_sample "
+    "WHERE queryid = ANY(CAST(:queryids AS bigint[])) AND sampled_at > now() - interval '14 days'",
+    "sum(calls)::bigint, sum(total_exec_ms)",
+    "queryid",
+)
+"""The listed statements' samples (the sampler's) of the last 14 days, summed per step."""
 
 
 def _statement_history(
     session: Session, queryids: list[str]
 ) -> dict[str, tuple[list[tuple[datetime, float]], list[tuple[datetime, float]]]]:
-    """Per queryid: calls per sample interval, and their mean time (ms) in it."""
+    """Per queryid: calls per step (a sample interval, or several of a long history), and
+    their mean time (ms) in it."""
     history: dict[str, tuple[list[tuple[datetime, float]], list[tuple[datetime, float]]]] = {}
     for queryid, moment, calls, total_ms in _samples(session, HISTORY_SQL, queryids=queryids):
         calls_of, means_of = history.setdefault(queryid, ([], []))
@@ -469,18 +491,17 @@ def _plan(connection: Connection, query: str) -> tuple[dict[str, Any] | None, st
     return explained, None
 
 
-SAMPLES_SQL = """
-    WITH largest AS (
-        SELECT relation FROM db_size_sample
-        WHERE relation <> 'database' AND sampled_at > now() - interval '90 days'
-        GROUP BY relation ORDER BY max(bytes) DESC LIMIT 5
-    )
-    SELECT relation, sampled_at, bytes FROM db_size_sample
-    WHERE (relation = 'database' OR relation IN (SELECT relation FROM largest))
-      AND sampled_at > now() - interval '90 days'
-    ORDER BY relation, sampled_at
-"""
-"""The database and its five largest sampled tables over the last 90 days."""
+SAMPLES_SQL = binned(
+    "SELECT relation, sampled_at, bytes FROM db_size_sample "  # noqa: S608  (constants)
+    "WHERE (relation = 'database' OR relation IN ("
+    f"    SELECT relation FROM ({monitor.SAMPLED_SIZES_SQL}) sizes"
+    "    WHERE relation <> 'database' ORDER BY newest_bytes DESC LIMIT 5))"
+    "  AND sampled_at > now() - interval '90 days'",
+    "max(bytes)",
+    "relation",
+)
+"""The database and its five largest tables (by their newest sample) over the last 90
+days."""
 
 
 def _samples(session: Session, query: str, **params: Any) -> list[Any]:
@@ -532,7 +553,90 @@ def backups(request: Request, session: SessionDep, admin: AdminDep) -> HTMLRespo
         } for dump in reversed(found)]  # fmt: skip
     except (OSError, ValueError, KeyError, TypeError) as error:
         note = f"unreadable backup manifest: {error}"
+    archive: dict[str, list[tuple[datetime, float]]] = {"seconds since last archived": [],
+                                                         "segments waiting": []}  # fmt: skip
+    for moment, age, waiting in _samples(session, ARCHIVE_SQL):
+        if age is not None:
+            archive["seconds since last archived"].append((moment, float(age)))
+        if waiting is not None:
+            archive["segments waiting"].append((moment, float(waiting)))
     return page(request, "backups.html", {
         "admin": admin, "current": "backups", "report": report, "dumps": dumps,
         "directory": directory, "note": note,
+        "archive_chart": charts.line_chart("WAL archive lag", archive, unit="count"),
+    })  # fmt: skip
+
+
+ARCHIVE_SQL = binned(
+    "SELECT sampled_at, archive_age_seconds, archive_segments_waiting FROM monitor_sample_run "
+    "WHERE sampled_at > now() - interval '14 days' AND archived_count IS NOT NULL",
+    "max(archive_age_seconds), max(archive_segments_waiting)",
+)
+"""The sampler's pg_stat_archiver figures while archiving was on, the worst of each step."""
+
+CONNECTION_STATES_SQL = binned(
+    "SELECT state, sampled_at, count FROM connection_sample "
+    "WHERE sampled_at > now() - interval '14 days'",
+    "max(count)",
+    "state",
+)
+"""Sessions per state over the last 14 days, the peak of each step."""
+
+RUNS_SQL = """
+    SELECT sampled_at, slot, duration_ms, rows_written, rows_pruned FROM monitor_sample_run
+    ORDER BY sampled_at DESC LIMIT 5
+"""
+
+
+def _latency(metrics: Metrics) -> tuple[list[tuple[str, float]], list[dict[str, Any]]]:
+    """This process's request latency histogram (all routes together, requests per
+    bucket), and per route its count and mean, from the metrics /metrics exposes."""
+    cumulative: dict[float, float] = {}
+    routes: dict[tuple[str, str], dict[str, Any]] = {}
+    for family in metrics.latency.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_bucket"):
+                bound = float(sample.labels["le"])
+                cumulative[bound] = cumulative.get(bound, 0.0) + sample.value
+                continue
+            key = (sample.labels["method"], sample.labels["route"])
+            entry = routes.setdefault(key, {"method": key[0], "route": key[1]})
+            entry[sample.name.rsplit("_", 1)[-1]] = sample.value
+    bars, below = [], 0.0
+    for bound in sorted(cumulative):
+        name = "more" if bound == float("inf") else (
+            f"{bound * 1000:g}ms" if bound < 1 else f"{bound:g}s")  # fmt: skip
+        bars.append((name, cumulative[bound] - below))
+        below = cumulative[bound]
+    table = sorted((entry for entry in routes.values() if entry.get("count")),
+                   key=lambda entry: -entry["count"])[:15]  # fmt: skip
+    for entry in table:
+        entry["mean_ms"] = round(entry["sum"] / entry["count"] * 1000, 2)
+    return bars, table
+
+
+@router.get("/connections")
+def connections(request: Request, session: SessionDep, admin: AdminDep) -> HTMLResponse:
+    """Sessions by state now and over time (the sampler's), and this API process's own
+    pools and request latency (each worker has its own: the figures are this one's)."""
+    report = _report(request, session)
+    states: dict[str, list[tuple[datetime, float]]] = {}
+    for state, moment, count in _samples(session, CONNECTION_STATES_SQL):
+        states.setdefault(state, []).append((moment, float(count)))
+    state = request.app.state
+    engines = {"primary (DATABASE_URL)": state.engine}
+    if state.read_routing.replica is not None:
+        engines["read (DATABASE_READ_URL)"] = state.read_routing.replica
+    pools = {name: monitor.app_pool_figures(engine) for name, engine in engines.items()}
+    bars, routes = _latency(state.metrics)
+    settings = state.settings
+    return page(request, "connections.html", {
+        "admin": admin, "current": "connections", "report": report,
+        "states_chart": charts.line_chart("sessions by state", states, unit="sessions"),
+        "pools": pools, "max_overflow": settings.database_max_overflow,
+        "pool_timeouts": next(sample.value for sample in state.metrics.pool_timeouts.collect()[0]
+                              .samples if sample.name.endswith("_total")),
+        "latency_chart": charts.bar_chart("request latency", bars), "routes": routes,
+        "pid": os.getpid(), "interval": settings.sample_interval_seconds,
+        "runs": _samples(session, RUNS_SQL),
     })  # fmt: skip

@@ -16,6 +16,7 @@ from planwise.cli_support import console
 from planwise.config import get_settings
 from planwise.db.engine import sqlalchemy_url
 from planwise.ops.monitor import report as monitor
+from planwise.ops.monitor import sampler
 
 app = typer.Typer(help="Database metrics: pool, queries, growth, indexes, cache.")
 
@@ -193,10 +194,15 @@ def _print_replication(replication: dict[str, Any] | None) -> None:
 
 @app.command()
 def sample() -> None:
-    """Record database and table sizes, and what each statement did since the previous
-    sample (pg_stat_statements), now (run e.g. hourly from cron or `backup schedule`)."""
+    """Record database and table sizes, what each statement did since the previous sample
+    (pg_stat_statements), sessions by state and WAL archiving, now, and delete samples past
+    their retention (MONITOR_*_RETENTION_DAYS). The API does this itself every
+    MONITOR_SAMPLE_INTERVAL_SECONDS; by hand, or from cron / `backup schedule`, it is
+    this command."""
     with _connect() as connection:
-        written = monitor.sample_sizes(connection)
-        statements = monitor.sample_statements(connection)
+        done = sampler.sample_with(get_settings(), connection, scheduled=False)
         connection.commit()
-    console.print(f"recorded {written} size samples and {statements} statement samples")
+    assert done is not None  # an unscheduled run always runs
+    console.print(f"recorded {done.sizes} size samples, {done.statements} statement samples "
+                  f"and {done.connections} connection samples, pruned {done.rows_pruned} "
+                  f"old samples in {done.duration_ms:.0f} ms")  # fmt: skip

@@ -541,16 +541,39 @@ def add_patroni(report: dict[str, Any], settings: Settings) -> None:
     }  # fmt: skip
 
 
+SAMPLED_SIZES_SQL = """
+    WITH RECURSIVE relations AS (
+        (SELECT relation FROM db_size_sample ORDER BY relation LIMIT 1)
+        UNION ALL
+        SELECT (SELECT s.relation FROM db_size_sample s WHERE s.relation > r.relation
+                ORDER BY s.relation LIMIT 1)
+        FROM relations r WHERE r.relation IS NOT NULL
+    )
+    SELECT r.relation, oldest.sampled_at AS oldest_at, oldest.bytes AS oldest_bytes,
+           newest.sampled_at AS newest_at, newest.bytes AS newest_bytes
+    FROM relations r
+    CROSS JOIN LATERAL (SELECT sampled_at, bytes FROM db_size_sample s
+                        WHERE s.relation = r.relation ORDER BY relation, sampled_at LIMIT 1
+                       ) oldest
+    CROSS JOIN LATERAL (SELECT sampled_at, bytes FROM db_size_sample s
+                        WHERE s.relation = r.relation
+                        ORDER BY relation DESC, sampled_at DESC LIMIT 1) newest
+"""
+"""Each sampled relation's oldest and newest sample, read from the (relation, sampled_at)
+index (a skip scan over the relations; ordered by both columns so that the planner does
+not walk the sampled_at index instead): the API's sampler leaves ~670 000 rows in 90
+days, which aggregating took 1 s of every report."""
+
+GROWTH_SQL = (
+    "SELECT relation, oldest_at AS since, newest_bytes - oldest_bytes AS grown_bytes, "  # noqa: S608
+    "extract(epoch FROM newest_at - oldest_at) / 86400 AS days "
+    f"FROM ({SAMPLED_SIZES_SQL}) sizes WHERE newest_at > oldest_at"
+)
+
+
 def _growth(connection: Connection) -> list[dict[str, Any]]:
     """Bytes per day for each relation between its oldest and newest sample."""
-    return _rows(
-        connection,
-        "SELECT relation, min(sampled_at) AS since, "
-        "(array_agg(bytes ORDER BY sampled_at DESC))[1] - "
-        "(array_agg(bytes ORDER BY sampled_at))[1] AS grown_bytes, "
-        "extract(epoch FROM max(sampled_at) - min(sampled_at)) / 86400 AS days "
-        "FROM db_size_sample GROUP BY relation HAVING count(*) > 1",
-    )
+    return _rows(connection, GROWTH_SQL)
 
 
 def _backup_facts(directory: Path | None) -> dict[str, Any]:
