@@ -60,6 +60,11 @@ def console(
             "('database', 9000000, now() - interval '1 day'), ('database', 9500000, now()), "
             "('place', 100000, now() - interval '1 day'), ('place', 180000, now())"
         )
+    with connect(db.admin_url) as conn:
+        _a_table_read_sequentially_with_half_its_rows_deleted(conn)
+    with connect(db.app_url) as conn:  # as the API's role: pg_stat_statements shows its text
+        for device in range(20):
+            conn.execute("SELECT id, value FROM reading WHERE device = %s", (device,)).fetchall()
     made = planwise("backup", "create", MIGRATION_DATABASE_URL=db.admin_url,
                     BACKUP_DIR=env["BACKUP_DIR"])  # fmt: skip
     assert made.returncode == 0, made.stderr
@@ -69,6 +74,25 @@ def console(
         with connect(db.admin_url) as conn:
             conn.execute("UPDATE \"user\" SET role = 'admin' WHERE id = %s", (admin_id,))
         yield Console(base, db, home / "serve.log", admin, user)
+
+
+def _a_table_read_sequentially_with_half_its_rows_deleted(
+    conn: psycopg.Connection[tuple[object, ...]],
+) -> None:
+    """`reading`: 20 000 rows, no index on `device`; every other row deleted and vacuumed
+    (its pages stay: half of them is free space), analyzed."""
+    conn.execute(
+        "CREATE TABLE reading (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
+        "device int NOT NULL, value float8, note text)"
+    )
+    conn.execute("INSERT INTO reading (device, value, note) "
+                 "SELECT g % 5000, random(), 'reading ' || g FROM generate_series(1, 20000) g")  # fmt: skip
+    conn.execute("DELETE FROM reading WHERE id % 2 = 0")
+    conn.execute("GRANT SELECT ON reading TO app_service")
+    conn.commit()
+    conn.autocommit = True
+    conn.execute("VACUUM ANALYZE reading")
+    conn.execute("CREATE EXTENSION IF NOT EXISTS pgstattuple")  # the ground truth, below
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +150,8 @@ def test_an_admin_signs_in_and_reads_every_page(page: Page, console: Console) ->
     assert "problem" in (backup.get_attribute("class") or "")  # one dump, not verified
     assert re.search(r"\d+(\.\d)? MB", page.locator("#database-size").inner_text())
     assert "%" in page.locator("#cache-hit-ratio").inner_text()
+    pitr = page.locator("#restore-window").inner_text()  # DATABASE_URL is set: not managed
+    assert pitr.startswith("PITR not configured here: DATABASE_URL points at a server"), pitr
     page.screenshot(path=str(ARTIFACTS / "console-overview.png"), full_page=True)
 
     page.click("text=Indexes")
@@ -133,6 +159,13 @@ def test_an_admin_signs_in_and_reads_every_page(page: Page, console: Console) ->
     row = table.locator("tr", has_text="idx_user_username")
     assert "uq_user_username" in row.inner_text()
     assert "statistics were last reset" in page.locator("#unused").inner_text()
+    suggestion = page.locator('tr.suggestion[data-table="reading"]')
+    assert suggestion.count() == 1, page.locator("#suggestions").inner_text()
+    assert suggestion.get_attribute("data-column") == "device"
+    create = suggestion.locator("code.create").inner_text()
+    assert create == 'CREATE INDEX CONCURRENTLY ON "public"."reading" ("device")'
+    assert "SELECT id, value FROM reading WHERE device = $1" in suggestion.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "console-indexes.png"), full_page=True)
 
     page.click("text=Maintenance")
     expect(page.locator("text=Transaction ID wraparound")).to_have_count(1)  # page loaded
@@ -168,6 +201,14 @@ def test_an_admin_signs_in_and_reads_every_page(page: Page, console: Console) ->
     assert charts.count() == 2
     assert charts.nth(0).locator("circle.point").count() == 2
     assert charts.nth(1).locator("circle.point").count() >= 2
+    shown = page.locator('#table-bloat tr[data-table="reading"] .ratio').inner_text()
+    estimate = float(shown.split("%")[0])
+    with connect(console.db.admin_url) as conn:
+        measured = conn.execute("SELECT free_percent + dead_tuple_percent "
+                                "FROM pgstattuple('reading')").fetchone()  # fmt: skip
+    assert measured is not None and abs(estimate - float(measured[0])) < 10, (estimate, measured)
+    index_estimate = page.locator('#index-bloat tr[data-index="reading_pkey"] .wasted')
+    assert index_estimate.inner_text() != "not estimated"
     page.screenshot(path=str(ARTIFACTS / "console-space.png"), full_page=True)
 
     page.click("nav >> text=Backups")
@@ -175,6 +216,8 @@ def test_an_admin_signs_in_and_reads_every_page(page: Page, console: Console) ->
     assert dump.count() == 1
     assert dump.locator(".verification").inner_text() == "not verified"
     assert "off" in page.locator("#wal").inner_text()
+    assert page.locator("#archive-lag").inner_text().startswith("archiving is off")
+    assert page.locator("#pitr-note").inner_text() == pitr
 
 
 def _sample_statements(console: Console) -> None:

@@ -1,0 +1,39 @@
+"""hypopg for the console's index suggestions, where the server has it
+
+Revision ID: 7c8d9e0f1a2b
+Revises: a4b5c6d7e8f9
+Create Date: 2023-12-30 10:00:00
+
+The console's Indexes page tries hypothetical indexes (hypopg: Debian's
+postgresql-15-hypopg, and on Supabase) on the statements of tables read mostly
+sequentially. Created only where the server offers it and the migrating role may create
+it (in schema `extensions` where there is one, as Supabase keeps them); without it the
+page says that it has no suggestions. Its functions are executable by
+PUBLIC, and a hypothetical index exists only in the memory of the session that made it.
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "7c8d9e0f1a2b"
+down_revision: str | None = "a4b5c6d7e8f9"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.execute(
+        "DO $$ BEGIN "
+        "IF NOT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'hypopg') THEN "
+        "RETURN; END IF; "
+        "IF EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'extensions') THEN "
+        "CREATE EXTENSION IF NOT EXISTS hypopg SCHEMA extensions; "
+        "ELSE CREATE EXTENSION IF NOT EXISTS hypopg; END IF; "
+        "EXCEPTION WHEN insufficient_privilege THEN "
+        "RAISE NOTICE 'hypopg not created: %', SQLERRM; END $$"
+    )
+
+
+def downgrade() -> None:
+    op.execute("DROP EXTENSION IF EXISTS hypopg")
