@@ -85,8 +85,10 @@ def _a_table_read_sequentially_with_half_its_rows_deleted(
         "CREATE TABLE reading (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
         "device int NOT NULL, value float8, note text)"
     )
-    conn.execute("INSERT INTO reading (device, value, note) "
-                 "SELECT g % 5000, random(), 'reading ' || g FROM generate_series(1, 20000) g")  # fmt: skip
+    conn.execute(
+        "INSERT INTO reading (device, value, note) "
+        "SELECT g % 5000, random(), 'reading ' || g FROM generate_series(1, 20000) g"
+    )
     conn.execute("DELETE FROM reading WHERE id % 2 = 0")
     conn.execute("GRANT SELECT ON reading TO app_service")
     conn.commit()
