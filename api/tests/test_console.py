@@ -3,6 +3,7 @@ Playwright against `planwise serve`, signed in through the form like a DBA would
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import time
@@ -17,6 +18,7 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 from sqlalchemy import create_engine, pool
 
+from planwise.console.routes import PAGES
 from planwise.db.engine import sqlalchemy_url
 from planwise.ops.monitor import report as monitor
 from tests.support.accounts import PASSWORD
@@ -270,12 +272,7 @@ def test_a_demotion_ends_console_access_at_once(console: Console) -> None:
     user_id, username = _register(console.url, "demoted")
     with connect(console.db.admin_url) as conn:
         conn.execute("UPDATE \"user\" SET role = 'admin' WHERE id = %s", (user_id,))
-    with httpx.Client(base_url=console.url) as client:
-        token = re.search(r'name="csrf" value="([^"]+)"', client.get("/admin/login").text)
-        assert token is not None
-        signed = client.post("/admin/login", data={
-            "username": username, "password": PASSWORD, "csrf": token[1]})  # fmt: skip
-        assert signed.status_code == 303
+    with _signed_in(console, username) as client:
         assert client.get("/admin/maintenance").status_code == 200
         with connect(console.db.admin_url) as conn:
             conn.execute("UPDATE \"user\" SET role = 'user' WHERE id = %s", (user_id,))
@@ -332,3 +329,55 @@ def test_the_live_page_shows_who_blocks_and_cancels_it(page: Page, console: Cons
     assert outcome == ["cancelled"]
     log = console.log.read_text()
     assert f"console: cancel of pid {waiter_pid}" in log and console.admin in log
+
+
+@contextlib.contextmanager
+def _signed_in(console: Console, username: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=console.url) as client:
+        token = re.search(r'name="csrf" value="([^"]+)"', client.get("/admin/login").text)
+        assert token is not None
+        signed = client.post("/admin/login", data={
+            "username": username, "password": PASSWORD, "csrf": token[1]})  # fmt: skip
+        assert signed.status_code == 303, signed.text
+        yield client
+
+
+REVOKED = {
+    "SELECT ON pg_stat_statements FROM PUBLIC": "GRANT SELECT ON pg_stat_statements TO PUBLIC",
+    "SELECT ON pg_catalog.pg_stat_archiver FROM PUBLIC":
+        "GRANT SELECT ON pg_catalog.pg_stat_archiver TO PUBLIC",
+    "SELECT ON pg_catalog.pg_stats FROM PUBLIC": "GRANT SELECT ON pg_catalog.pg_stats TO PUBLIC",
+    "SELECT ON db_size_sample FROM app_service": "GRANT SELECT ON db_size_sample TO app_service",
+}  # fmt: skip
+"""What a hosted server (Supabase) may not let the API's role read: it has no pg_monitor
+there either, and some statistics views and our own tables may be closed to it."""
+
+
+def test_what_the_api_role_may_not_read_is_said_and_the_rest_shown(console: Console) -> None:
+    with connect(console.db.admin_url) as conn:
+        for revoke in REVOKED:
+            conn.execute(f"REVOKE {revoke}")
+    try:
+        with _signed_in(console, console.admin) as client:
+            pages = {path: client.get(path) for _key, path, _label in PAGES}
+            login = httpx.post(f"{console.url}/api/v1/auth/token",
+                               data={"username": console.admin, "password": PASSWORD})  # fmt: skip
+            api = httpx.get(f"{console.url}/api/v1/admin/db", headers={
+                "Authorization": f"Bearer {login.json()['access_token']}"})  # fmt: skip
+    finally:
+        with connect(console.db.admin_url) as conn:
+            for grant in REVOKED.values():
+                conn.execute(grant)
+    assert {path: answer.status_code for path, answer in pages.items()} == dict.fromkeys(pages, 200)
+    overview, space = pages["/admin/"].text, pages["/admin/space"].text
+    assert "<b>archiver</b> (not readable by this role (permission denied for view pg_stat_" \
+        "archiver))" in overview and 'id="database-size"' in overview  # fmt: skip
+    assert "<b>table bloat</b> (not readable by this role" in space
+    assert "<b>size samples</b> (not readable by this role" in space
+    assert "<b>growth</b>" in space and 'id="table-bloat"' in space  # the sizes still there
+    assert "<b>pg_stat_statements</b> (not readable by this role" in pages["/admin/queries"].text
+    assert "permission denied for view pg_stat_statements" in pages["/admin/indexes"].text
+    assert api.status_code == 200, api.text
+    unavailable = api.json()["unavailable"]
+    assert {"archiver", "slowest_statements", "growth"} <= set(unavailable), unavailable
+    assert api.json()["tables"]  # what the role may read is there

@@ -487,17 +487,20 @@ def _bounded(
     timeout, or a view the API's role may not read (a hosted server such as Supabase),
     `empty`, and `notes[what]` says why: the page shows what it could read."""
     connection = session.connection()
+    connection.exec_driver_sql("SAVEPOINT planwise_console")
     try:
-        with session.begin_nested():
-            connection.execute(text("SELECT set_config('lock_timeout', '250ms', true), "
-                                    "set_config('statement_timeout', '2s', true)"))  # fmt: skip
-            return read(connection)
+        connection.execute(text("SELECT set_config('lock_timeout', '250ms', true), "
+                                "set_config('statement_timeout', '2s', true)"))  # fmt: skip
+        value = read(connection)
     except DBAPIError as error:
         why = monitor.unreadable(error)
         if why is None:
             raise
+        connection.exec_driver_sql("ROLLBACK TO SAVEPOINT planwise_console")
         notes[what] = why
         return empty
+    connection.exec_driver_sql("RELEASE SAVEPOINT planwise_console")
+    return value
 
 
 def _samples(
