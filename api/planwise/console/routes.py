@@ -192,7 +192,7 @@ def overview(request: Request, session: SessionDep, admin: AdminDep) -> HTMLResp
     return page(request, "overview.html", {
         "admin": admin, "current": "overview", "report": report, "rules": rules,
         "cache": cache, "connection_count": connections,
-        "pitr": _pitr(request.app.state.settings, report["archiver"]),
+        "pitr": pitr_state(request.app.state.settings, report["archiver"]),
     })  # fmt: skip
 
 
@@ -553,14 +553,14 @@ def backups(request: Request, session: SessionDep, admin: AdminDep) -> HTMLRespo
     return page(request, "backups.html", {
         "admin": admin, "current": "backups", "report": report, "dumps": dumps,
         "directory": directory, "note": note,
-        "pitr": _pitr(request.app.state.settings, archiver),
+        "pitr": pitr_state(request.app.state.settings, archiver),
         "archive_age_seconds": None if archived is None else round(
             (datetime.now(UTC) - datetime.fromisoformat(archived)).total_seconds()
         ),
     })  # fmt: skip
 
 
-def _pitr(settings: Settings, archiver: dict[str, Any]) -> dict[str, Any]:
+def pitr_state(settings: Settings, archiver: dict[str, Any]) -> dict[str, Any]:
     """pgBackRest's backups and restore window (what `planwise pitr info` shows), or why
     there are none. pg_stat_archiver is the report's (read as the API's role), so the
     API opens no superuser connection for this."""
