@@ -81,8 +81,9 @@ def console(
 def _a_table_read_sequentially_with_half_its_rows_deleted(
     conn: psycopg.Connection[tuple[object, ...]],
 ) -> None:
-    """`reading`: 20 000 rows, no index on `device`; every other row deleted and vacuumed
-    (its pages stay: half of them is free space), analyzed."""
+    """`reading`: 20 000 rows, no index on `device`, row-level security like our tables;
+    every other row deleted and vacuumed (its pages stay: half of them is free space),
+    analyzed."""
     conn.execute(
         "CREATE TABLE reading (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
         "device int NOT NULL, value float8, note text)"
@@ -93,6 +94,8 @@ def _a_table_read_sequentially_with_half_its_rows_deleted(
     )
     conn.execute("DELETE FROM reading WHERE id % 2 = 0")
     conn.execute("GRANT SELECT ON reading TO app_service")
+    conn.execute("ALTER TABLE reading ENABLE ROW LEVEL SECURITY")  # as ours: pg_stats hides it
+    conn.execute("CREATE POLICY reading_read ON reading FOR SELECT TO app_service USING (true)")
     conn.commit()
     conn.autocommit = True
     conn.execute("VACUUM ANALYZE reading")
@@ -347,6 +350,8 @@ REVOKED = {
     "SELECT ON pg_catalog.pg_stat_archiver FROM PUBLIC":
         "GRANT SELECT ON pg_catalog.pg_stat_archiver TO PUBLIC",
     "SELECT ON pg_catalog.pg_stats FROM PUBLIC": "GRANT SELECT ON pg_catalog.pg_stats TO PUBLIC",
+    "EXECUTE ON FUNCTION planwise_column_stats() FROM app_service":
+        "GRANT EXECUTE ON FUNCTION planwise_column_stats() TO app_service",
     "SELECT ON db_size_sample FROM app_service": "GRANT SELECT ON db_size_sample TO app_service",
 }  # fmt: skip
 """What a hosted server (Supabase) may not let the API's role read: it has no pg_monitor

@@ -1,4 +1,5 @@
-"""hypopg for the console's index suggestions, where the server has it
+"""hypopg for the console's index suggestions, where the server has it; column widths for
+its bloat estimate
 
 Revision ID: 7c8d9e0f1a2b
 Revises: a4b5c6d7e8f9
@@ -10,6 +11,11 @@ sequentially. Created only where the server offers it and the migrating role may
 it (in schema `extensions` where there is one, as Supabase keeps them); without it the
 page says that it has no suggestions. Its functions are executable by
 PUBLIC, and a hypothetical index exists only in the memory of the session that made it.
+
+The bloat estimate needs each column's average width and null fraction, which `pg_stats`
+hides from the API's role on every table with row-level security (most of ours).
+`planwise_column_stats()` returns just those two figures (no values: nothing of the rows
+leaks) with its owner's rights, executable by app_service only.
 """
 
 from collections.abc import Sequence
@@ -34,6 +40,17 @@ def upgrade() -> None:
         "RAISE NOTICE 'hypopg not created: %', SQLERRM; END $$"
     )
 
+    op.execute(
+        "CREATE FUNCTION planwise_column_stats() RETURNS TABLE (schemaname name, "
+        "tablename name, attname name, inherited boolean, null_frac real, avg_width integer) "
+        "LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $$ "
+        "SELECT schemaname, tablename, attname, inherited, null_frac, avg_width "
+        "FROM pg_catalog.pg_stats $$"
+    )
+    op.execute("REVOKE ALL ON FUNCTION planwise_column_stats() FROM PUBLIC")
+    op.execute("GRANT EXECUTE ON FUNCTION planwise_column_stats() TO app_service")
+
 
 def downgrade() -> None:
+    op.execute("DROP FUNCTION planwise_column_stats()")
     op.execute("DROP EXTENSION IF EXISTS hypopg")

@@ -560,15 +560,18 @@ def backups(request: Request, session: SessionDep, admin: AdminDep) -> HTMLRespo
     })  # fmt: skip
 
 
-def pitr_state(settings: Settings, archiver: dict[str, Any]) -> dict[str, Any]:
-    """pgBackRest's backups and restore window (what `planwise pitr info` shows), or why
-    there are none. pg_stat_archiver is the report's (read as the API's role), so the
-    API opens no superuser connection for this."""
+def pitr_state(
+    settings: Settings, archiver: dict[str, Any], cluster: Cluster | None = None
+) -> dict[str, Any]:
+    """pgBackRest's backups and restore window (what `planwise pitr info` shows) of the
+    managed cluster (by default the one PLANWISE_HOME holds), or why there are none.
+    pg_stat_archiver is the report's (read as the API's role), so the API opens no
+    superuser connection for this."""
     if not settings.uses_managed_cluster:
         return {"info": None, "note": "PITR not configured here: DATABASE_URL points at a "
                 "server Planwise does not manage, where WAL archiving is the host's job (on "
                 "Supabase: the PITR add-on)"}  # fmt: skip
-    pitr = Pitr(Cluster(settings))
+    pitr = Pitr(cluster or Cluster(settings))
     if not pitr.configured:
         return {"info": None, "note": "PITR not configured (planwise pitr setup)"}
     try:
