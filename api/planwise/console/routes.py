@@ -9,6 +9,7 @@ on a page of their own and logged (logger `planwise.console`).
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from sqlmodel import Session
 from planwise.config import Settings
 from planwise.console import charts
 from planwise.console import session as console_session
-from planwise.db.cluster import Cluster
+from planwise.db.cluster import Cluster, default_cluster_dir
 from planwise.deps import SessionDep, SettingsDep
 from planwise.errors import PlanwiseError
 from planwise.ops.backup import dumps as dump_files
@@ -560,6 +561,13 @@ def backups(request: Request, session: SessionDep, admin: AdminDep) -> HTMLRespo
     })  # fmt: skip
 
 
+@functools.cache
+def _cluster_directory() -> Path:
+    """Where the managed cluster is: found once per process (as root it takes a probe
+    run as the cluster's OS user, a subprocess)."""
+    return default_cluster_dir()
+
+
 def pitr_state(
     settings: Settings, archiver: dict[str, Any], cluster: Cluster | None = None
 ) -> dict[str, Any]:
@@ -571,7 +579,7 @@ def pitr_state(
         return {"info": None, "note": "PITR not configured here: DATABASE_URL points at a "
                 "server Planwise does not manage, where WAL archiving is the host's job (on "
                 "Supabase: the PITR add-on)"}  # fmt: skip
-    pitr = Pitr(cluster or Cluster(settings))
+    pitr = Pitr(cluster or Cluster(settings, _cluster_directory()))
     if not pitr.configured:
         return {"info": None, "note": "PITR not configured (planwise pitr setup)"}
     try:
