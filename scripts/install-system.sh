@@ -13,6 +13,7 @@ packages=(
   iproute2                   # tests/test_pitr.py: the repository host's network namespace
   wrk                        # `planwise bench api`: HTTP load from a separate process
   chromium                   # tests/test_console.py: the operations console in a real browser
+  postgresql-15-hypopg       # the console's index suggestions: hypothetical indexes
   patroni                    # `planwise cluster`: automatic failover (Patroni 3.0)
   etcd-server                # `planwise cluster`: Patroni's store (etcd 3.4)
   etcd-client                # etcdctl, to look into that store

@@ -3,6 +3,7 @@ Playwright against `planwise serve`, signed in through the form like a DBA would
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import time
@@ -17,6 +18,7 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 from sqlalchemy import create_engine, pool
 
+from planwise.console.routes import PAGES
 from planwise.db.engine import sqlalchemy_url
 from planwise.ops.monitor import report as monitor
 from planwise.ops.monitor import sampler
@@ -61,6 +63,11 @@ def console(
             "('database', 9000000, now() - interval '1 day'), ('database', 9500000, now()), "
             "('place', 100000, now() - interval '1 day'), ('place', 180000, now())"
         )
+    with connect(db.admin_url) as conn:
+        _a_table_read_sequentially_with_half_its_rows_deleted(conn)
+    with connect(db.app_url) as conn:  # as the API's role: pg_stat_statements shows its text
+        for device in range(20):
+            conn.execute("SELECT id, value FROM reading WHERE device = %s", (device,)).fetchall()
     made = planwise("backup", "create", MIGRATION_DATABASE_URL=db.admin_url,
                     BACKUP_DIR=env["BACKUP_DIR"])  # fmt: skip
     assert made.returncode == 0, made.stderr
@@ -70,6 +77,30 @@ def console(
         with connect(db.admin_url) as conn:
             conn.execute("UPDATE \"user\" SET role = 'admin' WHERE id = %s", (admin_id,))
         yield Console(base, db, home / "serve.log", admin, user)
+
+
+def _a_table_read_sequentially_with_half_its_rows_deleted(
+    conn: psycopg.Connection[tuple[object, ...]],
+) -> None:
+    """`reading`: 20 000 rows, no index on `device`, row-level security like our tables;
+    every other row deleted and vacuumed (its pages stay: half of them is free space),
+    analyzed."""
+    conn.execute(
+        "CREATE TABLE reading (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
+        "device int NOT NULL, value float8, note text)"
+    )
+    conn.execute(
+        "INSERT INTO reading (device, value, note) "
+        "SELECT g % 5000, random(), 'reading ' || g FROM generate_series(1, 20000) g"
+    )
+    conn.execute("DELETE FROM reading WHERE id % 2 = 0")
+    conn.execute("GRANT SELECT ON reading TO app_service")
+    conn.execute("ALTER TABLE reading ENABLE ROW LEVEL SECURITY")  # as ours: pg_stats hides it
+    conn.execute("CREATE POLICY reading_read ON reading FOR SELECT TO app_service USING (true)")
+    conn.commit()
+    conn.autocommit = True
+    conn.execute("VACUUM ANALYZE reading")
+    conn.execute("CREATE EXTENSION IF NOT EXISTS pgstattuple")  # the ground truth, below
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +158,8 @@ def test_an_admin_signs_in_and_reads_every_page(page: Page, console: Console) ->
     assert "problem" in (backup.get_attribute("class") or "")  # one dump, not verified
     assert re.search(r"\d+(\.\d)? MB", page.locator("#database-size").inner_text())
     assert "%" in page.locator("#cache-hit-ratio").inner_text()
+    pitr = page.locator("#restore-window").inner_text()  # DATABASE_URL is set: not managed
+    assert pitr.startswith("PITR not configured here: DATABASE_URL points at a server"), pitr
     page.screenshot(path=str(ARTIFACTS / "console-overview.png"), full_page=True)
 
     page.click("text=Indexes")
@@ -134,6 +167,13 @@ def test_an_admin_signs_in_and_reads_every_page(page: Page, console: Console) ->
     row = table.locator("tr", has_text="idx_user_username")
     assert "uq_user_username" in row.inner_text()
     assert "statistics were last reset" in page.locator("#unused").inner_text()
+    suggestion = page.locator('tr.suggestion[data-table="reading"]')
+    assert suggestion.count() == 1, page.locator("#suggestions").inner_text()
+    assert suggestion.get_attribute("data-column") == "device"
+    create = suggestion.locator("code.create").inner_text()
+    assert create == 'CREATE INDEX CONCURRENTLY ON "public"."reading" ("device")'
+    assert "SELECT id, value FROM reading WHERE device = $1" in suggestion.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "console-indexes.png"), full_page=True)
 
     page.click("text=Maintenance")
     expect(page.locator("text=Transaction ID wraparound")).to_have_count(1)  # page loaded
@@ -169,6 +209,14 @@ def test_an_admin_signs_in_and_reads_every_page(page: Page, console: Console) ->
     assert charts.count() == 2
     assert charts.nth(0).locator("circle.point").count() == 2
     assert charts.nth(1).locator("circle.point").count() >= 2
+    shown = page.locator('#table-bloat tr[data-table="reading"] .ratio').inner_text()
+    estimate = float(shown.split("%")[0])
+    with connect(console.db.admin_url) as conn:
+        measured = conn.execute("SELECT free_percent + dead_tuple_percent "
+                                "FROM pgstattuple('reading')").fetchone()  # fmt: skip
+    assert measured is not None and abs(estimate - float(measured[0])) < 10, (estimate, measured)
+    index_estimate = page.locator('#index-bloat tr[data-index="reading_pkey"] .wasted')
+    assert index_estimate.inner_text() != "not estimated"
     page.screenshot(path=str(ARTIFACTS / "console-space.png"), full_page=True)
 
     for _ in range(2):  # two sampler runs: sessions by state at two moments
@@ -193,6 +241,8 @@ def test_an_admin_signs_in_and_reads_every_page(page: Page, console: Console) ->
     assert dump.locator(".verification").inner_text() == "not verified"
     assert "off" in page.locator("#wal").inner_text()
     assert "no samples yet" in page.locator("#archive-lag").inner_text()  # archiving off
+    assert page.locator("#archive-lag-now").inner_text().startswith("archiving is off")
+    assert page.locator("#pitr-note").inner_text() == pitr
 
 
 def _sample_statements(console: Console, *, everything: bool = False) -> None:
@@ -247,12 +297,7 @@ def test_a_demotion_ends_console_access_at_once(console: Console) -> None:
     user_id, username = _register(console.url, "demoted")
     with connect(console.db.admin_url) as conn:
         conn.execute("UPDATE \"user\" SET role = 'admin' WHERE id = %s", (user_id,))
-    with httpx.Client(base_url=console.url) as client:
-        token = re.search(r'name="csrf" value="([^"]+)"', client.get("/admin/login").text)
-        assert token is not None
-        signed = client.post("/admin/login", data={
-            "username": username, "password": PASSWORD, "csrf": token[1]})  # fmt: skip
-        assert signed.status_code == 303
+    with _signed_in(console, username) as client:
         assert client.get("/admin/maintenance").status_code == 200
         with connect(console.db.admin_url) as conn:
             conn.execute("UPDATE \"user\" SET role = 'user' WHERE id = %s", (user_id,))
@@ -309,3 +354,57 @@ def test_the_live_page_shows_who_blocks_and_cancels_it(page: Page, console: Cons
     assert outcome == ["cancelled"]
     log = console.log.read_text()
     assert f"console: cancel of pid {waiter_pid}" in log and console.admin in log
+
+
+@contextlib.contextmanager
+def _signed_in(console: Console, username: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=console.url) as client:
+        token = re.search(r'name="csrf" value="([^"]+)"', client.get("/admin/login").text)
+        assert token is not None
+        signed = client.post("/admin/login", data={
+            "username": username, "password": PASSWORD, "csrf": token[1]})  # fmt: skip
+        assert signed.status_code == 303, signed.text
+        yield client
+
+
+REVOKED = {
+    "SELECT ON pg_stat_statements FROM PUBLIC": "GRANT SELECT ON pg_stat_statements TO PUBLIC",
+    "SELECT ON pg_catalog.pg_stat_archiver FROM PUBLIC":
+        "GRANT SELECT ON pg_catalog.pg_stat_archiver TO PUBLIC",
+    "SELECT ON pg_catalog.pg_stats FROM PUBLIC": "GRANT SELECT ON pg_catalog.pg_stats TO PUBLIC",
+    "EXECUTE ON FUNCTION planwise_column_stats() FROM app_service":
+        "GRANT EXECUTE ON FUNCTION planwise_column_stats() TO app_service",
+    "SELECT ON db_size_sample FROM app_service": "GRANT SELECT ON db_size_sample TO app_service",
+}  # fmt: skip
+"""What a hosted server (Supabase) may not let the API's role read: it has no pg_monitor
+there either, and some statistics views and our own tables may be closed to it."""
+
+
+def test_what_the_api_role_may_not_read_is_said_and_the_rest_shown(console: Console) -> None:
+    with connect(console.db.admin_url) as conn:
+        for revoke in REVOKED:
+            conn.execute(f"REVOKE {revoke}")
+    try:
+        with _signed_in(console, console.admin) as client:
+            pages = {path: client.get(path) for _key, path, _label in PAGES}
+            login = httpx.post(f"{console.url}/api/v1/auth/token",
+                               data={"username": console.admin, "password": PASSWORD})  # fmt: skip
+            api = httpx.get(f"{console.url}/api/v1/admin/db", headers={
+                "Authorization": f"Bearer {login.json()['access_token']}"})  # fmt: skip
+    finally:
+        with connect(console.db.admin_url) as conn:
+            for grant in REVOKED.values():
+                conn.execute(grant)
+    assert {path: answer.status_code for path, answer in pages.items()} == dict.fromkeys(pages, 200)
+    overview, space = pages["/admin/"].text, pages["/admin/space"].text
+    assert "<b>archiver</b> (not readable by this role (permission denied for view pg_stat_" \
+        "archiver))" in overview and 'id="database-size"' in overview  # fmt: skip
+    assert "<b>table bloat</b> (not readable by this role" in space
+    assert "<b>size samples</b> (not readable by this role" in space
+    assert "<b>growth</b>" in space and 'id="table-bloat"' in space  # the sizes still there
+    assert "<b>pg_stat_statements</b> (not readable by this role" in pages["/admin/queries"].text
+    assert "permission denied for view pg_stat_statements" in pages["/admin/indexes"].text
+    assert api.status_code == 200, api.text
+    unavailable = api.json()["unavailable"]
+    assert {"archiver", "slowest_statements", "growth"} <= set(unavailable), unavailable
+    assert api.json()["tables"]  # what the role may read is there

@@ -10,7 +10,9 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import jsonschema_rs
 import psycopg
 from fastapi.testclient import TestClient
 from psycopg import sql
@@ -19,6 +21,7 @@ from sqlalchemy import create_engine, pool
 from planwise.config import Settings
 from planwise.db.engine import sqlalchemy_url
 from planwise.ops.monitor import report as monitor
+from planwise.ops.monitor.schemas import DatabaseReport
 from tests.support.accounts import new_account, new_admin
 from tests.support.cli import planwise
 from tests.support.databases import DatabaseUnderTest, connect
@@ -104,6 +107,30 @@ def test_database_metrics_on_the_api(
     assert report["app_pool"]["checked_out"] >= 1  # this very request's connection
     assert report["app_pool"]["size"] == api_settings.database_pool_size
     assert isinstance(report["problems"], list)
+    _validates_against_the_openapi_schema(client, report)
+
+
+def _validates_against_the_openapi_schema(client: TestClient, report: dict[str, Any]) -> None:
+    """The admin report's schema is typed (no free-form object), and the real response
+    conforms to it."""
+    document = client.get("http://testserver/openapi.json").json()
+    operation = document["paths"]["/api/v1/admin/db"]["get"]
+    schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/DatabaseReport"}
+    components = document["components"]["schemas"]
+    typed = components["DatabaseReport"]
+    assert set(report) == set(typed["properties"])
+    assert typed["properties"]["tables"]["items"] == {"$ref": "#/components/schemas/DbTable"}
+    assert components["DbLockWait"]["properties"]["blocking"]["items"] == {
+        "$ref": "#/components/schemas/DbBlocker"
+    }
+    assert components["DbArchiver"]["properties"]["last_archived_time"]["anyOf"][0] == {
+        "type": "string", "format": "date-time"
+    }  # fmt: skip
+    validator = jsonschema_rs.validator_for({**schema, "components": document["components"]})
+    errors = [error.message for error in validator.iter_errors(report)]
+    assert errors == []
+    assert not validator.is_valid({**report, "tables": [{"table": 1}]})
 
 
 def test_password_literals_never_reach_the_report(
@@ -211,6 +238,8 @@ def test_the_maintenance_checks_find_what_a_dba_looks_for(
     assert wait["blocking"][0]["pid"] == holder_pid
     assert wait["blocking"][0]["query"] == "LOCK TABLE twin IN ACCESS EXCLUSIVE MODE"
     assert wait["blocking"][0]["state"] == "idle in transaction"
+    typed = DatabaseReport.model_validate({**report, "app_pool": {}, "problems": []})
+    assert typed.lock_waits[0].blocking and typed.invalid_indexes  # the endpoint's schema
 
     rules = {rule.name: rule for rule in monitor.health(report, monitor.Thresholds())}
     assert not rules["duplicate indexes"].problems  # 16 kB: listed, not alarmed

@@ -26,9 +26,14 @@ import httpx
 import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import create_engine, pool
 
 from planwise.config import Settings
+from planwise.console.routes import PAGES, TEMPLATES, pitr_state
+from planwise.db.cluster import Cluster
+from planwise.db.engine import sqlalchemy_url
 from planwise.errors import PlanwiseError
+from planwise.ops.monitor import report as monitor
 from planwise.ops.pitr.conf import Layout, render_local
 from tests.support.cli import PLANWISE, discard_cluster, planwise, steps_shown
 from tests.support.served import planwise_serve, serve_environment
@@ -434,6 +439,34 @@ def test_info_shows_the_restore_window_backups_and_archive_in_80_columns(
     assert latest_seconds >= datetime.fromisoformat(window["latest"]).timestamp()
     assert CONDITIONAL - set(samples) == set()
     assert samples["planwise_db_wal_archive_failing"] == 0
+
+
+def test_the_console_shows_pgbackrest_backups_and_the_restore_window(
+    pitr_env: dict[str, str],
+) -> None:
+    """What the console's Overview and Backups pages read (pg_stat_archiver from the
+    monitoring report, the rest from pgBackRest) is what `pitr info` says, and the Backups
+    page lists every backup with the window."""
+    settings = Settings(_env_file=None, **{name.lower(): value for name, value in pitr_env.items()})
+    engine = create_engine(sqlalchemy_url(_admin_url(pitr_env["PLANWISE_HOME"])),
+                           poolclass=pool.NullPool)  # fmt: skip
+    with engine.connect() as connection:
+        archiver = monitor.collect(connection)["archiver"]
+    engine.dispose()
+    state = pitr_state(settings, archiver, Cluster(settings, cluster_directory(pitr_env)))
+    assert state["note"] is None, state
+    shown, expected = state["info"], info(pitr_env)
+    labels = [item["label"] for item in expected["backups"]]  # type: ignore[attr-defined]
+    assert [item["label"] for item in shown["backups"]] == labels
+    window = shown["restore_window"]
+    assert window["earliest"] == expected["restore_window"]["earliest"]  # type: ignore[index]
+    assert window["latest_from"] == "last archived WAL" and window["latest"] > window["earliest"]
+    html = TEMPLATES.get_template("backups.html").render(
+        pages=PAGES, admin=None, report={"archiver": archiver}, dumps=[], directory=None,
+        note=None, pitr=state, archive_age_seconds=1, notes={},
+    )  # fmt: skip
+    assert f"Restore window: <b>{window['earliest']}</b> → <b>{window['latest']}</b>" in html
+    assert all(f'data-label="{label}"' in html for label in labels), html
 
 
 def test_bad_timestamps_are_refused(pitr_env: dict[str, str]) -> None:

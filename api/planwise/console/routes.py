@@ -9,12 +9,14 @@ on a page of their own and logged (logger `planwise.console`).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import psycopg
 from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Request
@@ -25,12 +27,18 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
+from planwise.config import Settings
 from planwise.console import charts
 from planwise.console import session as console_session
+from planwise.db.cluster import Cluster, default_cluster_dir
 from planwise.deps import SessionDep, SettingsDep
+from planwise.errors import PlanwiseError
 from planwise.observability import Metrics
 from planwise.ops.backup import dumps as dump_files
+from planwise.ops.monitor import bloat, suggest
+from planwise.ops.monitor import explain as plans
 from planwise.ops.monitor import report as monitor
+from planwise.ops.pitr.pgbackrest import Pitr
 from planwise.users import throttle
 from planwise.users.models import User
 from planwise.users.service import AccountDisabled, act_as, authenticate
@@ -56,7 +64,6 @@ PAGES = (
     ("connections", "/admin/connections", "Connections"),
     ("backups", "/admin/backups", "Backups"),
 )
-EXPLAINABLE = ("select", "with", "insert", "update", "delete", "values", "table")
 EXPLAIN_TIMEOUT_MS = 2000
 HISTORY_HEIGHT = 110
 
@@ -207,13 +214,17 @@ def overview(request: Request, session: SessionDep, admin: AdminDep) -> HTMLResp
     return page(request, "overview.html", {
         "admin": admin, "current": "overview", "report": report, "rules": rules,
         "cache": cache, "connection_count": connections,
+        "pitr": pitr_state(request.app.state.settings, report["archiver"]),
     })  # fmt: skip
 
 
 @router.get("/indexes")
 def indexes(request: Request, session: SessionDep, admin: AdminDep) -> HTMLResponse:
     report = _report(request, session)
-    return page(request, "indexes.html", {"admin": admin, "current": "indexes", "report": report})
+    advice = suggest.advise(session.connection())
+    return page(request, "indexes.html", {
+        "admin": admin, "current": "indexes", "report": report, "advice": advice,
+    })  # fmt: skip
 
 
 @router.get("/maintenance")
@@ -259,9 +270,11 @@ def live(
     done = None
     if signalled is not None and action in SIGNALS:
         done = {"pid": signalled, "action": action, "sent": bool(sent)}
+    notes: dict[str, str] = {}
+    activity = _bounded(session, "running queries", _activity, Rows(), notes)
     return page(request, "live.html", {
-        "admin": admin, "current": "live", "report": report,
-        "activity": _activity(session.connection()), "done": done,
+        "admin": admin, "current": "live", "report": report, "activity": activity,
+        "done": done, "notes": notes,
     })  # fmt: skip
 
 
@@ -348,18 +361,18 @@ def queries(
     request: Request, session: SessionDep, admin: AdminDep, order: str = "total",
     reset: bool = False,
 ) -> HTMLResponse:  # fmt: skip
-    connection = session.connection()
     order = order if order in ORDERS else "total"
+    notes: dict[str, str] = {}
     statements: list[dict[str, Any]] | None = None
-    if _has_statements(connection):
-        statements = [
+    if _has_statements(session.connection()):
+        statements = _bounded(session, "pg_stat_statements", lambda connection: [
             dict(row) for row in connection.execute(
                 text(STATEMENTS_SQL.format(order=ORDERS[order]))
             ).mappings()
-        ]  # fmt: skip
-        history = _statement_history(session, [row["queryid"] for row in statements])
+        ], Rows(), notes)  # fmt: skip
+        history = _statement_history(session, [row["queryid"] for row in statements], notes)
         for row in statements:
-            row["explainable"] = _explainable(row["query"])
+            row["explainable"] = plans.explainable(row["query"])
             row["query"] = monitor.redact(row["query"])
             calls, means = history.get(row["queryid"], ([], []))
             row["calls_chart"] = charts.line_chart(
@@ -370,7 +383,7 @@ def queries(
             )
     return page(request, "queries.html", {
         "admin": admin, "current": "queries", "statements": statements, "order": order,
-        "orders": list(ORDERS), "reset": reset,
+        "orders": list(ORDERS), "reset": reset, "notes": notes,
     })  # fmt: skip
 
 
@@ -384,12 +397,14 @@ HISTORY_SQL = binned(
 
 
 def _statement_history(
-    session: Session, queryids: list[str]
+    session: Session, queryids: list[str], notes: dict[str, str]
 ) -> dict[str, tuple[list[tuple[datetime, float]], list[tuple[datetime, float]]]]:
     """Per queryid: calls per step (a sample interval, or several of a long history), and
     their mean time (ms) in it."""
     history: dict[str, tuple[list[tuple[datetime, float]], list[tuple[datetime, float]]]] = {}
-    for queryid, moment, calls, total_ms in _samples(session, HISTORY_SQL, queryids=queryids):
+    for queryid, moment, calls, total_ms in _samples(
+        session, "statement history", notes, HISTORY_SQL, queryids=queryids
+    ):
         calls_of, means_of = history.setdefault(queryid, ([], []))
         calls_of.append((moment, float(calls)))
         means_of.append((moment, round(total_ms / calls, 3)))
@@ -436,14 +451,15 @@ def explain(request: Request, session: SessionDep, admin: AdminDep, queryid: int
     connection = session.connection()
     found = None
     if _has_statements(connection):
-        found = connection.execute(text(
-            "SELECT query FROM pg_stat_statements WHERE queryid = :queryid AND dbid = "
-            "(SELECT oid FROM pg_database WHERE datname = current_database()) LIMIT 1"
-        ), {"queryid": queryid}).scalar_one_or_none()  # fmt: skip
+        found = _bounded(session, "pg_stat_statements", lambda connection: connection.execute(
+            text("SELECT query FROM pg_stat_statements WHERE queryid = :queryid AND dbid = "
+                 "(SELECT oid FROM pg_database WHERE datname = current_database()) LIMIT 1"),
+            {"queryid": queryid},
+        ).scalar_one_or_none(), None, {})  # fmt: skip
     if not found or found == "<insufficient privilege>":
         raise HTTPException(404, "no such statement visible to the API's role")
     plan, error = None, None
-    if not _explainable(found):
+    if not plans.explainable(found):
         error = "only SELECT, INSERT, UPDATE, DELETE and WITH statements can be explained"
     else:
         plan, error = _plan(connection, found)
@@ -453,42 +469,19 @@ def explain(request: Request, session: SessionDep, admin: AdminDep, queryid: int
     })  # fmt: skip
 
 
-def _explainable(query: str) -> bool:
-    words = query.split(None, 1)
-    return bool(words) and words[0].lower() in EXPLAINABLE
-
-
 def _plan(connection: Connection, query: str) -> tuple[dict[str, Any] | None, str | None]:
     transaction = connection.begin_nested()
     raw = connection.connection.driver_connection
     assert isinstance(raw, psycopg.Connection)
     try:
         with raw.cursor() as cursor:
-            cursor.execute(
-                "SELECT set_config('statement_timeout', %s, true), "
-                "set_config('plan_cache_mode', 'force_generic_plan', true)",
-                (f"{EXPLAIN_TIMEOUT_MS}ms",),
-            )
-            # The text is pg_stat_statements' own (what this role ran), sent without
-            # parameters so that psycopg leaves its `$n` and `%` alone.
-            cursor.execute(f"PREPARE planwise_console_explain AS {query}")
-            cursor.execute(
-                "SELECT coalesce(array_length(parameter_types, 1), 0) "
-                "FROM pg_prepared_statements WHERE name = 'planwise_console_explain'"
-            )
-            row = cursor.fetchone()
-            count = int(row[0]) if row else 0
-            arguments = f"({', '.join(['NULL'] * count)})" if count else ""
-            cursor.execute(f"EXPLAIN (FORMAT JSON) EXECUTE planwise_console_explain{arguments}")
-            result = cursor.fetchone()
-            cursor.execute("DEALLOCATE planwise_console_explain")
+            plans.generic_settings(cursor, EXPLAIN_TIMEOUT_MS)
+            plan = plans.generic_plan(cursor, query)
     except psycopg.Error as error:
         transaction.rollback()
         return None, f"cannot be explained: {str(error).strip().splitlines()[0]}"
     transaction.rollback()
-    assert result is not None
-    explained: dict[str, Any] = result[0][0]["Plan"]
-    return explained, None
+    return plan, None
 
 
 SAMPLES_SQL = binned(
@@ -504,27 +497,49 @@ SAMPLES_SQL = binned(
 days."""
 
 
-def _samples(session: Session, query: str, **params: Any) -> list[Any]:
-    """Samples read under a lock and a statement timeout (a VACUUM FULL of a sample table
-    must not hang the page), which stay for the rest of the request; none when they cannot
-    be read in time."""
+T = TypeVar("T")
+Rows = list[dict[str, Any]]
+
+
+def _bounded(
+    session: Session, what: str, read: Callable[[Connection], T], empty: T,
+    notes: dict[str, str],
+) -> T:  # fmt: skip
+    """`read` in a savepoint under a lock and a statement timeout (a VACUUM FULL of a
+    sample table must not hang the page), which stay for the rest of the request. On a
+    timeout, or a view the API's role may not read (a hosted server such as Supabase),
+    `empty`, and `notes[what]` says why: the page shows what it could read."""
     connection = session.connection()
+    connection.exec_driver_sql("SAVEPOINT planwise_console")
     try:
-        with session.begin_nested():
-            connection.execute(text("SELECT set_config('lock_timeout', '250ms', true), "
-                                    "set_config('statement_timeout', '2s', true)"))  # fmt: skip
-            rows = list(connection.execute(text(query), params).all())
-            return rows
+        connection.execute(text("SELECT set_config('lock_timeout', '250ms', true), "
+                                "set_config('statement_timeout', '2s', true)"))  # fmt: skip
+        value = read(connection)
     except DBAPIError as error:
-        if isinstance(error.orig, psycopg.errors.LockNotAvailable | psycopg.errors.QueryCanceled):
-            return []
-        raise
+        why = monitor.unreadable(error)
+        if why is None:
+            raise
+        connection.exec_driver_sql("ROLLBACK TO SAVEPOINT planwise_console")
+        notes[what] = why
+        return empty
+    connection.exec_driver_sql("RELEASE SAVEPOINT planwise_console")
+    return value
+
+
+def _samples(
+    session: Session, what: str, notes: dict[str, str], query: str, **params: Any
+) -> list[Any]:
+    return _bounded(
+        session, what, lambda connection: list(connection.execute(text(query), params).all()),
+        [], notes,
+    )  # fmt: skip
 
 
 @router.get("/space")
 def space(request: Request, session: SessionDep, admin: AdminDep) -> HTMLResponse:
     report = _report(request, session)
-    samples = _samples(session, SAMPLES_SQL)
+    notes: dict[str, str] = {}
+    samples = _samples(session, "size samples", notes, SAMPLES_SQL)
     series: dict[str, list[tuple[datetime, float]]] = {}
     for relation, moment, size in samples:
         series.setdefault(relation, []).append((moment, float(size)))
@@ -533,6 +548,9 @@ def space(request: Request, session: SessionDep, admin: AdminDep) -> HTMLRespons
         "admin": admin, "current": "space", "report": report,
         "database_chart": charts.line_chart("database size", database),
         "tables_chart": charts.line_chart("largest tables", series),
+        "table_bloat": _bounded(session, "table bloat", bloat.tables, Rows(), notes),
+        "index_bloat": _bounded(session, "index bloat", bloat.indexes, Rows(), notes),
+        "notes": notes,
     })  # fmt: skip
 
 
@@ -553,17 +571,24 @@ def backups(request: Request, session: SessionDep, admin: AdminDep) -> HTMLRespo
         } for dump in reversed(found)]  # fmt: skip
     except (OSError, ValueError, KeyError, TypeError) as error:
         note = f"unreadable backup manifest: {error}"
+    notes: dict[str, str] = {}
     archive: dict[str, list[tuple[datetime, float]]] = {"seconds since last archived": [],
                                                          "segments waiting": []}  # fmt: skip
-    for moment, age, waiting in _samples(session, ARCHIVE_SQL):
+    for moment, age, waiting in _samples(session, "archive history", notes, ARCHIVE_SQL):
         if age is not None:
             archive["seconds since last archived"].append((moment, float(age)))
         if waiting is not None:
             archive["segments waiting"].append((moment, float(waiting)))
+    archiver = report["archiver"]
+    archived = archiver["last_archived_time"]
     return page(request, "backups.html", {
         "admin": admin, "current": "backups", "report": report, "dumps": dumps,
-        "directory": directory, "note": note,
+        "directory": directory, "note": note, "notes": notes,
         "archive_chart": charts.line_chart("WAL archive lag", archive, unit="count"),
+        "pitr": pitr_state(request.app.state.settings, archiver),
+        "archive_age_seconds": None if archived is None else round(
+            (datetime.now(UTC) - datetime.fromisoformat(archived)).total_seconds()
+        ),
     })  # fmt: skip
 
 
@@ -620,8 +645,10 @@ def connections(request: Request, session: SessionDep, admin: AdminDep) -> HTMLR
     """Sessions by state now and over time (the sampler's), and this API process's own
     pools and request latency (each worker has its own: the figures are this one's)."""
     report = _report(request, session)
+    notes: dict[str, str] = {}
     states: dict[str, list[tuple[datetime, float]]] = {}
-    for state, moment, count in _samples(session, CONNECTION_STATES_SQL):
+    for state, moment, count in _samples(session, "connection history", notes,
+                                         CONNECTION_STATES_SQL):  # fmt: skip
         states.setdefault(state, []).append((moment, float(count)))
     state = request.app.state
     engines = {"primary (DATABASE_URL)": state.engine}
@@ -638,5 +665,32 @@ def connections(request: Request, session: SessionDep, admin: AdminDep) -> HTMLR
                               .samples if sample.name.endswith("_total")),
         "latency_chart": charts.bar_chart("request latency", bars), "routes": routes,
         "pid": os.getpid(), "interval": settings.sample_interval_seconds,
-        "runs": _samples(session, RUNS_SQL),
+        "runs": _samples(session, "sampler runs", notes, RUNS_SQL), "notes": notes,
     })  # fmt: skip
+
+
+@functools.cache
+def _cluster_directory() -> Path:
+    """Where the managed cluster is: found once per process (as root it takes a probe
+    run as the cluster's OS user, a subprocess)."""
+    return default_cluster_dir()
+
+
+def pitr_state(
+    settings: Settings, archiver: dict[str, Any], cluster: Cluster | None = None
+) -> dict[str, Any]:
+    """pgBackRest's backups and restore window (what `planwise pitr info` shows) of the
+    managed cluster (by default the one PLANWISE_HOME holds), or why there are none.
+    pg_stat_archiver is the report's (read as the API's role), so the API opens no
+    superuser connection for this."""
+    if not settings.uses_managed_cluster:
+        return {"info": None, "note": "PITR not configured here: DATABASE_URL points at a "
+                "server Planwise does not manage, where WAL archiving is the host's job (on "
+                "Supabase: the PITR add-on)"}  # fmt: skip
+    pitr = Pitr(cluster or Cluster(settings, _cluster_directory()))
+    if not pitr.configured:
+        return {"info": None, "note": "PITR not configured (planwise pitr setup)"}
+    try:
+        return {"info": pitr.info(archiver=archiver), "note": None}
+    except (PlanwiseError, OSError, ValueError) as error:
+        return {"info": None, "note": f"pgBackRest could not be read: {error}"}

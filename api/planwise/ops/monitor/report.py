@@ -115,10 +115,26 @@ _LOCKED_HARD = (
 behind that lock, so its size is left out (and said so) instead."""
 
 
+def unreadable(error: DBAPIError) -> str | None:
+    """Why a read failed, when it is one monitoring lives with: a lock or statement
+    timeout, or a view the reading role may not read (a hosted server such as Supabase
+    grants its API role less than pg_monitor); None for anything else."""
+    original = error.orig
+    detail = str(original).strip().splitlines()[0] if original else ""
+    if isinstance(original, psycopg.errors.LockNotAvailable):
+        return f"not read: waited too long for a lock ({detail})"
+    if isinstance(original, QueryCanceled):
+        return f"not read: took too long ({detail})"
+    if isinstance(original, psycopg.errors.InsufficientPrivilege):
+        return f"not readable by this role ({detail})"
+    return None
+
+
 class _BoundedReader:
     """Reads each section of the report in a savepoint of its own, under `lock_timeout`
     and `statement_timeout`, within one time budget for the whole report. A section that
-    cannot be read in time gets its empty value, and `unavailable` says why."""
+    cannot be read in time, or may not be read by this role, gets its empty value, and
+    `unavailable` says why."""
 
     def __init__(self, connection: Connection, budget_seconds: float) -> None:
         self.connection = connection
@@ -144,14 +160,11 @@ class _BoundedReader:
             )  # fmt: skip
             value = read()
         except DBAPIError as error:
-            original = error.orig
-            if not isinstance(original, psycopg.errors.LockNotAvailable | QueryCanceled):
+            why = unreadable(error)
+            if why is None:
                 raise
             execute(f"ROLLBACK TO SAVEPOINT {savepoint}")
-            what = "waited too long for a lock" if isinstance(
-                original, psycopg.errors.LockNotAvailable
-            ) else "took too long"  # fmt: skip
-            self.unavailable[name] = f"not read: {what} ({str(original).strip().splitlines()[0]})"
+            self.unavailable[name] = why
             return empty
         execute(f"RELEASE SAVEPOINT {savepoint}")
         return value

@@ -1,18 +1,17 @@
 """`GET /api/v1/admin/db`: the monitoring report for administrators."""
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 
 from planwise.config import Settings
 from planwise.deps import AdminUser, SessionDep
 from planwise.ops.monitor import report as monitor
+from planwise.ops.monitor.schemas import DatabaseReport
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
 
 @router.get("/db")
-def database_report(request: Request, session: SessionDep, admin: AdminUser) -> dict[str, Any]:
+def database_report(request: Request, session: SessionDep, admin: AdminUser) -> DatabaseReport:
     """The five database metrics (administrators), as `planwise monitor --json` shows them,
     plus this API process's SQLAlchemy pool, when it runs our PgBouncer's pools, and when
     the database is in a Patroni cluster Patroni's view of its members.
@@ -33,4 +32,4 @@ def database_report(request: Request, session: SessionDep, admin: AdminUser) -> 
         report["pgbouncer"] = monitor.pgbouncer_figures(settings)
     monitor.add_patroni(report, settings)
     report["problems"] = monitor.problems(report, monitor.Thresholds())
-    return report
+    return DatabaseReport.model_validate(report)

@@ -193,9 +193,14 @@ class Pitr:
             strict=True,
         ))  # fmt: skip
 
-    def info(self, timeout: float | None = None) -> dict[str, Any]:
-        """Backups per repository, archived WAL, archiver status and the restore window;
-        `timeout` bounds pgBackRest's part (monitoring must not hang on a slow repository)."""
+    def info(
+        self, archiver: dict[str, Any] | None = None, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Backups per repository, archived WAL, archiver status and the restore window.
+
+        `archiver`: pg_stat_archiver as the caller read it (the console, as the API's
+        role); without it, read here as the superuser. `timeout` bounds pgBackRest's part
+        (monitoring must not hang on a slow repository)."""
         self._require_setup()
         stanzas = json.loads(self._run("--output=json", "info", timeout=timeout))
         stanza = stanzas[0] if stanzas else {}
@@ -214,7 +219,10 @@ class Pitr:
             for item in stanza.get("backup", [])
         ]
         wal = {item["database"]["repo-key"]: item for item in stanza.get("archive", [])}
-        archiver = self._archiver()
+        archiver = self._archiver() if archiver is None else {
+            key: _utc(value) if key.endswith("_time") else value
+            for key, value in archiver.items()
+        }  # fmt: skip
         latest_archived = archiver["last_archived_time"] if archiver else None
         repositories = []
         for entry in stanza.get("repo", []):
@@ -340,6 +348,11 @@ class Pitr:
 
 def _time(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat()
+
+
+def _utc(moment: str | None) -> str | None:
+    """An ISO 8601 time in UTC, as `_time` writes them (they are compared as text)."""
+    return None if moment is None else datetime.fromisoformat(moment).astimezone(UTC).isoformat()
 
 
 def parse_target(text: str) -> datetime:
