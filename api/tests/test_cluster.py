@@ -307,6 +307,10 @@ def wait_for_writes_after(moment: float, writer: Writer, api_writer: ApiWriter) 
 
 
 def test_down_stops_everything_and_delete_removes_it(ha_cluster: RunningCluster) -> None:
+    deadline = time.monotonic() + 30  # a member the test before switched may still restart
+    while not all(isinstance(m["pid"], int) for m in ha_cluster.members()):
+        assert time.monotonic() < deadline, ha_cluster.members()
+        time.sleep(0.5)
     pids = [m["pid"] for m in ha_cluster.members()]
     pids += [ha_cluster.ha.etcd_pid(), *(ha_cluster.ha.patroni_pid(i) for i in (1, 2))]
     assert all(isinstance(pid, int) for pid in pids)

@@ -287,7 +287,8 @@ def test_wal_is_archived_from_the_leader_and_after_a_switchover_from_the_new_one
     """`pitr setup` on the cluster: one pgBackRest config naming every member (pg1..pgN,
     backup-standby), stanza created, `pgbackrest check` (a WAL switch on the primary,
     waited for in the repository) passes; after a switchover the new leader archives with
-    the same config: `check` passes again and its segments, on the new timeline, are there."""
+    the same config: `check` passes again and its segments, on the new timeline, are there.
+    A full backup is then taken from the standby."""
     configured = planwise("pitr", "setup", "--yes", **ha_cluster.env)
     assert configured.returncode == 0, configured.stdout + configured.stderr
     assert "restarted" not in configured.stdout, "archiving was on from `cluster up`"
@@ -309,6 +310,13 @@ def test_wal_is_archived_from_the_leader_and_after_a_switchover_from_the_new_one
     # (The new leader also archives the old timeline's last segment, `.partial`, perhaps
     # after `check`'s segment, so pg_stat_archiver's last one may be that.)
     assert archived_on(ha_cluster, new_timeline), f"nothing of timeline {new_timeline} archived"
+    # A backup takes its files from the standby (backup-standby), so pgBackRest waits for
+    # the standby to replay up to the backup's start, which it logs.
+    wait_for_members(ha_cluster, healthy)  # the old leader streams again as the standby
+    made = ha_cluster.ha.pitr().backup("full")
+    assert made["type"] == "full" and made["size_bytes"] > 0
+    logs = (ha_cluster.ha.pgbackrest_dir / "log").glob("*backup.log")
+    assert "wait for replay on the standby" in "".join(path.read_text() for path in logs)
 
 
 def leader_timeline(ha_cluster: RunningCluster) -> int:
@@ -401,15 +409,20 @@ def test_check_flags_a_cluster_without_a_leader_then_a_stopped_replica_that_catc
         while ha_cluster.ha.leader() is not None:
             assert time.monotonic() < deadline, "Patroni kept the leader key 15 s"
             time.sleep(0.2)
-        leaderless = check(monitor_env(ha_cluster, ha_cluster.member_url(standby), tmp_path))
-        assert leaderless.returncode == 1, leaderless.stdout
-        for line in (
+        expected = (
             "PROBLEM Patroni cluster: the cluster has no running leader (Patroni is in "
             "maintenance mode: nothing fails over)",
             f"PROBLEM Patroni cluster: member {leader['name']} (replica) is stopped",
             "PROBLEM standbys streaming: this standby's WAL receiver is ",
-        ):
-            assert line in leaderless.stdout, leaderless.stdout
+        )
+        deadline = time.monotonic() + 20  # Patroni's member state follows within a loop
+        while True:
+            leaderless = check(monitor_env(ha_cluster, ha_cluster.member_url(standby), tmp_path))
+            if all(line in leaderless.stdout for line in expected):
+                break
+            assert time.monotonic() < deadline, leaderless.stdout
+            time.sleep(0.5)
+        assert leaderless.returncode == 1, leaderless.stdout
         start_postgres(ha_cluster, leader)
         deadline = time.monotonic() + 20
         while (back := ha_cluster.ha.leader()) is None:

@@ -188,6 +188,11 @@ def test_an_admin_signs_in_and_reads_every_page(page: Page, console: Console) ->
     link = page.locator("tr", has_text="planwise_begin_request($1)").locator("a")
     link.first.click()
     assert page.locator("ul.plan .node").first.inner_text() == "Function Scan", page.content()
+    assert page.locator("ul.plan .actual").count() == 0  # nothing ran
+    page.click("#analyze")  # EXPLAIN ANALYZE only on this explicit request
+    expect(page.locator("#analyzed")).to_contain_text("execution ")
+    assert page.locator("ul.plan .actual").first.inner_text().startswith("actual ")
+    assert "EXPLAIN ANALYZE of statement " in console.log.read_text()
     for _ in range(3):  # three samples, pages (requests) between them: two intervals
         _sample_statements(console)
         page.goto(f"{console.url}/admin/queries?order=calls")
@@ -287,6 +292,7 @@ def test_the_session_cookie_and_csrf(console: Console) -> None:
         assert client.post("/admin/logout").status_code == 403
         assert client.post("/admin/logout", data={"csrf": "forged"}).status_code == 403
         assert client.post("/admin/live/1/cancel").status_code == 403
+        assert client.post("/admin/queries/1/explain").status_code == 403  # no ANALYZE
         assert client.get("/admin/").status_code == 200  # still signed in
         with httpx.Client(base_url=console.url) as stranger:  # a token cookie of another kind
             stranger.cookies.set("planwise_console", "not-a-token", path="/admin")

@@ -448,6 +448,26 @@ def reset_statistics(
 def explain(request: Request, session: SessionDep, admin: AdminDep, queryid: int) -> HTMLResponse:
     """EXPLAIN (no ANALYZE: nothing runs) of a statement pg_stat_statements lists, with
     its `$n` parameters as NULL under a generic plan, in a savepoint rolled back after."""
+    return _explain_page(request, session, admin, queryid, analyze=False)
+
+
+@router.post("/queries/{queryid}/explain")
+def explain_analyze(
+    request: Request, session: SessionDep, admin: AdminDep, queryid: int,
+    csrf: CsrfField = None,
+) -> HTMLResponse:  # fmt: skip
+    """EXPLAIN ANALYZE on an administrator's explicit request (a form with the CSRF token):
+    the statement runs, its parameters NULL, in a savepoint rolled back afterwards (its
+    writes undone), bounded by the EXPLAIN timeout; logged."""
+    check_csrf(admin, csrf)
+    logger.warning("console: EXPLAIN ANALYZE of statement %s by administrator %s",
+                   queryid, admin.user.username)  # fmt: skip
+    return _explain_page(request, session, admin, queryid, analyze=True)
+
+
+def _explain_page(
+    request: Request, session: SessionDep, admin: Admin, queryid: int, *, analyze: bool
+) -> HTMLResponse:
     connection = session.connection()
     found = None
     if _has_statements(connection):
@@ -462,21 +482,24 @@ def explain(request: Request, session: SessionDep, admin: AdminDep, queryid: int
     if not plans.explainable(found):
         error = "only SELECT, INSERT, UPDATE, DELETE and WITH statements can be explained"
     else:
-        plan, error = _plan(connection, found)
+        plan, error = _plan(connection, found, analyze=analyze)
     return page(request, "explain.html", {
         "admin": admin, "current": "queries", "query": monitor.redact(found), "plan": plan,
-        "error": error,
+        "error": error, "analyzed": analyze, "queryid": queryid,
+        "timeout_seconds": EXPLAIN_TIMEOUT_MS / 1000,
     })  # fmt: skip
 
 
-def _plan(connection: Connection, query: str) -> tuple[dict[str, Any] | None, str | None]:
+def _plan(
+    connection: Connection, query: str, *, analyze: bool
+) -> tuple[dict[str, Any] | None, str | None]:
     transaction = connection.begin_nested()
     raw = connection.connection.driver_connection
     assert isinstance(raw, psycopg.Connection)
     try:
         with raw.cursor() as cursor:
             plans.generic_settings(cursor, EXPLAIN_TIMEOUT_MS)
-            plan = plans.generic_plan(cursor, query)
+            plan = plans.generic_plan(cursor, query, analyze=analyze)
     except psycopg.Error as error:
         transaction.rollback()
         return None, f"cannot be explained: {str(error).strip().splitlines()[0]}"

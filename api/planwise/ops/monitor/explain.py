@@ -27,10 +27,13 @@ def generic_settings(cursor: psycopg.Cursor[Any], timeout_ms: int) -> None:
     )
 
 
-def generic_plan(cursor: psycopg.Cursor[Any], query: str) -> dict[str, Any]:
+def generic_plan(
+    cursor: psycopg.Cursor[Any], query: str, *, analyze: bool = False
+) -> dict[str, Any]:
     """The plan's top node (EXPLAIN FORMAT JSON, nothing runs) of `query` prepared with
     its `$n` as NULL under a generic plan (`generic_settings` first; the caller rolls
-    back afterwards).
+    back afterwards). With `analyze` the statement runs (EXPLAIN ANALYZE, BUFFERS): the
+    nodes carry their actual times and rows, the top one also "Execution Time" (ms).
 
     Prepared afresh on each call, so a plan is never one cached before the planner saw
     something new (a hypothetical index); a PREPARE survives a rollback, so one a failed
@@ -49,9 +52,12 @@ def generic_plan(cursor: psycopg.Cursor[Any], query: str) -> dict[str, Any]:
     row = cursor.fetchone()
     count = int(row[0]) if row else 0
     arguments = f"({', '.join(['NULL'] * count)})" if count else ""
-    cursor.execute(f"EXPLAIN (FORMAT JSON) EXECUTE {PREPARED}{arguments}")
+    options = "ANALYZE, BUFFERS, FORMAT JSON" if analyze else "FORMAT JSON"
+    cursor.execute(f"EXPLAIN ({options}) EXECUTE {PREPARED}{arguments}")
     result = cursor.fetchone()
     cursor.execute(f"DEALLOCATE {PREPARED}")
     assert result is not None
     plan: dict[str, Any] = result[0][0]["Plan"]
+    if analyze:
+        plan["Execution Time"] = result[0][0]["Execution Time"]
     return plan

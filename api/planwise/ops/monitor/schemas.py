@@ -191,6 +191,76 @@ class PgBouncer(BaseModel):
     stats: list[dict[str, Any]] = Field(description="SHOW STATS, one row per database")
 
 
+class DbStandby(BaseModel):
+    name: str | None = Field(description="its application_name")
+    client_address: str | None
+    state: str | None
+    sync_state: str | None
+    sent_lag_bytes: int | None
+    write_lag_bytes: int | None
+    flush_lag_bytes: int | None
+    replay_lag_bytes: int | None
+    write_lag_seconds: float | None
+    flush_lag_seconds: float | None
+    replay_lag_seconds: float | None = Field(description="0 once an idle standby caught up")
+    reply_time: datetime | None
+
+
+class DbReplicationSlot(BaseModel):
+    name: str
+    active: bool
+    retained_bytes: int | None = Field(description="WAL kept for the slot")
+    wal_status: str | None
+
+
+class DbWalReceiver(BaseModel):
+    status: str
+    sender_host: str | None
+    sender_port: int | None
+    slot_name: str | None
+    last_message_at: datetime | None
+
+
+class DbReplay(BaseModel):
+    lag_bytes: int | None = Field(description="received and not yet replayed")
+    lag_seconds: float | None
+    last_replayed_at: datetime | None
+    paused: bool
+
+
+class DbPatroniMember(BaseModel):
+    name: str | None
+    role: str | None
+    state: str | None
+    host: str | None
+    port: int | None
+    timeline: int | None
+    lag_bytes: int | None
+
+
+class DbPatroni(BaseModel):
+    urls: list[str]
+    answered: bool
+    paused: bool
+    leader: str | None
+    members: list[DbPatroniMember]
+
+
+class DbReplication(BaseModel):
+    """planwise_replication() (migration 8d9e0f1a2b3c) and, in a Patroni cluster, its
+    `/cluster`."""
+
+    in_recovery: bool = Field(description="true on a standby")
+    server_address: str | None
+    server_port: int | None
+    timeline: int
+    standbys: list[DbStandby] = Field(description="on a primary: pg_stat_replication")
+    slots: list[DbReplicationSlot]
+    receiver: DbWalReceiver | None = Field(description="on a standby: its WAL receiver")
+    replay: DbReplay | None = Field(description="on a standby")
+    patroni: DbPatroni | None = None
+
+
 class DatabaseReport(BaseModel):
     """The report of `planwise monitor --json`, plus the API's pool and PgBouncer."""
 
@@ -214,6 +284,9 @@ class DatabaseReport(BaseModel):
     maintenance: list[DbMaintenance]
     wraparound: DbWraparound | None
     sequences: list[DbSequence]
+    replication: DbReplication | None = Field(
+        description="streaming replication; null before migration 8d9e0f1a2b3c"
+    )
     backups: DbBackups
     tables_not_sized: list[str]
     unavailable: dict[str, str] = Field(description="part → why it was not read")
