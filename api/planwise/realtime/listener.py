@@ -22,6 +22,7 @@ import time
 from typing import Any
 
 import psycopg
+from sqlalchemy.exc import DBAPIError
 
 from planwise.config import Settings
 from planwise.db.engine import libpq_url
@@ -39,6 +40,9 @@ QUEUE_SIZE = 10_000
 BATCH = 500
 GAP_MESSAGE = "changes may have been missed (database connection lost); rejoin to resync"
 SEEN_SECONDS = REPLAY_SECONDS + 60.0
+REDELIVERY_SECONDS = 1.0
+"""A change whose delivery could not read the database (a failover) is tried again after
+this, while it is within REPLAY_SECONDS (read_changes reads no older row)."""
 
 
 def listen_url(settings: Settings) -> str:
@@ -74,6 +78,9 @@ class Seen:
 
     def add(self, item: int) -> None:
         self.ids[item] = time.monotonic()
+
+    def discard(self, item: int) -> None:
+        self.ids.pop(item, None)
 
     def prune(self) -> None:
         cutoff = time.monotonic() - SEEN_SECONDS
@@ -249,6 +256,15 @@ class ChangeListener:
                 if change is not None:
                     try:
                         await self.hub.dispatch(change)
+                    except (DBAPIError, psycopg.Error) as error:
+                        # Its reads come before any send: nothing went out, so try again.
+                        logger.warning("realtime: delivering a %s change failed (%s); again "
+                                       "in %g s", row.table, error.__class__.__name__,
+                                       REDELIVERY_SECONDS)  # fmt: skip
+                        self.seen[CHANGES_CHANNEL].discard(row.id)
+                        asyncio.get_running_loop().call_later(
+                            REDELIVERY_SECONDS, self._enqueue, CHANGES_CHANNEL, row.id
+                        )
                     except Exception:
                         logger.exception("realtime: delivering a %s change failed", row.table)
         if resync:
