@@ -29,7 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, pool
 
 from planwise.config import Settings
-from planwise.console.routes import PAGES, TEMPLATES, pitr_state
+from planwise.console.routes import PAGES, TEMPLATES
 from planwise.db.cluster import Cluster
 from planwise.db.engine import sqlalchemy_url
 from planwise.errors import PlanwiseError
@@ -453,7 +453,7 @@ def test_the_console_shows_pgbackrest_backups_and_the_restore_window(
     with engine.connect() as connection:
         archiver = monitor.collect(connection)["archiver"]
     engine.dispose()
-    state = pitr_state(settings, archiver, Cluster(settings, cluster_directory(pitr_env)))
+    state = monitor.pitr_state(settings, archiver, Cluster(settings, cluster_directory(pitr_env)))
     assert state["note"] is None, state
     shown, expected = state["info"], info(pitr_env)
     labels = [item["label"] for item in expected["backups"]]  # type: ignore[attr-defined]

@@ -9,7 +9,6 @@ on a page of their own and logged (logger `planwise.console`).
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 from collections.abc import Callable
@@ -27,18 +26,14 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
-from planwise.config import Settings
 from planwise.console import charts
 from planwise.console import session as console_session
-from planwise.db.cluster import Cluster, default_cluster_dir
 from planwise.deps import SessionDep, SettingsDep
-from planwise.errors import PlanwiseError
 from planwise.observability import Metrics
 from planwise.ops.backup import dumps as dump_files
 from planwise.ops.monitor import bloat, suggest
 from planwise.ops.monitor import explain as plans
 from planwise.ops.monitor import report as monitor
-from planwise.ops.pitr.pgbackrest import Pitr
 from planwise.users import throttle
 from planwise.users.models import User
 from planwise.users.service import AccountDisabled, act_as, authenticate
@@ -214,7 +209,7 @@ def overview(request: Request, session: SessionDep, admin: AdminDep) -> HTMLResp
     return page(request, "overview.html", {
         "admin": admin, "current": "overview", "report": report, "rules": rules,
         "cache": cache, "connection_count": connections,
-        "pitr": pitr_state(request.app.state.settings, report["archiver"]),
+        "pitr": monitor.pitr_state(request.app.state.settings, report["archiver"]),
     })  # fmt: skip
 
 
@@ -608,7 +603,7 @@ def backups(request: Request, session: SessionDep, admin: AdminDep) -> HTMLRespo
         "admin": admin, "current": "backups", "report": report, "dumps": dumps,
         "directory": directory, "note": note, "notes": notes,
         "archive_chart": charts.line_chart("WAL archive lag", archive, unit="count"),
-        "pitr": pitr_state(request.app.state.settings, archiver),
+        "pitr": monitor.pitr_state(request.app.state.settings, archiver),
         "archive_age_seconds": None if archived is None else round(
             (datetime.now(UTC) - datetime.fromisoformat(archived)).total_seconds()
         ),
@@ -690,30 +685,3 @@ def connections(request: Request, session: SessionDep, admin: AdminDep) -> HTMLR
         "pid": os.getpid(), "interval": settings.sample_interval_seconds,
         "runs": _samples(session, "sampler runs", notes, RUNS_SQL), "notes": notes,
     })  # fmt: skip
-
-
-@functools.cache
-def _cluster_directory() -> Path:
-    """Where the managed cluster is: found once per process (as root it takes a probe
-    run as the cluster's OS user, a subprocess)."""
-    return default_cluster_dir()
-
-
-def pitr_state(
-    settings: Settings, archiver: dict[str, Any], cluster: Cluster | None = None
-) -> dict[str, Any]:
-    """pgBackRest's backups and restore window (what `planwise pitr info` shows) of the
-    managed cluster (by default the one PLANWISE_HOME holds), or why there are none.
-    pg_stat_archiver is the report's (read as the API's role), so the API opens no
-    superuser connection for this."""
-    if not settings.uses_managed_cluster:
-        return {"info": None, "note": "PITR not configured here: DATABASE_URL points at a "
-                "server Planwise does not manage, where WAL archiving is the host's job (on "
-                "Supabase: the PITR add-on)"}  # fmt: skip
-    pitr = Pitr(cluster or Cluster(settings, _cluster_directory()))
-    if not pitr.configured:
-        return {"info": None, "note": "PITR not configured (planwise pitr setup)"}
-    try:
-        return {"info": pitr.info(archiver=archiver), "note": None}
-    except (PlanwiseError, OSError, ValueError) as error:
-        return {"info": None, "note": f"pgBackRest could not be read: {error}"}

@@ -9,6 +9,7 @@ PgHero's default thresholds.
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -25,7 +26,7 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from planwise.config import Settings
-from planwise.db.cluster import SUPERUSER, Cluster
+from planwise.db.cluster import SUPERUSER, Cluster, default_cluster_dir
 from planwise.errors import PlanwiseError
 from planwise.observability import PoolCollector
 from planwise.ops.backup import dumps as backups
@@ -486,23 +487,37 @@ PITR_INFO_TIMEOUT_SECONDS = 3.0
 scrape (Prometheus' default timeout: 10 s) answers with the database figures anyway."""
 
 
-def pitr_figures(settings: Settings) -> dict[str, Any]:
-    """The point-in-time restore window (`pgbackrest info`) once `planwise pitr setup` ran
-    on the managed cluster; otherwise, or when it cannot be read, `note` says why not."""
-    facts: dict[str, Any] = {"configured": False, "restore_window": None, "note": None}
+@functools.cache
+def _managed_cluster_directory() -> Path:
+    """Where the managed cluster is: found once per process (as root it takes a probe run
+    as the cluster's OS user, a subprocess), not on every page or scrape."""
+    return default_cluster_dir()
+
+
+def pitr_state(
+    settings: Settings,
+    archiver: dict[str, Any] | None = None,
+    cluster: Cluster | None = None,
+    timeout: float | None = None,
+) -> dict[str, Any]:
+    """pgBackRest's backups and restore window (what `planwise pitr info` shows) of the
+    managed cluster (by default the one PLANWISE_HOME holds) once `planwise pitr setup`
+    ran, or in `note` why there are none. `archiver`: pg_stat_archiver as the caller read
+    it (the console, as the API's role); `timeout` bounds `pgbackrest info` (/metrics)."""
     if not settings.uses_managed_cluster:
-        facts["note"] = "not the managed cluster: point-in-time recovery is the host's job"
-        return facts
-    pitr = Pitr(Cluster(settings))
+        return {"configured": False, "info": None, "note": "PITR not configured here: "
+                "DATABASE_URL points at a server Planwise does not manage, where WAL archiving "
+                "is the host's job (on Supabase: the PITR add-on)"}  # fmt: skip
+    pitr = Pitr(cluster or Cluster(settings, _managed_cluster_directory()))
     if not pitr.configured:
-        facts["note"] = "`planwise pitr setup` has not been run"
-        return facts
-    facts["configured"] = True
+        return {"configured": False, "info": None,
+                "note": "PITR not configured (planwise pitr setup)"}  # fmt: skip
     try:
-        facts["restore_window"] = pitr.info(timeout=PITR_INFO_TIMEOUT_SECONDS)["restore_window"]
+        info = pitr.info(archiver=archiver, timeout=timeout)
     except (PlanwiseError, OSError, ValueError, psycopg.Error) as error:
-        facts["note"] = f"pgbackrest info: {error}"
-    return facts
+        return {"configured": True, "info": None,
+                "note": f"pgBackRest could not be read: {error}"}  # fmt: skip
+    return {"configured": True, "info": info, "note": None}
 
 
 def app_pool_figures(engine: Engine) -> dict[str, float]:
@@ -986,7 +1001,7 @@ class DatabaseCollector(Collector):
         if report is not None and self.settings is not None:
             if self.settings.database_pgbouncer or self.settings.uses_managed_cluster:
                 report["pgbouncer"] = pgbouncer_figures(self.settings)
-            report["pitr"] = pitr_figures(self.settings)
+            report["pitr"] = pitr_state(self.settings, timeout=PITR_INFO_TIMEOUT_SECONDS)
         self._cached = (time.monotonic(), report)  # a failure is cached too: no retry storm
         return report
 
@@ -1189,7 +1204,7 @@ def _pitr_metrics(pitr: dict[str, Any] | None) -> Iterator[Metric]:
         "1 when pgBackRest archives the managed cluster (`planwise pitr setup`)",
         value=pitr["configured"],
     )
-    window = pitr["restore_window"] or {}
+    window = (pitr["info"] or {}).get("restore_window") or {}
     for end in ("earliest", "latest"):
         moment = _when(window.get(end))
         if moment is not None:
