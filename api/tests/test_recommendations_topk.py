@@ -21,7 +21,12 @@ CLUSTERS = {
     "taveuni_on_180": (-16.8400, 180.0),  # the circle straddles the antimeridian
     "near_south_pole": (-89.9800, 45.0),  # the circle contains the pole
     "hammerfest": (70.6634, 23.6821),
+    "reykjavik": (64.1466, -21.9426),  # few of the top categories, many of the others
 }
+RARE_TOP_CATEGORIES = {"reykjavik": (1, 8, 8, 1, 8)}
+"""Weights of (*PREFERENCES, "restaurant") per cluster; elsewhere all alike. There step 1
+finds the top categories whole, often fewer than k of them (no bound: the whole circle),
+and the plentiful others are read by bands."""
 PLACES_PER_CLUSTER = 1400
 ODD_RATINGS = (None, -3.0, 7.0, 1e10, math.inf, -math.inf, math.nan, 5.0, 0.0)
 
@@ -73,7 +78,8 @@ def dense_world(seed: int = 13) -> list[GeneratedPlace]:
                 rating = ODD_RATINGS[(n // 97) % len(ODD_RATINGS)]
             if n % 89 == 0:
                 total = rng.choice((None, 0, 2_147_483_646))
-            category = rng.choice((*PREFERENCES, "restaurant"))
+            weights = RARE_TOP_CATEGORIES.get(name)
+            category = rng.choices((*PREFERENCES, "restaurant"), weights=weights)[0]
             places.append(GeneratedPlace(f"k-{name}-{n:05d}", plat, plng, category, rating, total))
     return places
 
