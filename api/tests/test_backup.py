@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import tempfile
 import time
@@ -14,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import URL, make_url
 
 from planwise.ops.backup.dumps import Backup, plan_retention
 from tests.support.cli import PLANWISE, planwise, steps_shown
@@ -93,6 +95,30 @@ def test_create_list_verify_restore(backup_env: tuple[DatabaseUnderTest, dict[st
         if json.loads(path.read_text())["kind"] == "safety"
     ]
     assert len(safety) == 1 and safety[0]["row_counts"]["place"] == 2  # b2 and b3
+
+
+def test_create_and_verify_through_a_multi_host_url(
+    backup_env: tuple[DatabaseUnderTest, dict[str, str]],
+) -> None:
+    """A Patroni cluster's URL (`host=a,b&port=…&target_session_attrs=read-write`): pg_dump
+    and the scratch restore reach the server libpq picks, here the second host, as the
+    first refuses connections (a port bound and not listening)."""
+    db, env = backup_env
+    server = make_url(db.admin_url)
+    with socket.socket() as refusing:
+        refusing.bind(("127.0.0.1", 0))
+        ports = f"{refusing.getsockname()[1]},{server.port}"
+        url = URL.create(
+            "postgresql", server.username, server.password, database=server.database,
+            query={"host": "127.0.0.1,127.0.0.1", "port": ports,
+                   "target_session_attrs": "read-write"},
+        ).render_as_string(hide_password=False)  # fmt: skip
+        created = planwise("backup", "create", **{**env, "MIGRATION_DATABASE_URL": url})
+        assert created.returncode == 0, created.stdout + created.stderr
+        dump = only_backup(Path(env["BACKUP_DIR"]))
+        assert json.loads(dump.with_suffix(".json").read_text())["row_counts"]["place"] == 2
+        verified = planwise("backup", "verify", dump.stem, **{**env, "MIGRATION_DATABASE_URL": url})
+        assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
 def test_tampered_backup_fails_verification(

@@ -9,12 +9,14 @@ import time
 from typing import Any
 
 import psycopg
+import psycopg.conninfo
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 
 from planwise.config import Settings
 from planwise.db.waits import BudgetedQueuePool, with_read_timeout
+from planwise.errors import PlanwiseError
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -30,19 +32,37 @@ def libpq_url(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+LIBPQ_ENVIRONMENT = {
+    "host": "PGHOST", "hostaddr": "PGHOSTADDR", "port": "PGPORT", "dbname": "PGDATABASE",
+    "user": "PGUSER", "password": "PGPASSWORD", "passfile": "PGPASSFILE",
+    "channel_binding": "PGCHANNELBINDING", "service": "PGSERVICE", "options": "PGOPTIONS",
+    "sslmode": "PGSSLMODE", "sslcompression": "PGSSLCOMPRESSION", "sslcert": "PGSSLCERT",
+    "sslkey": "PGSSLKEY", "sslrootcert": "PGSSLROOTCERT", "sslcrl": "PGSSLCRL",
+    "sslcrldir": "PGSSLCRLDIR", "sslsni": "PGSSLSNI", "requirepeer": "PGREQUIREPEER",
+    "ssl_min_protocol_version": "PGSSLMINPROTOCOLVERSION",
+    "ssl_max_protocol_version": "PGSSLMAXPROTOCOLVERSION", "gssencmode": "PGGSSENCMODE",
+    "krbsrvname": "PGKRBSRVNAME", "gsslib": "PGGSSLIB", "connect_timeout": "PGCONNECT_TIMEOUT",
+    "client_encoding": "PGCLIENTENCODING", "target_session_attrs": "PGTARGETSESSIONATTRS",
+}  # fmt: skip
+"""libpq 15's connection keywords that have an environment variable (its manual, 34.15)."""
+
+
 def pg_environment(url: str, *, application_name: str = "planwise") -> dict[str, str]:
     """This process's environment plus libpq's PG* variables for `url`, for a child
-    process (psql, pg_dump): no password appears on a command line, which `ps` shows."""
-    parsed = make_url(libpq_url(url))
-    variables = {
-        "PGHOST": parsed.host,
-        "PGPORT": str(parsed.port) if parsed.port else None,
-        "PGUSER": parsed.username,
-        "PGPASSWORD": parsed.password,
-        "PGDATABASE": parsed.database,
-        "PGAPPNAME": application_name,
-    }
-    return {**os.environ, **{k: v for k, v in variables.items() if v is not None}}
+    process (psql, pg_dump): no password appears on a command line, which `ps` shows.
+    Every keyword of the URL goes over, so a multi-host URL (a Patroni cluster's
+    `host=a,b&port=…&target_session_attrs=read-write`) reaches the same server as here."""
+    keywords = psycopg.conninfo.conninfo_to_dict(libpq_url(url))
+    unknown = sorted(set(keywords) - set(LIBPQ_ENVIRONMENT) - {"application_name"})
+    if unknown:
+        raise PlanwiseError(
+            f"the database URL's {', '.join(unknown)} cannot be handed to pg_dump or psql "
+            "(libpq has no environment variable for it, and a command line would show the "
+            "password): leave it out of the URL for this command"
+        )
+    variables = {LIBPQ_ENVIRONMENT[key]: str(value) for key, value in keywords.items()
+                 if key != "application_name" and value is not None}  # fmt: skip
+    return {**os.environ, **variables, "PGAPPNAME": application_name}
 
 
 def build_engine(url: str, settings: Settings, *, application_name: str | None = None) -> Engine:
