@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 import math
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+import psycopg
 import pytest
 from sqlalchemy import text
 from sqlmodel import Session
@@ -25,6 +26,7 @@ from planwise.recommendations.service import (
     recommendation_params,
 )
 from planwise.users.models import User
+from tests.support.databases import DatabaseUnderTest, connect
 from tests.support.factories import make_place, make_preference, make_review, make_user
 
 EARTH_RADIUS_KM = 6371.0088
@@ -540,6 +542,34 @@ def test_out_of_range_arguments_raise_value_error(
     call: dict[str, object] = {"lat": OSLO[0], "lng": OSLO[1], **arguments}
     with pytest.raises(ValueError):
         recommend(db_session, **call)  # type: ignore[arg-type]
+
+
+def test_arguments_are_checked_whatever_plan_the_statistics_give(
+    create_migrated_database: Callable[[str], DatabaseUnderTest],
+) -> None:
+    """With `place` analysed empty the planner may drive the final join from `place`; an
+    executor that finds it empty never runs the rest, bound checks included (seen in a
+    full run, where earlier tests had analysed the shared database). The check gates the
+    whole statement. A database of its own: ANALYZE's row estimate outlives a rollback."""
+    db = create_migrated_database("planwise_plan_check")
+    with connect(db.admin_url) as conn:
+        conn.execute("ANALYZE place")
+        user_id = conn.execute(
+            'INSERT INTO "user" (username, hashed_password, full_name, role) '
+            "VALUES ('checked', 'h', 'C', 'user') RETURNING id"
+        ).fetchone()[0]  # type: ignore[index]
+        conn.execute(
+            "INSERT INTO preference (user_id, category, rating) VALUES (%s, 'museum', 0.9)",
+            (user_id,),
+        )
+        conn.execute("SELECT set_config('app.user_id', %s, false)", (str(user_id),))
+        conn.commit()
+        for lat, lng, radius, limit in ((OSLO[0], 180.5, 5, 20), (math.nan, OSLO[1], 5, 20),
+                                        (*OSLO, 50.001, 20), (*OSLO, 5, 101)):  # fmt: skip
+            with pytest.raises(psycopg.errors.InvalidParameterValue, match="must be within"):
+                conn.execute("SELECT * FROM recommend_places(%s, %s, %s, %s)",
+                             (lat, lng, radius, limit))  # fmt: skip
+            conn.rollback()
 
 
 def test_bounds_themselves_are_accepted(db_session: Session, traveller: User) -> None:

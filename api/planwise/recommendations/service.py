@@ -74,8 +74,8 @@ def recommendation_params(
 ) -> dict[str, Any]:
     """Bind parameters of `RECOMMENDATION_SQL` (also for EXPLAIN and benchmarks).
 
-    The database checks the bounds, except a limit below 1: the planner answers `LIMIT 0`
-    without running the check, so that one is refused here.
+    The database checks the bounds (before anything else since migration 9f0a1b2c3d4e);
+    a limit that is not a positive int, `True` included, is refused here with its type.
     """
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ValueError(f"limit must be a positive integer, got {limit!r}")
