@@ -87,7 +87,7 @@ _TOUCHED = sql.Identifier("planwise_place_touched")
 _COLUMNS = sql.SQL(", ").join(map(sql.Identifier, PLACE_COLUMNS))
 
 # `seq` is the record's position in the import, for last-wins among duplicated ids.
-# opening_hours is staged as text: COPY into json would parse every value (0.4-0.5 s of
+# opening_hours is staged as text: COPY into json would parse every value (about 0.5 s of
 # server CPU per 300,000 places), though a re-import then leaves most rows out; the
 # upsert casts it for the rows it writes.
 CREATE_STAGING = sql.SQL("""
