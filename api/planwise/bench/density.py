@@ -18,23 +18,21 @@ What the work grows with is counted too: preferred places within 5 km per reques
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable
-from types import ModuleType
 from typing import Any
 
 from planwise.bench import sql
 from planwise.bench.data import BenchDatabase, connect_admin
 from planwise.bench.recommend import measure
-from planwise.config import REPO_ROOT
+from planwise.db.migrations import revision_module
 
-VERSIONS = REPO_ROOT / "api" / "alembic" / "versions"
 SCRIPTS = {
     "ours": sql.OURS_SCRIPT,
     "previous": sql.OURS_SCRIPT.replace("planwise_recommend_for(", "bench.recommend_for_previous("),
 }
 PREVIOUS_PLACES = "20231227_b8c9d0e1f2a3_candidates_by_category_and_location.py"
 PREVIOUS_INDEX = "ix_place_category_location"
+PREVIOUS_REQUEST = "20231228_f3a4b5c6d7e8_recommendations_honour_token_revocation.py"
 CANDIDATE_SAMPLE = 100
 """Requests whose preferred places within 5 km are counted (index-served, cheap)."""
 
@@ -52,21 +50,11 @@ FROM (
 """
 
 
-def _revision(filename: str) -> ModuleType:
-    path = VERSIONS / filename
-    spec = importlib.util.spec_from_file_location(f"planwise_bench_{path.stem}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def previous_sql() -> str:
     """`bench.recommend_places_previous` and `bench.recommend_for_previous`: the request
     as it ran before 5a6b7c8d9e0f, from revisions b8c9d0e1f2a3 and f3a4b5c6d7e8."""
-    places = str(_revision(PREVIOUS_PLACES).RECOMMEND_PLACES)
-    request = str(_revision("20231228_f3a4b5c6d7e8_recommendations_honour_token_revocation.py")
-                  .RECOMMEND_FOR)  # fmt: skip
+    places = str(revision_module(PREVIOUS_PLACES).RECOMMEND_PLACES)
+    request = str(revision_module(PREVIOUS_REQUEST).RECOMMEND_FOR)
     places = places.replace("recommend_places.", "recommend_places_previous.").replace(
         "CREATE OR REPLACE FUNCTION recommend_places(",
         "CREATE OR REPLACE FUNCTION bench.recommend_places_previous(",
@@ -81,7 +69,7 @@ def previous_sql() -> str:
 
 def _install_previous(db: BenchDatabase, progress: Callable[[str], None]) -> None:
     """The previous SQL and the index it reads (the migrations' own text: no user input)."""
-    index = str(_revision(PREVIOUS_PLACES).CREATE_INDEX)
+    index = str(revision_module(PREVIOUS_PLACES).CREATE_INDEX)
     with connect_admin(db, autocommit=True) as conn:
         conn.execute(previous_sql())
         progress(f"density: building the previous SQL's index in {db.name}")
