@@ -4,7 +4,7 @@ pass/fail tests.
 Every command works in the bench database (`--database`, default planwise_bench) on the
 managed cluster, loading the data set first if the database does not hold exactly the
 requested one, and merges its figures into `bench/results/latest.json` and `latest.md`.
-`--smoke` shrinks everything (2,000 places, 2 s measurements) to check the pipeline.
+`--smoke` shrinks everything (2,000 places, 1 s measurements) to check the pipeline.
 `bench cluster` works on the Patroni cluster instead (see planwise.bench.cluster) and is
 not part of `bench all`: it needs three members and kills its leader.
 Exit codes: 0 measured (whether or not goals are met), 1 a measurement failed.
@@ -54,7 +54,7 @@ class Options:
 
     def smoke(self) -> Options:
         """Tiny sizes: checks the whole pipeline in well under a minute."""
-        return replace(self, places=2_000, users=200, requests=200, seconds=2, warmup=0.5,
+        return replace(self, places=2_000, users=200, requests=200, seconds=1, warmup=0.25,
                        recall_samples=20, connections=(1,), records=2_000, import_rounds=1,
                        pitr=False)  # fmt: skip
 
