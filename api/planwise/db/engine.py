@@ -43,6 +43,7 @@ LIBPQ_ENVIRONMENT = {
     "ssl_max_protocol_version": "PGSSLMAXPROTOCOLVERSION", "gssencmode": "PGGSSENCMODE",
     "krbsrvname": "PGKRBSRVNAME", "gsslib": "PGGSSLIB", "connect_timeout": "PGCONNECT_TIMEOUT",
     "client_encoding": "PGCLIENTENCODING", "target_session_attrs": "PGTARGETSESSIONATTRS",
+    "application_name": "PGAPPNAME",
 }  # fmt: skip
 """libpq 15's connection keywords that have an environment variable (its manual, 34.15)."""
 
@@ -53,7 +54,7 @@ def pg_environment(url: str, *, application_name: str = "planwise") -> dict[str,
     Every keyword of the URL goes over, so a multi-host URL (a Patroni cluster's
     `host=a,b&port=…&target_session_attrs=read-write`) reaches the same server as here."""
     keywords = psycopg.conninfo.conninfo_to_dict(libpq_url(url))
-    unknown = sorted(set(keywords) - set(LIBPQ_ENVIRONMENT) - {"application_name"})
+    unknown = sorted(set(keywords) - set(LIBPQ_ENVIRONMENT))
     if unknown:
         raise PlanwiseError(
             f"the database URL's {', '.join(unknown)} cannot be handed to pg_dump or psql "
@@ -61,8 +62,8 @@ def pg_environment(url: str, *, application_name: str = "planwise") -> dict[str,
             "password): leave it out of the URL for this command"
         )
     variables = {LIBPQ_ENVIRONMENT[key]: str(value) for key, value in keywords.items()
-                 if key != "application_name" and value is not None}  # fmt: skip
-    return {**os.environ, **variables, "PGAPPNAME": application_name}
+                 if value is not None}  # fmt: skip
+    return {**os.environ, **variables, "PGAPPNAME": application_name}  # ours, not the URL's
 
 
 def build_engine(url: str, settings: Settings, *, application_name: str | None = None) -> Engine:
