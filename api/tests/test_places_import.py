@@ -433,7 +433,7 @@ def test_a_rebuilding_import_ends_with_the_migrated_indexes(
     """Definitions and comments (b8c9d0e1f2a3's downgrade reads one) as migrated."""
     migrated = place_indexes(import_db)
     assert sorted(migrated) == sorted(SECONDARY_INDEXES)
-    assert migrated["ix_place_category_band_location"][1]  # the comment that must survive
+    assert migrated["ix_place_category_band_point"][1]  # the comment that must survive
     path = write_lines(tmp_path / "big.jsonl", [google_place(f"big-{n}") for n in range(5)])
     report = import_places(import_db.admin_url, [path], progress=False, rebuild_indexes=True)
     assert (report.inserted, report.rebuilt_indexes) == (5, REBUILT_INDEXES)

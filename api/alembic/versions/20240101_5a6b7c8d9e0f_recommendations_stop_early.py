@@ -235,7 +235,7 @@ $$
 """
 
 
-def _move_comment(source: str, target: str) -> None:
+def move_comment(source: str, target: str) -> None:
     """b8c9d0e1f2a3 records in its index's comment whether it created btree_gist (its
     downgrade drops the extension only then): the mark moves with the index it replaces."""
     op.execute(
@@ -253,7 +253,7 @@ def _move_comment(source: str, target: str) -> None:
 def upgrade() -> None:
     op.execute(STATIC_BAND)
     op.execute(CREATE_INDEX)
-    _move_comment(PREVIOUS_INDEX, INDEX)
+    move_comment(PREVIOUS_INDEX, INDEX)
     op.execute(RECOMMEND_PLACES)
     op.execute(f"DROP INDEX public.{PREVIOUS_INDEX}")
 
@@ -261,7 +261,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     previous = revision_module("20231227_b8c9d0e1f2a3_candidates_by_category_and_location.py")
     op.execute(str(previous.CREATE_INDEX))
-    _move_comment(INDEX, PREVIOUS_INDEX)
+    move_comment(INDEX, PREVIOUS_INDEX)
     op.execute(str(previous.RECOMMEND_PLACES))
     op.execute(f"DROP INDEX public.{INDEX}")
     op.execute(f"DROP FUNCTION {BAND_FUNCTION}")

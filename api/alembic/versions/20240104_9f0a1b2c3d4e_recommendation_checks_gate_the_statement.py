@@ -42,10 +42,15 @@ def _previous_function() -> str:
     return str(revision_module(PREVIOUS).RECOMMEND_PLACES)
 
 
-def upgrade() -> None:
+def recommend_places_sql() -> str:
+    """This revision's `recommend_places()` (a later revision's downgrade restores it)."""
     previous = _previous_function()
     assert previous.count(FINAL_JOIN) == 1, "5a6b7c8d9e0f's final join is not where expected"
-    op.execute(previous.replace(FINAL_JOIN, FINAL_JOIN + GATE))
+    return previous.replace(FINAL_JOIN, FINAL_JOIN + GATE)
+
+
+def upgrade() -> None:
+    op.execute(recommend_places_sql())
 
 
 def downgrade() -> None:

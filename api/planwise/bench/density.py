@@ -7,10 +7,10 @@ and the requests' shape unchanged. pgbench runs, on each, at 1 and 2 clients:
 
 - ours: the API's one statement (`sql.OURS_SCRIPT`, `planwise_recommend_for`);
 - previous: the same statement with the recommendation SQL as it was before migration
-  5a6b7c8d9e0f (every preferred place in the circle scored, from
-  `ix_place_category_location`), installed into the `bench` schema from the migrations'
-  own text, with that index built for the run and dropped afterwards, so every run shows
-  the lever side by side on the same data.
+  a1c2e3f4a5b6 (the same early-stopping top-k, read from the btree_gist GiST
+  `ix_place_category_band_location`), installed into the `bench` schema from the
+  migrations' own text, with that index built for the run and dropped afterwards, so
+  every run shows the lever side by side on the same data.
 
 The figure is dense / sparse latency (p50, p99) at each client count; the goal is ≤ 1.5x.
 What the work grows with is counted too: preferred places within 5 km per request.
@@ -30,8 +30,9 @@ SCRIPTS = {
     "ours": sql.OURS_SCRIPT,
     "previous": sql.OURS_SCRIPT.replace("planwise_recommend_for(", "bench.recommend_for_previous("),
 }
-PREVIOUS_PLACES = "20231227_b8c9d0e1f2a3_candidates_by_category_and_location.py"
-PREVIOUS_INDEX = "ix_place_category_location"
+PREVIOUS_PLACES = "20240104_9f0a1b2c3d4e_recommendation_checks_gate_the_statement.py"
+PREVIOUS_INDEX_REVISION = "20240101_5a6b7c8d9e0f_recommendations_stop_early.py"
+PREVIOUS_INDEX = "ix_place_category_band_location"
 PREVIOUS_REQUEST = "20231228_f3a4b5c6d7e8_recommendations_honour_token_revocation.py"
 CANDIDATE_SAMPLE = 100
 """Requests whose preferred places within 5 km are counted (index-served, cheap)."""
@@ -52,8 +53,8 @@ FROM (
 
 def previous_sql() -> str:
     """`bench.recommend_places_previous` and `bench.recommend_for_previous`: the request
-    as it ran before 5a6b7c8d9e0f, from revisions b8c9d0e1f2a3 and f3a4b5c6d7e8."""
-    places = str(revision_module(PREVIOUS_PLACES).RECOMMEND_PLACES)
+    as it ran before a1c2e3f4a5b6, from revisions 9f0a1b2c3d4e and f3a4b5c6d7e8."""
+    places = str(revision_module(PREVIOUS_PLACES).recommend_places_sql())
     request = str(revision_module(PREVIOUS_REQUEST).RECOMMEND_FOR)
     places = places.replace("recommend_places.", "recommend_places_previous.").replace(
         "CREATE OR REPLACE FUNCTION recommend_places(",
@@ -69,7 +70,7 @@ def previous_sql() -> str:
 
 def _install_previous(db: BenchDatabase, progress: Callable[[str], None]) -> None:
     """The previous SQL and the index it reads (the migrations' own text: no user input)."""
-    index = str(revision_module(PREVIOUS_PLACES).CREATE_INDEX)
+    index = str(revision_module(PREVIOUS_INDEX_REVISION).CREATE_INDEX)
     with connect_admin(db, autocommit=True) as conn:
         conn.execute(previous_sql())
         progress(f"density: building the previous SQL's index in {db.name}")

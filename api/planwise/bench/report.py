@@ -101,7 +101,7 @@ def _density_figures(scope: str, section: dict[str, Any]) -> list[Figure]:
         scope, "preferred places within 5 km per request, median (min / max), sparse / dense",
         " / ".join(f"{c['median']:,} ({c['min']:,} / {c['max']:,})" for c in counts.values()),
     )]  # fmt: skip
-    names = {"ours": "Planwise", "previous": "previous SQL (before 5a6b7c8d9e0f)"}
+    names = {"ours": "Planwise", "previous": "previous SQL (before a1c2e3f4a5b6)"}
     for level in [f"c{count}" for count in section["clients"]]:
         clients = level[1:]
         for name, label in names.items():
@@ -397,8 +397,9 @@ NOTES = (
     "Density: the same recommendation on the 1M set and on one of the same size around "
     "every tenth city (`<database>_dense`: ten times the places per city), interleaved "
     "in one run; 'previous SQL' is the recommendation as it was before migration "
-    "5a6b7c8d9e0f (every preferred place in the circle scored), installed into the bench "
-    "schema from the migrations' text with its index built for the run.",
+    "a1c2e3f4a5b6 (the same top-k on the btree_gist (category, band, point) GiST), "
+    "installed into the bench schema from the migrations' text with its index built for "
+    "the run.",
     "Cluster (`bench cluster`): three Patroni members on this one machine; pgbench runs "
     "the recommendation script on the leader alone, then with the same clients split over "
     "the two replicas at once; inserts of 100-byte rows on the leader alternate async and "

@@ -26,13 +26,11 @@ REBUILT_INDEXES = ("idx_place_location", "idx_place_category")
 of their row-by-row maintenance (a sorted GiST build on the PostGIS point, a btree),
 measured in server CPU per 300,000 places: 0.5 s to build both against 1.5-2 s to
 maintain them. Opt-in: the import's wall time did not reliably improve (README)."""
-SECONDARY_INDEXES = (*REBUILT_INDEXES, "ix_place_category_band_location")
+SECONDARY_INDEXES = (*REBUILT_INDEXES, "ix_place_category_point", "ix_place_category_band_point")
 """Every secondary index of `place` (the primary key stays: the merge's ON CONFLICT and
-its anti-join need it). `ix_place_category_band_location` (like `ix_place_category_location`
-before it, whose figures these are) costs about as much to build as to
-maintain (4.2 s against 4.5-5 s of CPU per 300,000 places): btree_gist has no sorted
-build on PostgreSQL 15, so its build inserts tuple by tuple too. Rebuilt only when
-nothing reads the table anyway (the bench's load into an empty database)."""
+its anti-join need it). Rebuilt only when nothing reads the table anyway (the bench's load
+into an empty database); the recommendation's two point GiSTs (a1c2e3f4a5b6) have sorted
+builds like `idx_place_location`."""
 BUILD_MAINTENANCE_WORK_MEM = "1GB"
 """For the builds only (SET LOCAL): the GiST builds buffer in it, the btree sorts in it."""
 

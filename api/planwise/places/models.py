@@ -8,6 +8,8 @@ from planwise.db.base import timestamp_column
 
 PLACE_POINT_SQL = "ST_SetSRID(ST_MakePoint(lng, lat), 4326)"
 """The expression `idx_place_location` indexes; spatial queries must use it verbatim."""
+CANDIDATE_COLUMNS = ["lat", "lng", "category", "rating", "user_ratings_total", "id"]
+"""What a recommendation reads of a candidate, in its indexes (the heap only for the k)."""
 
 
 class Place(SQLModel, table=True):
@@ -15,15 +17,22 @@ class Place(SQLModel, table=True):
     __table_args__ = (
         Index("idx_place_location", text(PLACE_POINT_SQL), postgresql_using="gist"),
         Index("idx_place_category", "category"),
-        # Recommendation candidates by category, static band and location, index-only
-        # (migrations b8c9d0e1f2a3 and 5a6b7c8d9e0f, btree_gist).
+        # Recommendation candidates, index-only: a point GiST whose key shifts each
+        # category (and static band) to a region of its own (migration a1c2e3f4a5b6).
         Index(
-            "ix_place_category_band_location",
-            "category",
-            text("planwise_static_band(rating, user_ratings_total)"),
-            text("point(lng, lat)"),
+            "ix_place_category_point",
+            text("planwise_category_point(category, lng, lat)"),
             postgresql_using="gist",
-            postgresql_include=["lat", "lng", "rating", "user_ratings_total", "id"],
+            postgresql_include=CANDIDATE_COLUMNS,
+        ),
+        Index(
+            "ix_place_category_band_point",
+            text(
+                "planwise_category_band_point(category, "
+                "planwise_static_band(rating, user_ratings_total), lng, lat)"
+            ),
+            postgresql_using="gist",
+            postgresql_include=CANDIDATE_COLUMNS,
         ),
     )
 
