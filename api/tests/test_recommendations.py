@@ -161,12 +161,19 @@ def world(db_session: Session) -> list[GeneratedPlace]:
     return places
 
 
+def add_traveller(session: Session) -> User:
+    """A user preferring museums and parks (`PREFERRED`)."""
+    user = make_user(session)
+    for category, rating in PREFERRED.items():
+        make_preference(session, user, category, rating)
+    assert user.id is not None
+    return user
+
+
 @pytest.fixture
 def traveller(db_session: Session) -> User:
-    """A user preferring museums and parks, acting in the test's transaction."""
-    user = make_user(db_session)
-    for category, rating in PREFERRED.items():
-        make_preference(db_session, user, category, rating)
+    """The traveller, acting in the test's transaction."""
+    user = add_traveller(db_session)
     assert user.id is not None
     set_acting_user(db_session, user.id)
     return user
@@ -358,11 +365,8 @@ def vacuumed_world(
     engine = create_engine(sqlalchemy_url(db.admin_url), poolclass=pool.NullPool)
     with Session(engine) as session:
         insert_places(session, generate_world())
-        user = make_user(session)
-        for category, rating in PREFERRED.items():
-            make_preference(session, user, category, rating)
-        assert user.id is not None
-        user_id = user.id
+        user_id = add_traveller(session).id
+        assert user_id is not None
         session.commit()
     with connect(db.admin_url) as conn:
         conn.autocommit = True

@@ -110,31 +110,10 @@ CREATE_INDEXES = (
     """,
 )
 
-RECOMMEND_PLACES = """
-CREATE OR REPLACE FUNCTION recommend_places(
-    lat double precision,
-    lng double precision,
-    radius_km double precision DEFAULT 5,
-    max_results integer DEFAULT 20,
-    exclude_reviewed boolean DEFAULT false,
-    only_category text DEFAULT NULL
-) RETURNS TABLE (
-    id varchar, name varchar, place_lat double precision, place_lng double precision,
-    category varchar, rating double precision, user_ratings_total integer, types varchar,
-    description text, distance_km double precision, preference double precision,
-    rating_component double precision, popularity double precision,
-    proximity double precision, score double precision
-)
-LANGUAGE sql STABLE AS $$
-    -- The design document's scoring with true great-circle distance, for the acting user
-    -- (the API's app.user_id or a Supabase JWT's user), with the caller's rights (RLS).
-    -- An exact top-k that stops early (migration 5a6b7c8d9e0f): the most preferred
-    -- category's nearest places give a score T that k candidates reach; every other
-    -- category is read only in the static bands, and within the distances, that can
-    -- still reach T. The places come from two point GiSTs whose keys shift each
-    -- category (and band) to a region of its own (migration a1c2e3f4a5b6): a box shifted
-    -- the same way finds them. Plain SQL so the planner inlines it; the plan's shape is
-    -- fixed.
+NEW_STEPS = """\
+    -- The candidates come from two point GiSTs whose keys shift each category (and band)
+    -- to a region of its own (migration a1c2e3f4a5b6): a box shifted the same way finds
+    -- them.
     WITH user_prefs AS MATERIALIZED (
         SELECT p.category, p.rating,
                400 * planwise_category_code(p.category) AS shift  -- the keys' lng shift
@@ -254,41 +233,28 @@ LANGUAGE sql STABLE AS $$
               WHERE r.place_id = c.id AND r.user_id = planwise_acting_user_id()
           ))
     ),
-    components AS (
-        SELECT c.*,
-               coalesce(c.rating, 0) / 5 AS rating_component,
-               least(1.0, log(coalesce(c.user_ratings_total, 0) + 1) / 10)::double precision
-                   AS popularity,
-               (1 - least(1.0, c.distance_km / recommend_places.radius_km))::double precision
-                   AS proximity
-        FROM candidates c
-    ),
-    top AS (
-        SELECT k.*,
-               k.preference * 0.6 + k.rating_component * 0.2 + k.popularity * 0.1
-                   + k.proximity * 0.1 AS score
-        FROM components k
-        ORDER BY score DESC, k.distance_km, k.id
-        LIMIT recommend_places.max_results
-    )
-    SELECT t.id, pl.name, t.lat, t.lng, t.category, t.rating, t.user_ratings_total, pl.types,
-           pl.description, t.distance_km, t.preference, t.rating_component, t.popularity,
-           t.proximity, t.score
-    FROM top t
-    JOIN public.place pl ON pl.id = t.id
-    WHERE planwise_check_recommendation_request(  -- first, whatever the join's plan
-        recommend_places.lat, recommend_places.lng, recommend_places.radius_km,
-        recommend_places.max_results)
-    ORDER BY t.score DESC, t.distance_km, t.id
-$$
 """
+"""From `WITH` up to `components`: the steps that read the new indexes. The signature,
+the scoring and the final join are 9f0a1b2c3d4e's (`recommend_places_sql()`)."""
+FIRST_STEP = "    WITH user_prefs AS MATERIALIZED ("
+SCORING = "    components AS ("
+
+
+def recommend_places_sql() -> str:
+    """9f0a1b2c3d4e's `recommend_places()` with its steps up to the scoring replaced."""
+    previous = revision_module(GATED).recommend_places_sql()
+    assert previous.count(FIRST_STEP) == 1 and previous.count(SCORING) == 1, (
+        "9f0a1b2c3d4e's steps are not where expected"
+    )
+    head, rest = previous.split(FIRST_STEP)
+    return head + NEW_STEPS + SCORING + rest.split(SCORING)[1]
 
 
 def upgrade() -> None:
     for statement in (*KEY_FUNCTIONS, *CREATE_INDEXES):
         op.execute(statement)
     revision_module(STOP_EARLY).move_comment(PREVIOUS_INDEX, BAND_INDEX)
-    op.execute(RECOMMEND_PLACES)
+    op.execute(recommend_places_sql())
     op.execute(f"ALTER FUNCTION {RECOMMEND_FOR} SET jit = off")
     op.execute(f"DROP INDEX public.{PREVIOUS_INDEX}")
 
